@@ -1,0 +1,40 @@
+/* API services on krilld's gRPC server. One pair of files per service (STYLE.md section 2):
+ *   <svc>.c       logic (local functions, also called directly by CRI later)
+ *   <svc>_grpc.c  decode request -> call local function -> encode reply / map error
+ * Each service exposes `void services_<svc>_register(struct grpc_server *s, struct services_ctx *ctx)`.
+ * Every handler runs on the daemon's loop thread; blocking work goes to the worker pool (uv_queue_work). */
+#pragma once
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proto/grpc/grpc.h"
+
+struct metadata_db;       /* src/metadata */
+struct content_store;     /* src/content */
+struct snapshot_registry; /* src/snapshot: snapshotters by name */
+struct events_exchange;   /* src/events */
+struct task_manager;      /* src/runtime */
+struct krill_config;      /* src/daemon/config.h */
+struct plugin_registry;   /* src/daemon/builtins.c: for introspection */
+
+struct services_ctx {
+        uv_loop_t *loop;
+        const struct krill_config *config;
+        const char *root;  /* --root */
+        const char *state; /* --state */
+        const char *uuid;  /* persistent server UUID (introspection.Server) */
+        struct metadata_db *db;
+        struct content_store *content;
+        struct snapshot_registry *snapshots;
+        struct events_exchange *events;
+        struct task_manager *tasks;
+        const struct plugin_registry *plugins;
+};
+
+/* Reads and validates the `containerd-namespace` metadata of a call. On success *ret_ns is borrowed from the
+ * call (valid for its life). Missing: -EBUSY ("namespace is required", FailedPrecondition as containerd);
+ * invalid identifier: -EINVAL. */
+int services_call_namespace(const struct grpc_call *call, const char **ret_ns, struct error **err);
+/* The `containerd-lease` metadata of a call, or NULL. */
+const char *services_call_lease(const struct grpc_call *call);
