@@ -1,0 +1,93 @@
+/* Shared inside src/metadata only: LMDB handles, record codec and key helpers. */
+#pragma once
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metadata/db.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+
+enum mdb_table {
+        MT_NAMESPACES,      /* ns -> record(labels) */
+        MT_IMAGES,          /* ns \0 name -> image record */
+        MT_CONTENT,         /* ns \0 digest -> content ref record */
+        MT_LEASES,          /* ns \0 id -> lease record */
+        MT_LEASE_RESOURCES, /* ns \0 lease \0 type \0 id -> "" */
+        MT_CONTAINERS,      /* ns \0 id -> container record */
+        MT_SNAPSHOTS,       /* ns \0 snapshotter \0 key -> snapshot ref record */
+        MT_META,            /* global keys: schema version, gc state */
+        MT_COUNT,
+};
+
+struct metadata_db {
+        MDB_env *env;
+        MDB_dbi dbi[MT_COUNT];
+        char *path;
+        /* Bumped (atomically) by every deletion that can leave garbage; GC compares it. */
+        uint64_t dirty;
+};
+
+static inline void txn_abortp(MDB_txn **t)
+{
+        if (*t)
+                mdb_txn_abort(*t);
+}
+static inline void cursor_closep(MDB_cursor **c)
+{
+        if (*c)
+                mdb_cursor_close(*c);
+}
+
+/* Maps an LMDB return code to -errno with a message. */
+int mdb_err(struct error **err, int rc, const char *what);
+int mdb_begin(struct metadata_db *db, bool write, MDB_txn **ret, struct error **err);
+int mdb_commit(MDB_txn *txn, struct error **err); /* consumes txn */
+
+/* --- record codec: a sequence of [u8 tag][u32 le length][bytes] fields --- */
+struct rec {
+        uint8_t *p;
+        size_t len, cap;
+};
+void rec_put(struct rec *r, uint8_t tag, const void *data, size_t n);
+void rec_put_str(struct rec *r, uint8_t tag, const char *s); /* NULL writes nothing */
+void rec_put_i64(struct rec *r, uint8_t tag, int64_t v);
+/* Labels as one field per pair: "key\0value". */
+void rec_put_labels(struct rec *r, uint8_t tag, char *const *labels);
+static inline void rec_freep(struct rec *r)
+{
+        free(r->p);
+        r->p = NULL;
+}
+
+struct rec_iter {
+        const uint8_t *p;
+        size_t left;
+};
+/* Returns 1 with a field, 0 at the end, -EIO on a corrupt record. */
+int rec_next(struct rec_iter *it, uint8_t *tag, const uint8_t **data, size_t *n);
+char *rec_str(const uint8_t *data, size_t n);   /* new string */
+int64_t rec_i64(const uint8_t *data, size_t n); /* 0 if malformed */
+/* Appends the pair to a label strv being built (n = current pair count). */
+void rec_label_add(char ***labels, size_t *npairs, const uint8_t *data, size_t n);
+
+/* --- keys: components joined with NUL --- */
+/* Builds a key from n components into a new buffer; *ret_len includes the separators but no trailing NUL. */
+void *mkey(size_t *ret_len, size_t n, ...);
+/* Splits key into up to max components (borrowed-by-copy into new strings in out[]); returns count. */
+size_t mkey_split(const void *key, size_t len, char **out, size_t max);
+/* True if key starts with prefix bytes. */
+bool mkey_has_prefix(const MDB_val *key, const void *prefix, size_t plen);
+
+/* Ensures the namespace record exists inside txn (implicit creation). */
+int ns_ensure_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, struct error **err);
+/* Adds a resource to a lease inside txn; -ENOENT if the lease does not exist. lease may be NULL (no-op). */
+int lease_add_resource_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease,
+                           const char *type, const char *id, struct error **err);
+/* Deletes every key of table that starts with prefix. */
+int mdb_delete_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen,
+                      struct error **err);
+bool mdb_has_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen);
+void metadata_mark_dirty(struct metadata_db *db);
