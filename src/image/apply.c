@@ -1,0 +1,793 @@
+/* Layer apply; see apply.h for the contract and the containment rules. */
+#include "image/apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "util/alloc.h"
+#include "util/cleanup.h"
+
+#define READ_BUF_SIZE (1u << 20)
+#define WHITEOUT_PREFIX ".wh."
+#define WHITEOUT_OPAQUE ".wh..wh..opq"
+#define OVERLAY_XATTR_PREFIX "trusted.overlay."
+
+static atomic_bool force_fallback;
+
+void image_apply_force_fallback(bool on)
+{
+        atomic_store(&force_fallback, on);
+}
+
+/* --- a small string set (native opaque whiteouts need "created by this layer") --- */
+
+struct strset {
+        char **slots;
+        size_t cap; /* power of two */
+        size_t len;
+};
+
+static uint64_t str_hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ull;
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ull;
+        return h;
+}
+
+static bool strset_contains(const struct strset *set, const char *s)
+{
+        if (set->cap == 0)
+                return false;
+        for (size_t i = str_hash(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+                if (!set->slots[i])
+                        return false;
+                if (strcmp(set->slots[i], s) == 0)
+                        return true;
+        }
+}
+
+static void strset_add(struct strset *set, const char *s)
+{
+        if (strset_contains(set, s))
+                return;
+        if ((set->len + 1) * 2 > set->cap) {
+                size_t ncap = set->cap ? set->cap * 2 : 256;
+                char **n = xcalloc(ncap, sizeof(char *));
+                for (size_t i = 0; i < set->cap; i++) {
+                        if (!set->slots[i])
+                                continue;
+                        size_t j = str_hash(set->slots[i]) & (ncap - 1);
+                        while (n[j])
+                                j = (j + 1) & (ncap - 1);
+                        n[j] = set->slots[i];
+                }
+                free(set->slots);
+                set->slots = n;
+                set->cap = ncap;
+        }
+        size_t i = str_hash(s) & (set->cap - 1);
+        while (set->slots[i])
+                i = (i + 1) & (set->cap - 1);
+        set->slots[i] = xstrdup(s);
+        set->len++;
+}
+
+static void strset_clear(struct strset *set)
+{
+        for (size_t i = 0; i < set->cap; i++)
+                free(set->slots[i]);
+        free(set->slots);
+        *set = (struct strset){0};
+}
+
+/* --- state --- */
+
+struct dir_times {
+        char *path; /* cleaned, relative to the root; "" is the root */
+        struct timespec ts[2];
+};
+
+struct applier {
+        int root_fd;
+        const struct image_apply_options *o;
+        bool chown;
+        struct image_decompressor *dec;
+        uint8_t *buf;
+        struct error *read_err; /* error from the read callback, reported after libarchive fails */
+        int read_r;
+        /* one-entry cache of the last resolved parent directory */
+        char *cached_parent;
+        int cached_fd;
+        struct dir_times *dirs;
+        size_t n_dirs, cap_dirs;
+        struct strset created; /* native mode only */
+};
+
+static void cache_drop(struct applier *a)
+{
+        free(a->cached_parent);
+        a->cached_parent = NULL;
+        if (a->cached_fd >= 0)
+                (void)close(a->cached_fd);
+        a->cached_fd = -1;
+}
+
+/* An entry at path may replace a directory that the cached parent lies in: forget the cache then. */
+static void cache_invalidate_under(struct applier *a, const char *path)
+{
+        size_t n = strlen(path);
+        if (!a->cached_parent)
+                return;
+        if (strncmp(a->cached_parent, path, n) == 0 && (a->cached_parent[n] == '\0' || a->cached_parent[n] == '/'))
+                cache_drop(a);
+}
+
+static la_ssize_t read_cb(struct archive *ar, void *data, const void **buf)
+{
+        struct applier *a = data;
+        ssize_t n = image_decompressor_read(a->dec, a->buf, READ_BUF_SIZE, &a->read_err);
+        if (n < 0) {
+                a->read_r = (int)n;
+                archive_set_error(ar, (int)-n, "layer stream read failed");
+                return -1;
+        }
+        *buf = a->buf;
+        return n;
+}
+
+/* Moves the error of a failed stream read (decompression, size bound) to the caller. */
+static int take_read_err(struct applier *a, struct error **err)
+{
+        if (err && !*err && a->read_err)
+                *err = TAKE_PTR(a->read_err);
+        return a->read_r;
+}
+
+/* --- paths --- */
+
+/* Cleans a tar path as filepath.Clean("/" + name) would, minus the leading slash: "." and empty components
+ * are dropped and ".." never climbs above the root. Returns a new string ("" for the root). */
+static char *clean_path(const char *name)
+{
+        size_t n = strlen(name);
+        char *out = xmalloc(n + 1);
+        size_t o = 0;
+        const char *p = name;
+
+        while (*p) {
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                const char *e = strchrnul(p, '/');
+                size_t len = (size_t)(e - p);
+                if (len == 1 && p[0] == '.') {
+                        /* skip */
+                } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+                        while (o > 0 && out[o - 1] != '/')
+                                o--;
+                        if (o > 0)
+                                o--; /* the separator */
+                } else {
+                        if (o > 0)
+                                out[o++] = '/';
+                        memcpy(out + o, p, len);
+                        o += len;
+                }
+                p = e;
+        }
+        out[o] = '\0';
+        return out;
+}
+
+static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+        struct open_how how = {.flags = flags, .resolve = resolve};
+        return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* Opens dir (cleaned, relative) beneath root as an O_PATH directory fd. */
+static int open_beneath(int root_fd, const char *dir, struct error **err)
+{
+        int fd;
+
+        if (dir[0] == '\0')
+                dir = ".";
+        if (!atomic_load(&force_fallback)) {
+                fd = sys_openat2(root_fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+                if (fd >= 0)
+                        return fd;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                /* EPERM: seccomp filters that deny unknown syscalls; use the fallback. */
+        }
+        /* Fallback: a component walk refusing symlinks anywhere in the parent path. */
+        _cleanup_free_ char *copy = xstrdup(dir);
+        _cleanup_close_ int cur = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+        char *save = NULL;
+
+        if (cur < 0)
+                return error_set(err, errno, "dup root fd");
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (strcmp(c, ".") == 0)
+                        continue;
+                int next = openat(cur, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0) {
+                        int e = errno;
+                        struct stat st;
+                        /* O_PATH|O_NOFOLLOW|O_DIRECTORY on a symlink reports ENOTDIR: say ELOOP. */
+                        if (e == ENOTDIR && fstatat(cur, c, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                                e = ELOOP;
+                        return -e;
+                }
+                (void)close(cur);
+                cur = next;
+        }
+        return TAKE_FD(cur);
+}
+
+/* Splits a cleaned non-root path into parent ("" for top level) and the final component (borrowed from
+ * path). */
+static char *split_parent(const char *path, const char **ret_name)
+{
+        const char *slash = strrchr(path, '/');
+        if (!slash) {
+                *ret_name = path;
+                return xstrdup("");
+        }
+        *ret_name = slash + 1;
+        return xstrndup(path, (size_t)(slash - path));
+}
+
+/* Creates every missing directory of dir (cleaned) beneath the root, 0755 as containerd's MkdirAll. */
+static int mkdir_parents(struct applier *a, const char *dir, struct error **err)
+{
+        _cleanup_free_ char *prefix = xstrdup(dir);
+        size_t n = strlen(dir);
+
+        for (size_t i = 0; i <= n; i++) {
+                if (dir[i] != '/' && dir[i] != '\0')
+                        continue;
+                prefix[i] = '\0';
+                _cleanup_close_ int fd = open_beneath(a->root_fd, prefix, err);
+                if (fd == -ENOENT) {
+                        const char *name;
+                        _cleanup_free_ char *up = split_parent(prefix, &name);
+                        _cleanup_close_ int upfd = open_beneath(a->root_fd, up, err);
+                        if (upfd < 0)
+                                return error_set(err, -upfd, "open parent of \"%s\"", prefix);
+                        if (mkdirat(upfd, name, 0755) < 0 && errno != EEXIST)
+                                return error_set(err, errno, "mkdir \"%s\"", prefix);
+                        if (!a->o->overlay)
+                                strset_add(&a->created, prefix);
+                } else if (fd < 0) {
+                        return error_set(err, -fd, "open \"%s\"", prefix);
+                }
+                prefix[i] = dir[i];
+        }
+        return 0;
+}
+
+/* Returns a borrowed fd for the parent directory (cached). */
+static int get_parent(struct applier *a, const char *parent, struct error **err)
+{
+        int fd;
+
+        if (a->cached_parent && strcmp(a->cached_parent, parent) == 0)
+                return a->cached_fd;
+        cache_drop(a);
+        fd = open_beneath(a->root_fd, parent, err);
+        if (fd == -ENOENT) {
+                int r = mkdir_parents(a, parent, err);
+                if (r < 0)
+                        return r;
+                fd = open_beneath(a->root_fd, parent, err);
+        }
+        if (fd < 0)
+                return error_set(err, -fd, "open directory \"%s\"", parent);
+        a->cached_parent = xstrdup(parent);
+        a->cached_fd = fd;
+        return fd;
+}
+
+/* Removes name in dirfd, recursively for directories, never following symlinks. */
+static int rm_rf_at(int dfd, const char *name, unsigned depth)
+{
+        if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return -errno;
+        if (depth > PATH_MAX / 2)
+                return -ELOOP;
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void)close(fd);
+                return -e;
+        }
+        struct dirent *de;
+        int r = 0;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                r = rm_rf_at(dirfd(d), de->d_name, depth + 1);
+                if (r < 0)
+                        break;
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+/* Native opaque directory: remove every child of dir (cleaned path) not created by this layer. */
+static int opaque_clear(struct applier *a, int dfd, const char *dir)
+{
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void)close(fd);
+                return -e;
+        }
+        struct dirent *de;
+        int r = 0;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                _cleanup_free_ char *p = dir[0] ? xasprintf("%s/%s", dir, de->d_name) : xstrdup(de->d_name);
+                if (strset_contains(&a->created, p))
+                        continue;
+                r = rm_rf_at(dirfd(d), de->d_name, 0);
+                if (r < 0)
+                        break;
+        }
+        closedir(d);
+        return r;
+}
+
+static int xattr_path(int parent_fd, const char *name, char **ret)
+{
+        *ret = xasprintf("/proc/self/fd/%d/%s", parent_fd, name);
+        return 0;
+}
+
+static int apply_xattrs(struct applier *a, struct archive_entry *e, int parent_fd, const char *name, int fd,
+                        const char *path, struct error **err)
+{
+        const char *key;
+        const void *val;
+        size_t len;
+        _cleanup_free_ char *proc = NULL;
+
+        if (archive_entry_xattr_reset(e) == 0)
+                return 0;
+        while (archive_entry_xattr_next(e, &key, &val, &len) == ARCHIVE_OK) {
+                int r;
+                /* Overlay's own xattrs (redirect, metacopy, opaque) come only from our whiteout
+                 * conversion, never from layer content. */
+                if (strncmp(key, OVERLAY_XATTR_PREFIX, strlen(OVERLAY_XATTR_PREFIX)) == 0)
+                        continue;
+                if (fd >= 0) {
+                        r = fsetxattr(fd, key, val, len, 0);
+                } else {
+                        if (!proc)
+                                xattr_path(parent_fd, name, &proc);
+                        r = lsetxattr(proc, key, val, len, 0);
+                }
+                if (r < 0) {
+                        /* containerd skips security.* it may not set (e.g. SELinux labels without a
+                         * policy), and filesystems without xattr support. */
+                        if (errno == ENOTSUP || (errno == EPERM && strncmp(key, "security.", 9) == 0))
+                                continue;
+                        if (errno == EPERM && !a->chown)
+                                continue;
+                        return error_set(err, errno, "setxattr %s on \"%s\"", key, path);
+                }
+        }
+        return 0;
+}
+
+static int write_data(struct applier *a, struct archive *ar, int fd, int64_t size, const char *path,
+                      struct error **err)
+{
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int64_t end = 0;
+
+        for (;;) {
+                int r = archive_read_data_block(ar, &buf, &len, &off);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN) {
+                        if (a->read_r < 0)
+                                return take_read_err(a, err);
+                        return error_set(err, EINVAL, "read data of \"%s\": %s", path, archive_error_string(ar));
+                }
+                const uint8_t *p = buf;
+                while (len > 0) {
+                        ssize_t w = pwrite(fd, p, len, off);
+                        if (w < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return error_set(err, errno, "write \"%s\"", path);
+                        }
+                        p += w;
+                        len -= (size_t)w;
+                        off += w;
+                }
+                if (off > end)
+                        end = off;
+        }
+        /* Sparse files: holes at the end. */
+        if (size > end && ftruncate(fd, size) < 0)
+                return error_set(err, errno, "truncate \"%s\"", path);
+        return 0;
+}
+
+static void record_dir(struct applier *a, const char *path, struct archive_entry *e)
+{
+        if (a->n_dirs == a->cap_dirs) {
+                a->cap_dirs = a->cap_dirs ? a->cap_dirs * 2 : 64;
+                a->dirs = xreallocarray(a->dirs, a->cap_dirs, sizeof(*a->dirs));
+        }
+        struct dir_times *d = &a->dirs[a->n_dirs++];
+        d->path = xstrdup(path);
+        d->ts[1].tv_sec = archive_entry_mtime(e);
+        d->ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+        if (archive_entry_atime_is_set(e)) {
+                d->ts[0].tv_sec = archive_entry_atime(e);
+                d->ts[0].tv_nsec = archive_entry_atime_nsec(e);
+        } else {
+                d->ts[0] = d->ts[1];
+        }
+}
+
+/* Owner, xattrs, mode (after chown, which clears setuid/setgid), times for a non-directory. fd is the open
+ * regular file or -1. */
+static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd, const char *name, int fd,
+                      const char *path, bool is_dir, struct error **err)
+{
+        mode_t type = archive_entry_filetype(e);
+        mode_t perm = archive_entry_perm(e) & 07777;
+        la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+        int r;
+
+        if (uid < 0 || uid > UINT32_MAX - 1 || gid < 0 || gid > UINT32_MAX - 1)
+                return error_set(err, EINVAL, "invalid owner %lld:%lld for \"%s\"", (long long)uid, (long long)gid,
+                                 path);
+        if (a->chown) {
+                r = fd >= 0 ? fchown(fd, (uid_t)uid, (gid_t)gid)
+                            : fchownat(parent_fd, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW);
+                if (r < 0)
+                        return error_set(err, errno, "chown \"%s\"", path);
+        }
+        r = apply_xattrs(a, e, parent_fd, name, fd, path, err);
+        if (r < 0)
+                return r;
+        if (type != AE_IFLNK) {
+                r = fd >= 0 ? fchmod(fd, perm) : fchmodat(parent_fd, name, perm, 0);
+                if (r < 0)
+                        return error_set(err, errno, "chmod \"%s\"", path);
+        }
+        if (is_dir) {
+                record_dir(a, path, e);
+                return 0;
+        }
+        struct timespec ts[2];
+        ts[1].tv_sec = archive_entry_mtime(e);
+        ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+        if (archive_entry_atime_is_set(e)) {
+                ts[0].tv_sec = archive_entry_atime(e);
+                ts[0].tv_nsec = archive_entry_atime_nsec(e);
+        } else {
+                ts[0] = ts[1];
+        }
+        if (ts[1].tv_nsec < 0 || ts[1].tv_nsec > 999999999 || ts[0].tv_nsec < 0 || ts[0].tv_nsec > 999999999)
+                return 0;
+        r = fd >= 0 ? futimens(fd, ts) : utimensat(parent_fd, name, ts, AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && errno != EINVAL && errno != EOVERFLOW)
+                return error_set(err, errno, "set times of \"%s\"", path);
+        return 0;
+}
+
+static int do_whiteout(struct applier *a, int parent_fd, const char *parent, const char *name,
+                       struct archive_entry *e, struct error **err)
+{
+        const char *target = name + strlen(WHITEOUT_PREFIX);
+        int r;
+
+        if (strcmp(name, WHITEOUT_OPAQUE) == 0) {
+                if (a->o->overlay) {
+                        _cleanup_free_ char *proc = xasprintf("/proc/self/fd/%d", parent_fd);
+                        if (setxattr(proc, "trusted.overlay.opaque", "y", 1, 0) < 0)
+                                return error_set(err, errno, "set opaque xattr on \"%s\"", parent);
+                        return 0;
+                }
+                r = opaque_clear(a, parent_fd, parent);
+                if (r < 0)
+                        return error_set(err, -r, "clear opaque directory \"%s\"", parent);
+                return 0;
+        }
+        if (target[0] == '\0' || strcmp(target, ".") == 0 || strcmp(target, "..") == 0)
+                return error_set(err, EINVAL, "invalid whiteout \"%s\"", name);
+        _cleanup_free_ char *tpath = parent[0] ? xasprintf("%s/%s", parent, target) : xstrdup(target);
+        cache_invalidate_under(a, tpath);
+        r = rm_rf_at(parent_fd, target, 0);
+        if (r < 0)
+                return error_set(err, -r, "remove whited-out \"%s\"", tpath);
+        if (!a->o->overlay)
+                return 0;
+        if (mknodat(parent_fd, target, S_IFCHR | 0, makedev(0, 0)) < 0)
+                return error_set(err, errno, "create whiteout \"%s\"", tpath);
+        if (a->chown) {
+                la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+                if (uid >= 0 && uid < UINT32_MAX && gid >= 0 && gid < UINT32_MAX &&
+                    fchownat(parent_fd, target, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return error_set(err, errno, "chown whiteout \"%s\"", tpath);
+        }
+        return 0;
+}
+
+static int apply_root_entry(struct applier *a, struct archive_entry *e, struct error **err)
+{
+        if (archive_entry_filetype(e) != AE_IFDIR || archive_entry_hardlink(e))
+                return error_set(err, EINVAL, "invalid tar entry: root replaced by a non-directory");
+        /* The root's owner and mode come from the snapshot, its times from the layer (as containerd). */
+        record_dir(a, "", e);
+        return 0;
+}
+
+static int apply_entry(struct applier *a, struct archive *ar, struct archive_entry *e, struct error **err)
+{
+        const char *raw = archive_entry_pathname(e);
+        const char *hardlink = archive_entry_hardlink(e);
+        const char *name;
+        mode_t type = archive_entry_filetype(e);
+        struct stat st;
+        int pfd, r;
+
+        if (!raw || raw[0] == '\0')
+                return error_set(err, EINVAL, "invalid tar entry: empty name");
+        if (strlen(raw) >= PATH_MAX)
+                return error_set(err, ENAMETOOLONG, "invalid tar entry: path longer than %d bytes", PATH_MAX);
+        _cleanup_free_ char *path = clean_path(raw);
+        if (path[0] == '\0')
+                return apply_root_entry(a, e, err);
+        _cleanup_free_ char *parent = split_parent(path, &name);
+        if (strlen(name) > NAME_MAX)
+                return error_set(err, ENAMETOOLONG, "invalid tar entry: name longer than %d bytes", NAME_MAX);
+
+        pfd = get_parent(a, parent, err);
+        if (pfd < 0)
+                return pfd;
+
+        if (strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
+                return do_whiteout(a, pfd, parent, name, e, err);
+
+        if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK) && !a->o->allow_devices)
+                return error_set(err, EPERM, "device node \"%s\" not allowed", path);
+
+        /* containerd semantics: anything already there is removed unless a directory meets a directory. */
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (!(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink)) {
+                        cache_invalidate_under(a, path);
+                        r = rm_rf_at(pfd, name, 0);
+                        if (r < 0)
+                                return error_set(err, -r, "remove \"%s\"", path);
+                }
+        } else if (errno != ENOENT) {
+                return error_set(err, errno, "stat \"%s\"", path);
+        }
+        if (!a->o->overlay)
+                strset_add(&a->created, path);
+
+        if (hardlink) {
+                if (strlen(hardlink) >= PATH_MAX)
+                        return error_set(err, ENAMETOOLONG, "hard link target of \"%s\" too long", path);
+                const char *tname;
+                _cleanup_free_ char *tpath = clean_path(hardlink);
+                if (tpath[0] == '\0')
+                        return error_set(err, EINVAL, "invalid hard link \"%s\" to the root", path);
+                _cleanup_free_ char *tparent = split_parent(tpath, &tname);
+                _cleanup_close_ int tfd = open_beneath(a->root_fd, tparent, err);
+                if (tfd < 0)
+                        return error_set(err, -tfd, "hard link \"%s\": target \"%s\"", path, tpath);
+                /* flags 0: a symlink target is linked itself, never followed. */
+                if (linkat(tfd, tname, pfd, name, 0) < 0)
+                        return error_set(err, errno, "hard link \"%s\" to \"%s\"", path, tpath);
+                return 0;
+        }
+
+        switch (type) {
+        case AE_IFREG: {
+                _cleanup_close_ int fd =
+                        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return error_set(err, errno, "create \"%s\"", path);
+                int64_t size = archive_entry_size(e);
+                if (size < 0)
+                        return error_set(err, EINVAL, "invalid size of \"%s\"", path);
+                r = write_data(a, ar, fd, size, path, err);
+                if (r < 0)
+                        return r;
+                return apply_meta(a, e, pfd, name, fd, path, false, err);
+        }
+        case AE_IFDIR: {
+                if (mkdirat(pfd, name, 0700) < 0 && errno != EEXIST)
+                        return error_set(err, errno, "mkdir \"%s\"", path);
+                _cleanup_close_ int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return error_set(err, errno, "open directory \"%s\"", path);
+                return apply_meta(a, e, pfd, name, fd, path, true, err);
+        }
+        case AE_IFLNK: {
+                const char *target = archive_entry_symlink(e);
+                if (!target || target[0] == '\0' || strlen(target) >= PATH_MAX)
+                        return error_set(err, EINVAL, "invalid symlink target for \"%s\"", path);
+                if (symlinkat(target, pfd, name) < 0)
+                        return error_set(err, errno, "symlink \"%s\"", path);
+                return apply_meta(a, e, pfd, name, -1, path, false, err);
+        }
+        case AE_IFCHR:
+        case AE_IFBLK:
+        case AE_IFIFO: {
+                dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+                if (mknodat(pfd, name, type | 0600, dev) < 0)
+                        return error_set(err, errno, "mknod \"%s\"", path);
+                return apply_meta(a, e, pfd, name, -1, path, false, err);
+        }
+        default:
+                /* Sockets and unknown types: containerd refuses them too. */
+                return error_set(err, EINVAL, "unsupported tar entry type %o for \"%s\"", (unsigned)type, path);
+        }
+}
+
+static int finish_dirs(struct applier *a, struct error **err)
+{
+        for (size_t i = a->n_dirs; i-- > 0;) {
+                struct dir_times *d = &a->dirs[i];
+                const char *name;
+                _cleanup_free_ char *parent = NULL;
+                _cleanup_close_ int pfd = -1;
+                if (d->path[0] == '\0') {
+                        if (utimensat(a->root_fd, ".", d->ts, 0) < 0 && errno != EINVAL && errno != EOVERFLOW)
+                                return error_set(err, errno, "set times of the root");
+                        continue;
+                }
+                parent = split_parent(d->path, &name);
+                pfd = open_beneath(a->root_fd, parent, err);
+                if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
+                        continue; /* removed or replaced later in the layer */
+                if (pfd < 0)
+                        return error_set(err, -pfd, "open \"%s\"", parent);
+                if (utimensat(pfd, name, d->ts, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT && errno != EINVAL &&
+                    errno != EOVERFLOW)
+                        return error_set(err, errno, "set times of \"%s\"", d->path);
+        }
+        return 0;
+}
+
+static void applier_done(struct applier *a)
+{
+        cache_drop(a);
+        for (size_t i = 0; i < a->n_dirs; i++)
+                free(a->dirs[i].path);
+        free(a->dirs);
+        free(a->buf);
+        strset_clear(&a->created);
+        error_free(&a->read_err);
+        image_decompressor_free(a->dec);
+}
+
+int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options *opts,
+                      struct image_apply_result *res, struct error **err)
+{
+        static const struct image_apply_options defaults = {.allow_devices = true};
+        const struct image_apply_options *o = opts ? opts : &defaults;
+        uint64_t max_entries = o->max_entries ? o->max_entries : IMAGE_APPLY_DEFAULT_MAX_ENTRIES;
+        struct applier a = {
+                .root_fd = root_fd,
+                .o = o,
+                .chown = !o->no_same_owner && geteuid() == 0,
+                .cached_fd = -1,
+        };
+        struct archive *ar = NULL;
+        struct archive_entry *e;
+        uint64_t n = 0;
+        int r;
+
+        r = image_decompressor_new(blob_fd, o->max_bytes ? o->max_bytes : IMAGE_APPLY_DEFAULT_MAX_BYTES, &a.dec,
+                                   err);
+        if (r < 0)
+                return r;
+        a.buf = xmalloc(READ_BUF_SIZE);
+
+        ar = archive_read_new();
+        if (!ar) {
+                applier_done(&a);
+                return error_set(err, ENOMEM, "libarchive");
+        }
+        /* tar only, and no libarchive filters: decompression is ours. */
+        archive_read_support_format_tar(ar);
+        archive_read_support_format_empty(ar);
+        if (archive_read_open(ar, &a, NULL, read_cb, NULL) != ARCHIVE_OK) {
+                r = a.read_r < 0 ? take_read_err(&a, err)
+                                 : error_set(err, EINVAL, "open layer tar: %s", archive_error_string(ar));
+                goto out;
+        }
+        for (;;) {
+                r = archive_read_next_header(ar, &e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN) {
+                        if (a.read_r < 0)
+                                r = take_read_err(&a, err);
+                        else
+                                r = error_set(err, EINVAL, "invalid layer tar: %s", archive_error_string(ar));
+                        goto out;
+                }
+                if (++n > max_entries) {
+                        r = error_set(err, E2BIG, "layer has more than %llu entries", (unsigned long long)max_entries);
+                        goto out;
+                }
+                r = apply_entry(&a, ar, e, err);
+                if (r < 0)
+                        goto out;
+        }
+        r = finish_dirs(&a, err);
+        if (r < 0)
+                goto out;
+        /* The diff ID covers the whole uncompressed stream, padding after the end-of-archive included. */
+        r = image_decompressor_drain(a.dec, err);
+        if (r < 0)
+                goto out;
+        if (res) {
+                *res = (struct image_apply_result){
+                        .size = image_decompressor_size(a.dec),
+                        .entries = n,
+                        .compression = image_decompressor_compression(a.dec),
+                };
+                r = image_decompressor_digest(a.dec, res->diff_id);
+                if (r < 0) {
+                        r = error_set(err, -r, "layer digest");
+                        goto out;
+                }
+        }
+        r = 0;
+out:
+        archive_read_free(ar);
+        applier_done(&a);
+        return r;
+}
+
+int image_apply_layer_path(const char *root, int blob_fd, const struct image_apply_options *opts,
+                           struct image_apply_result *res, struct error **err)
+{
+        _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return error_set(err, errno, "open layer root \"%s\"", root);
+        return image_apply_layer(fd, blob_fd, opts, res, err);
+}
