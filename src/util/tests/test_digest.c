@@ -1,0 +1,127 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "util/cleanup.h"
+#include "util/digest.h"
+
+#define EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+static void test_digest_known_vectors(void **state)
+{
+        (void)state;
+        _cleanup_free_ char *e = digest_from_buf("", 0);
+        _cleanup_free_ char *a = digest_from_buf("abc", 3);
+        assert_string_equal(e, EMPTY);
+        assert_string_equal(a, ABC);
+        assert_int_equal(strlen(a), DIGEST_SHA256_STRING_LEN);
+}
+
+static void test_digest_streaming_matches_oneshot(void **state)
+{
+        (void)state;
+        _cleanup_digester_ struct digester *d = digester_new();
+        digester_update(d, "a", 1);
+        _cleanup_free_ char *partial = digester_digest(d);
+        assert_string_equal(partial, "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+        digester_update(d, "bc", 2);
+        digester_update(d, NULL, 0);
+        _cleanup_free_ char *full = digester_digest(d);
+        assert_string_equal(full, ABC);
+        assert_int_equal(digester_size(d), 3);
+        assert_null(digester_free(NULL));
+}
+
+static void test_digest_from_fd(void **state)
+{
+        (void)state;
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(write(p[1], "abc", 3), 3);
+        close(p[1]);
+        char *d = NULL;
+        uint64_t size = 0;
+        assert_int_equal(digest_from_fd(p[0], &d, &size, NULL), 0);
+        close(p[0]);
+        assert_string_equal(d, ABC);
+        assert_int_equal(size, 3);
+        free(d);
+}
+
+static void test_digest_validate_ok(void **state)
+{
+        (void)state;
+        const char *alg = NULL, *hex = NULL;
+        size_t alen = 0;
+        assert_int_equal(digest_parse(ABC, &alg, &alen, &hex, NULL), 0);
+        assert_int_equal(alen, 6);
+        assert_memory_equal(alg, "sha256", 6);
+        assert_string_equal(hex, ABC + 7);
+        assert_string_equal(digest_hex(ABC), ABC + 7);
+        assert_true(digest_equal(ABC, ABC));
+        assert_false(digest_equal(ABC, EMPTY));
+}
+
+static void expect_invalid(const char *s, const char *msg)
+{
+        _cleanup_error_ struct error *e = NULL;
+        assert_int_equal(digest_validate(s, &e), -EINVAL);
+        assert_non_null(e);
+        assert_int_equal(e->code, EINVAL);
+        assert_string_equal(error_str(e), msg);
+        assert_null(digest_hex(s));
+}
+
+static void test_digest_validate_errors(void **state)
+{
+        (void)state;
+        expect_invalid("x", "invalid digest \"x\": invalid checksum digest format: invalid argument");
+        expect_invalid("sha256:", "invalid digest \"sha256:\": invalid checksum digest format: invalid argument");
+        expect_invalid(":abc", "invalid digest \":abc\": invalid checksum digest format: invalid argument");
+        expect_invalid("sha512:abc", "invalid digest \"sha512:abc\": unsupported digest algorithm: invalid argument");
+        expect_invalid("sha256:abc", "invalid digest \"sha256:abc\": invalid checksum digest length: invalid argument");
+        expect_invalid("SHA256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                       "invalid digest \"SHA256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\": "
+                       "invalid checksum digest format: invalid argument");
+        /* Upper-case hex is rejected, as go-digest's [a-f0-9] does. */
+        expect_invalid("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+                       "invalid digest \"sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\": "
+                       "invalid checksum digest format: invalid argument");
+        assert_int_equal(digest_validate(NULL, NULL), -EINVAL);
+}
+
+static void test_hex_roundtrip(void **state)
+{
+        (void)state;
+        const uint8_t in[] = {0x00, 0x01, 0xab, 0xff};
+        char out[9];
+        uint8_t back[4];
+        hex_encode(in, sizeof(in), out);
+        assert_string_equal(out, "0001abff");
+        assert_int_equal(hex_decode("0001ABff", 8, back, 4), 0);
+        assert_memory_equal(back, in, 4);
+        assert_int_equal(hex_decode("0g", 2, back, 1), -EINVAL);
+        assert_int_equal(hex_decode("000", 3, back, 1), -EINVAL);
+        _cleanup_free_ char *n = hex_encode_new(in, 2);
+        assert_string_equal(n, "0001");
+        assert_true(hex_is_lower("09af", 4));
+        assert_false(hex_is_lower("09aF", 4));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_digest_known_vectors),   cmocka_unit_test(test_digest_streaming_matches_oneshot),
+                cmocka_unit_test(test_digest_from_fd),         cmocka_unit_test(test_digest_validate_ok),
+                cmocka_unit_test(test_digest_validate_errors), cmocka_unit_test(test_hex_roundtrip),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

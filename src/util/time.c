@@ -1,0 +1,169 @@
+#include "util/time.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/strv.h"
+#include "util/cleanup.h"
+
+static char *format(int64_t sec, int32_t nsec, int off, bool fixed)
+{
+        struct tm tm;
+        time_t t = (time_t)(sec + off);
+        char frac[16] = "";
+        char zone[8] = "Z";
+        if (!gmtime_r(&t, &tm))
+                memset(&tm, 0, sizeof(tm));
+        if (nsec < 0 || nsec >= NSEC_PER_SEC)
+                nsec = 0;
+        if (fixed || nsec) {
+                snprintf(frac, sizeof(frac), ".%09d", (int)nsec);
+                if (!fixed) {
+                        size_t l = strlen(frac);
+                        while (frac[l - 1] == '0')
+                                frac[--l] = '\0';
+                }
+        }
+        if (off != 0) {
+                int a = off < 0 ? -off : off;
+                snprintf(zone, sizeof(zone), "%c%02d:%02d", off < 0 ? '-' : '+', (a / 3600) % 100, (a / 60) % 60);
+        }
+        return xasprintf("%04d-%02d-%02dT%02d:%02d:%02d%s%s", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                         tm.tm_hour, tm.tm_min, tm.tm_sec, frac, zone);
+}
+
+char *time_format_rfc3339nano(int64_t sec, int32_t nsec, int utc_offset_sec)
+{
+        return format(sec, nsec, utc_offset_sec, false);
+}
+
+char *time_format_rfc3339nano_fixed(int64_t sec, int32_t nsec, int utc_offset_sec)
+{
+        return format(sec, nsec, utc_offset_sec, true);
+}
+
+static bool digits(const char *s, int n, int *ret)
+{
+        int v = 0;
+        for (int i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (s[i] - '0');
+        }
+        *ret = v;
+        return true;
+}
+
+static bool is_leap(long y)
+{
+        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        int64_t yoe = y - era * 400;
+        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *ret_sec, int32_t *ret_nsec, struct error **err)
+{
+        static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int Y, M, D, h, m, sec, nsec = 0, off = 0;
+        const char *p = s;
+        if (!s || strlen(s) < 20)
+                goto bad;
+        if (!digits(p, 4, &Y) || p[4] != '-' || !digits(p + 5, 2, &M) || p[7] != '-' || !digits(p + 8, 2, &D) ||
+            p[10] != 'T' || !digits(p + 11, 2, &h) || p[13] != ':' || !digits(p + 14, 2, &m) || p[16] != ':' ||
+            !digits(p + 17, 2, &sec))
+                goto bad;
+        p += 19;
+        if (M < 1 || M > 12 || D < 1 || h > 23 || m > 59 || sec > 59)
+                goto bad;
+        if (D > mdays[M - 1] + (M == 2 && is_leap(Y)))
+                goto bad;
+        if (*p == '.') {
+                int n = 0;
+                p++;
+                while (p[n] >= '0' && p[n] <= '9')
+                        n++;
+                if (n == 0 || n > 9)
+                        goto bad;
+                digits(p, n, &nsec);
+                for (int i = n; i < 9; i++)
+                        nsec *= 10;
+                p += n;
+        }
+        if (*p == 'Z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                int oh, om;
+                if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+                        goto bad;
+                off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+                p += 6;
+        } else
+                goto bad;
+        if (*p)
+                goto bad;
+        *ret_sec = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec - off;
+        *ret_nsec = nsec;
+        return 0;
+bad:;
+        _cleanup_free_ char *q = str_go_quote(s ? s : "");
+        return error_set(err, EINVAL, "parsing time %s as RFC3339", q);
+}
+
+void time_pb_from_ns(int64_t ns, int64_t *ret_seconds, int32_t *ret_nanos)
+{
+        int64_t s = ns / NSEC_PER_SEC, r = ns % NSEC_PER_SEC;
+        if (r < 0) {
+                r += NSEC_PER_SEC;
+                s--;
+        }
+        *ret_seconds = s;
+        *ret_nanos = (int32_t)r;
+}
+
+int64_t time_pb_to_ns(int64_t seconds, int32_t nanos)
+{
+        if (seconds > INT64_MAX / NSEC_PER_SEC - 1)
+                return INT64_MAX;
+        if (seconds < INT64_MIN / NSEC_PER_SEC + 1)
+                return INT64_MIN;
+        return seconds * NSEC_PER_SEC + nanos;
+}
+
+void time_now(int64_t *ret_sec, int32_t *ret_nsec)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *ret_sec = ts.tv_sec;
+        *ret_nsec = (int32_t)ts.tv_nsec;
+}
+
+int64_t time_now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+uint64_t time_monotonic_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t time_monotonic_ms(void)
+{
+        return time_monotonic_ns() / 1000000ULL;
+}
