@@ -589,9 +589,9 @@ def cache_dir():
     return os.path.join(base, "test-images")
 
 
-def cached(kind, name=None, fmt="oci", comp=None, size="large"):
+def cached(kind, name=None, fmt="oci", comp=None, size="large", directory=None):
     """Path of the cached archive, built first if missing (safe across processes)."""
-    d = cache_dir()
+    d = directory or cache_dir()
     os.makedirs(d, exist_ok=True)
     if comp is None:
         comp = "none" if fmt == "docker" else "gzip"

@@ -1,0 +1,49 @@
+"""The shared fixtures themselves: daemons start, answer, stop and leave nothing behind."""
+
+import os
+
+import daemons
+
+
+def test_tools_add_fifo_dir():
+    assert daemons.add_fifo_dir(["run", "--rm", "img", "id"], "/t/f") == \
+        ["run", "--fifo-dir", "/t/f", "--rm", "img", "id"]
+    assert daemons.add_fifo_dir(["tasks", "exec", "--exec-id", "e", "id", "sh"], "/t/f")[:4] == \
+        ["tasks", "exec", "--fifo-dir", "/t/f"]
+    assert daemons.add_fifo_dir(["images", "ls"], "/t/f") == ["images", "ls"]
+    assert daemons.add_fifo_dir(["run", "--fifo-dir", "/x", "i", "c"], "/t/f") == \
+        ["run", "--fifo-dir", "/x", "i", "c"]
+
+
+def test_tools_containerd_fixture_cleans_up(containerd, busybox_oci):
+    d = containerd.dir
+    assert containerd.ctr("version").returncode == 0
+    assert containerd.ctr("images", "import", busybox_oci, ns="fx").returncode == 0
+    r = containerd.ctr("run", "-d", "docker.io/library/busybox:test", "fx1", "sleep", "300", ns="fx")
+    assert r.returncode == 0, r.stderr
+    shims = containerd.shim_pids()
+    assert len(shims) == 1
+    mem = daemons.smaps_rollup(shims[0])
+    assert mem["rss"] > 0 and mem["uss"] <= mem["rss"]
+    containerd.close()
+    assert not os.path.exists(d)
+    assert not any(daemons.pid_alive(p) for p in shims)
+    assert daemons.pids_tied_to(d) == []
+    assert not any(os.path.exists(os.path.join(b, "fx")) for b in daemons._cgroup_bases())
+
+
+def test_tools_krilld_fixture(krilld):
+    assert os.path.exists(krilld.address)
+    assert daemons.pid_alive(krilld.pid)
+    assert krilld.root.startswith(krilld.dir) and krilld.state.startswith(krilld.dir)
+    old = krilld.pid
+    krilld.restart()
+    assert krilld.pid != old and daemons.pid_alive(krilld.pid)
+    assert not daemons.pid_alive(old)
+    t = krilld.stop()
+    assert t < 20 and not krilld.running()
+
+
+def test_tools_registry_fixture(registry, busybox_docker):
+    ref = registry.push(busybox_docker, "test/bbdocker:1", fmt="docker-archive")
+    assert ref.startswith("127.0.0.1:")
