@@ -1,0 +1,180 @@
+#include "bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include "util/identifiers.h"
+
+#define TASK_DIR "io.containerd.runtime.v2.task"
+#define MAX_SMALL_FILE 4096
+
+char *runtime_task_dir(const char *dir, const char *ns)
+{
+        return xasprintf("%s/" TASK_DIR "/%s", dir, ns);
+}
+
+static struct runtime_bundle *bundle_describe(const char *state_dir, const char *root_dir, const char *ns,
+                                              const char *id)
+{
+        struct runtime_bundle *b = xcalloc(1, sizeof(*b));
+        b->ns = xstrdup(ns);
+        b->id = xstrdup(id);
+        b->path = xasprintf("%s/" TASK_DIR "/%s/%s", state_dir, ns, id);
+        b->work = xasprintf("%s/" TASK_DIR "/%s/%s", root_dir, ns, id);
+        return b;
+}
+
+struct runtime_bundle *runtime_bundle_free(struct runtime_bundle *b)
+{
+        if (!b)
+                return NULL;
+        free(b->ns);
+        free(b->id);
+        free(b->path);
+        free(b->work);
+        free(b);
+        return NULL;
+}
+
+struct runtime_bundle *runtime_bundle_load(const char *state_dir, const char *root_dir, const char *ns,
+                                           const char *id)
+{
+        return bundle_describe(state_dir, root_dir, ns, id);
+}
+
+/* Removes path (a directory tree) after unmounting anything mounted on rootfs. Used for cleanup on failure
+ * and for Delete. */
+static int remove_tree(const char *path, struct error **err)
+{
+        _cleanup_free_ char *parent = fs_path_dir(path);
+        _cleanup_free_ char *base = fs_path_base(path);
+        _cleanup_close_ int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+                return errno == ENOENT ? 0 : error_set(err, errno, "open %s", parent);
+        return fs_rm_rf_at(pfd, base, err);
+}
+
+static void unmount_all(const char *target)
+{
+        /* The shim normally unmounts; after a crash the rootfs may still carry one or more stacked mounts.
+         * MNT_DETACH never blocks on a busy mount; loop until nothing is mounted there. */
+        for (int i = 0; i < 64; i++)
+                if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                        break;
+}
+
+int runtime_bundle_new(const char *state_dir, const char *root_dir, const char *ns, const char *id,
+                       const void *spec, size_t spec_len, struct runtime_bundle **ret, struct error **err)
+{
+        int r = identifier_validate(ns, err);
+        if (r < 0)
+                return error_wrap(err, "invalid namespace");
+        r = identifier_validate(id, err);
+        if (r < 0)
+                return error_wrap(err, "invalid task id %s", id);
+
+        _cleanup_(runtime_bundle_freep) struct runtime_bundle *b = bundle_describe(state_dir, root_dir, ns, id);
+        _cleanup_free_ char *bparent = fs_path_dir(b->path);
+        _cleanup_free_ char *wparent = fs_path_dir(b->work);
+        r = fs_mkdir_p(AT_FDCWD, bparent, 0711, err);
+        if (r < 0)
+                return error_wrap(err, "create bundle parent");
+        if (mkdir(b->path, 0700) < 0)
+                return error_set(err, errno, "bundle %s", b->path);
+
+        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", b->path);
+        _cleanup_free_ char *worklink = xasprintf("%s/work", b->path);
+        _cleanup_close_ int bfd = -1;
+        if (mkdir(rootfs, 0711) < 0) {
+                r = error_set(err, errno, "mkdir %s", rootfs);
+                goto fail;
+        }
+        r = fs_mkdir_p(AT_FDCWD, wparent, 0711, err);
+        if (r < 0)
+                goto fail;
+        if (mkdir(b->work, 0711) < 0) {
+                if (errno != EEXIST) {
+                        r = error_set(err, errno, "mkdir %s", b->work);
+                        goto fail;
+                }
+                /* A stale work dir from a crashed task: start clean, as containerd does. */
+                r = remove_tree(b->work, err);
+                if (r < 0)
+                        goto fail;
+                if (mkdir(b->work, 0711) < 0) {
+                        r = error_set(err, errno, "mkdir %s", b->work);
+                        goto fail;
+                }
+        }
+        if (symlink(b->work, worklink) < 0) {
+                r = error_set(err, errno, "symlink %s", worklink);
+                goto fail;
+        }
+        bfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (bfd < 0) {
+                r = error_set(err, errno, "open %s", b->path);
+                goto fail;
+        }
+        r = fs_write_file_atomic(bfd, "config.json", spec, spec_len, 0666, err);
+        if (r < 0)
+                goto fail;
+        *ret = TAKE_PTR(b);
+        return 0;
+fail:
+        (void)remove_tree(b->work, NULL);
+        (void)remove_tree(b->path, NULL);
+        return r;
+}
+
+int runtime_bundle_open_log(const struct runtime_bundle *b, struct error **err)
+{
+        _cleanup_free_ char *p = xasprintf("%s/log", b->path);
+        if (mkfifo(p, 0700) < 0 && errno != EEXIST)
+                return error_set(err, errno, "mkfifo %s", p);
+        int fd = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return error_set(err, errno, "open %s", p);
+        return fd;
+}
+
+int runtime_bundle_delete(const struct runtime_bundle *b, struct error **err)
+{
+        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", b->path);
+        unmount_all(rootfs);
+        int r = remove_tree(b->path, err);
+        int r2 = remove_tree(b->work, r < 0 ? NULL : err);
+        if (r < 0)
+                return error_wrap(err, "remove bundle %s", b->path);
+        return r2;
+}
+
+int runtime_bundle_read(const struct runtime_bundle *b, const char *name, char **ret, struct error **err)
+{
+        _cleanup_close_ int bfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (bfd < 0)
+                return error_set(err, errno, "bundle %s", b->path);
+        char *data = NULL;
+        size_t len = 0;
+        int r = fs_read_file(bfd, name, MAX_SMALL_FILE, &data, &len, err);
+        if (r < 0)
+                return r;
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' ' || data[len - 1] == '\r'))
+                data[--len] = 0;
+        *ret = data;
+        return 0;
+}
+
+int runtime_bundle_write(const struct runtime_bundle *b, const char *name, const char *content, struct error **err)
+{
+        _cleanup_close_ int bfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (bfd < 0)
+                return error_set(err, errno, "bundle %s", b->path);
+        return fs_write_file_atomic(bfd, name, content, strlen(content), 0600, err);
+}
