@@ -54,7 +54,11 @@ void ttrpc_server_set_idle_cb(struct ttrpc_server *s, void (*fn)(void *), void *
 void ttrpc_server_close(struct ttrpc_server *s, void (*done_cb)(void *), void *data);
 void ttrpc_server_free(struct ttrpc_server *s);
 
+/* First value of a request metadata key, or NULL. Borrowed, valid for the call's life. */
 const char *ttrpc_call_metadata(const struct ttrpc_call *c, const char *key);
+/* The caller's remaining deadline when it sent the request (Request.timeout_nano), 0 = none. Servers may use
+ * it to bound their own work; the client enforces it regardless. */
+int64_t ttrpc_call_timeout_nano(const struct ttrpc_call *c);
 /* Replies with msg (NULL = empty payload, which is how Empty is sent: a zero-length body). */
 void ttrpc_call_reply(struct ttrpc_call *c, const ProtobufCMessage *msg);
 void ttrpc_call_fail(struct ttrpc_call *c, int r, const struct error *e);
