@@ -143,6 +143,7 @@ struct fixture {
         uv_timer_t wait_timer;
         int order;
         bool server_done;
+        bool idle;
 };
 
 struct result {
@@ -590,6 +591,22 @@ static void test_ttrpc_connect_refused(void **state)
         ttrpc_client_free(c);
 }
 
+static void on_idle(void *data)
+{
+        struct fixture *f = data;
+
+        assert_false(f->idle);
+        f->idle = true;
+}
+
+static void test_ttrpc_idle_cb(void **state)
+{
+        struct fixture *f = *state;
+        ttrpc_server_set_idle_cb(f->srv, on_idle, f);
+        ttrpc_client_free(TAKE_PTR(f->cli));
+        run_until(f, &f->idle);
+}
+
 /* --- blocking client against a server on another thread --- */
 
 struct thread_server {
@@ -733,6 +750,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_ttrpc_client_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ttrpc_connection_drop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ttrpc_connect_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ttrpc_idle_cb, setup, teardown),
                 cmocka_unit_test(test_ttrpc_sync_client),
         };
 
