@@ -64,6 +64,9 @@ int grpc_server_add_method(struct grpc_server *s, const struct grpc_method *m);
 /* Listens on a unix socket path: the parent directory is created 0711 if missing, a stale socket (nobody
  * answering) is removed first, an active one gives -EADDRINUSE. The socket is chmod 0660. */
 int grpc_server_listen_unix(struct grpc_server *s, const char *path, struct error **err);
+/* Serves an already connected stream socket (socket activation, socketpair in tests and fuzzing).
+ * Takes ownership of fd, even on failure. */
+int grpc_server_add_connection(struct grpc_server *s, int fd, struct error **err);
 /* Graceful stop: stop accepting, send GOAWAY, cancel open streams (their cancel callbacks run), close
  * connections, remove the socket file; done_cb runs on the loop when everything is closed. */
 void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), void *data);
