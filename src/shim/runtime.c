@@ -1,0 +1,282 @@
+/* The OCI runtime CLI (runc, crun, or Options.BinaryName), run synchronously: each call is short, and the
+ * shim is single-threaded by design (DESIGN.md section 5). Errors carry the runtime's own last error
+ * message from its JSON log (STYLE.md section 11). */
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "shim/shim.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+
+#define RUNTIME_MAX_OUTPUT (4u << 20)
+#define RUNTIME_LOG_TAIL (64u << 10)
+
+void shim_runtime_clear(struct shim_runtime *rt)
+{
+        free(rt->binary);
+        free(rt->root);
+        free(rt->bundle);
+        *rt = (struct shim_runtime){0};
+}
+
+char *shim_runtime_last_error(const char *log, size_t len)
+{
+        const char *p = log, *end = log + len;
+        char *last = NULL;
+
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *le = nl ? nl : end;
+                json_t *o = json_loadb(p, (size_t)(le - p), JSON_DISABLE_EOF_CHECK, NULL);
+                if (o) {
+                        const char *lvl = json_string_value(json_object_get(o, "level"));
+                        const char *msg = json_string_value(json_object_get(o, "msg"));
+                        if (lvl && msg &&
+                            (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0 || strcmp(lvl, "panic") == 0)) {
+                                free(last);
+                                last = xstrdup(msg);
+                        }
+                        json_decref(o);
+                }
+                p = le + 1;
+        }
+        return last;
+}
+
+int shim_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct error **err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap = 0;
+
+        if (fd < 0)
+                return error_set(err, errno, "open %s", path);
+        for (;;) {
+                ssize_t n;
+                if (cap - len < 4096) {
+                        cap = cap ? cap * 2 : 4096;
+                        buf = xrealloc(buf, cap + 1);
+                }
+                n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return error_set(err, errno, "read %s", path);
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return error_set(err, EFBIG, "%s larger than %zu bytes", path, max);
+        }
+        if (!buf)
+                buf = xmalloc(1);
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+int shim_write_file(const char *path, const void *data, size_t len, struct error **err)
+{
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const char *p = data;
+
+        if (fd < 0)
+                return error_set(err, errno, "create %s", tmp);
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int e = errno;
+                        (void)unlink(tmp);
+                        return error_set(err, e, "write %s", tmp);
+                }
+                p += n, len -= (size_t)n;
+        }
+        if (rename(tmp, path) < 0) {
+                int e = errno;
+                (void)unlink(tmp);
+                return error_set(err, e, "rename %s", path);
+        }
+        return 0;
+}
+
+int shim_read_pid_file(const char *path, struct error **err)
+{
+        _cleanup_free_ char *s = NULL;
+        char *end;
+        long v;
+        int r;
+
+        r = shim_read_file(path, 64, &s, NULL, err);
+        if (r < 0)
+                return r;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || end == s || v <= 0 || v > 0x3fffffff || (*end && *end != '\n'))
+                return error_set(err, EINVAL, "pid file %s: invalid content", path);
+        return (int)v;
+}
+
+static void child_exec(const char *const *argv, const int fds[3])
+{
+        sigset_t all;
+        int tmp[3];
+
+        sigemptyset(&all);
+        (void)sigprocmask(SIG_SETMASK, &all, NULL);
+        (void)signal(SIGPIPE, SIG_DFL);
+        for (int i = 0; i < 3; i++) {
+                int fd = fds[i];
+                if (fd < 0)
+                        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+                tmp[i] = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+                if (tmp[i] < 0)
+                        _exit(126);
+        }
+        for (int i = 0; i < 3; i++)
+                if (dup2(tmp[i], i) < 0)
+                        _exit(126);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+}
+
+static char *log_tail_error(const char *logpath, off_t from)
+{
+        _cleanup_close_ int fd = open(logpath, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        ssize_t n;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return NULL;
+        if (st.st_size - from > (off_t)RUNTIME_LOG_TAIL || st.st_size < from)
+                from = st.st_size > (off_t)RUNTIME_LOG_TAIL ? st.st_size - (off_t)RUNTIME_LOG_TAIL : 0;
+        buf = xmalloc(RUNTIME_LOG_TAIL);
+        n = pread(fd, buf, RUNTIME_LOG_TAIL, from);
+        if (n <= 0)
+                return NULL;
+        return shim_runtime_last_error(buf, (size_t)n);
+}
+
+int shim_runtime_run(const struct shim_runtime *rt, const char *what, const char *const *args,
+                     const struct shim_runtime_io *io, struct error **err)
+{
+        _cleanup_free_ char *logpath = xasprintf("%s/log.json", rt->bundle);
+        _cleanup_free_ const char **argv = NULL;
+        _cleanup_free_ char *out = NULL;
+        _cleanup_close_ int in_w = -1, out_r = -1;
+        int fds[3] = {-1, -1, -1};
+        int pipe_in[2] = {-1, -1}, pipe_out[2] = {-1, -1};
+        size_t n = 0, nargs = 0, out_len = 0;
+        struct stat st;
+        off_t log_start = 0;
+        pid_t pid;
+        int status;
+
+        while (args[nargs])
+                nargs++;
+        argv = xcalloc(nargs + 10, sizeof(char *));
+        argv[n++] = rt->binary && *rt->binary ? rt->binary : "runc";
+        argv[n++] = "--root";
+        argv[n++] = rt->root;
+        argv[n++] = "--log";
+        argv[n++] = logpath;
+        argv[n++] = "--log-format";
+        argv[n++] = "json";
+        if (rt->systemd_cgroup)
+                argv[n++] = "--systemd-cgroup";
+        for (size_t i = 0; i < nargs; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+
+        if (io)
+                memcpy(fds, io->fds, sizeof(fds));
+        if (io && io->input) {
+                if (pipe2(pipe_in, O_CLOEXEC) < 0)
+                        return error_set(err, errno, "pipe");
+                fds[0] = pipe_in[0];
+                in_w = pipe_in[1];
+        }
+        if (io && io->output) {
+                if (pipe2(pipe_out, O_CLOEXEC) < 0) {
+                        if (pipe_in[0] >= 0)
+                                close(pipe_in[0]);
+                        return error_set(err, errno, "pipe");
+                }
+                fds[1] = pipe_out[1];
+                out_r = pipe_out[0];
+        }
+        if (stat(logpath, &st) == 0)
+                log_start = st.st_size;
+
+        pid = fork();
+        if (pid == 0)
+                child_exec(argv, fds);
+        if (pipe_in[0] >= 0)
+                close(pipe_in[0]);
+        if (pipe_out[1] >= 0)
+                close(pipe_out[1]);
+        if (pid < 0)
+                return error_set(err, errno, "fork %s", argv[0]);
+
+        if (in_w >= 0) {
+                const char *p = io->input;
+                size_t left = io->input_len;
+                /* the runtime reads its stdin fully before writing output; a failed write means it died */
+                while (left > 0) {
+                        ssize_t w = write(in_w, p, left);
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w <= 0)
+                                break;
+                        p += w, left -= (size_t)w;
+                }
+                close(TAKE_FD(in_w));
+        }
+        if (out_r >= 0) {
+                size_t cap = 0;
+                for (;;) {
+                        ssize_t r;
+                        if (cap - out_len < 4096) {
+                                cap = cap ? cap * 2 : 8192;
+                                out = xrealloc(out, cap + 1);
+                        }
+                        r = read(out_r, out + out_len, cap - out_len);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r <= 0)
+                                break;
+                        out_len += (size_t)r;
+                        if (out_len > RUNTIME_MAX_OUTPUT)
+                                break;
+                }
+                if (out)
+                        out[out_len] = '\0';
+        }
+        while (waitpid(pid, &status, 0) < 0) {
+                if (errno != EINTR)
+                        return error_set(err, errno, "wait for %s", argv[0]);
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                _cleanup_free_ char *last = log_tail_error(logpath, log_start);
+                _cleanup_free_ char *msg = NULL;
+                if (last)
+                        msg = xasprintf("%s: %s", what, last);
+                else
+                        msg = xasprintf("%s: %s did not terminate successfully: exit status %u", what, argv[0],
+                                        shim_exit_status(status));
+                return error_set_literal(err, EIO, msg);
+        }
+        if (io && io->output)
+                *io->output = out ? TAKE_PTR(out) : xstrdup("");
+        return 0;
+}

@@ -1,0 +1,1104 @@
+/* The task service (ttrpc containerd.task.v2.Task, 17 methods) and the server loop: containers and their
+ * processes, reaping through a signalfd as a child subreaper, exit reporting after the output drained,
+ * events. One libuv loop, one thread (DESIGN.md section 5); the OCI runtime runs synchronously. */
+#include <fcntl.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "shim/server.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+#define TASK_SERVICE "containerd.task.v2.Task"
+#define MAX_EXECS 1024
+#define MAX_SPEC (1u << 20)
+#define DRAIN_TIMEOUT_MS 5000
+/* Go's zero time.Time as a protobuf Timestamp, what the runc shim reports for "not exited" */
+#define GO_ZERO_TIME_SEC (-62135596800LL)
+
+struct shim_process {
+        struct shim_process *next;
+        struct shim_container *c;
+        char *id; /* exec id, or the container id for init */
+        bool is_init;
+        enum shim_state state;
+        pid_t pid;
+        uint32_t exit_status;
+        struct timespec exited_at;
+        bool exited, exit_reported;
+        char *stdin_path, *stdout_path, *stderr_path;
+        bool terminal;
+        struct shim_stdio io;
+        bool io_open;
+        char *spec; /* exec: process.json */
+        size_t spec_len;
+        struct ttrpc_call **waiters;
+        size_t n_waiters;
+        uv_timer_t *drain_timer;
+};
+
+struct shim_container {
+        struct shim_container *next;
+        struct shim_server *srv;
+        char *id, *bundle, *rootfs;
+        struct shim_runtime rt;
+        struct shim_process *init;
+        struct shim_process *execs;
+        size_t n_execs;
+        struct shim_cgroup *cg;
+        bool mounted;
+};
+
+struct shim_server {
+        uv_loop_t loop;
+        struct shim_config *cfg;
+        struct ttrpc_server *ttrpc;
+        struct shim_events *events;
+        struct shim_container *containers;
+        int sfd;
+        uv_poll_t sig_poll;
+        uv_timer_t exit_timer;
+        uint64_t shutdown_started;
+        bool shutting_down;
+};
+
+/* ---------------- helpers ---------------- */
+
+static void set_ts(Google__Protobuf__Timestamp *ts, const struct timespec *t, bool valid)
+{
+        google__protobuf__timestamp__init(ts);
+        if (valid) {
+                ts->seconds = t->tv_sec;
+                ts->nanos = (int32_t)t->tv_nsec;
+        } else {
+                ts->seconds = GO_ZERO_TIME_SEC;
+        }
+}
+
+static struct shim_container *find_container(struct shim_server *s, const char *id)
+{
+        for (struct shim_container *c = s->containers; c; c = c->next)
+                if (strcmp(c->id, id) == 0)
+                        return c;
+        return NULL;
+}
+
+static int lookup(struct shim_server *s, const char *id, const char *exec_id, struct shim_container **ret_c,
+                  struct shim_process **ret_p, struct error **err)
+{
+        struct shim_container *c = find_container(s, id ? id : "");
+
+        if (!c)
+                return error_set(err, ENOENT, "container %s not created", id ? id : "");
+        if (ret_c)
+                *ret_c = c;
+        if (!exec_id || !*exec_id) {
+                if (ret_p)
+                        *ret_p = c->init;
+                return 0;
+        }
+        for (struct shim_process *p = c->execs; p; p = p->next)
+                if (strcmp(p->id, exec_id) == 0) {
+                        if (ret_p)
+                                *ret_p = p;
+                        return 0;
+                }
+        return error_set(err, ENOENT, "process %s", exec_id);
+}
+
+static void publish(struct shim_server *s, const char *topic, const ProtobufCMessage *m)
+{
+        shim_events_publish(s->events, topic, m);
+}
+
+static void fail(struct ttrpc_call *call, int r, struct error *e, const char *method)
+{
+        log_fields(LOG_LEVEL_DEBUG, NULL, "%s: %s", method, e ? error_str(e) : "failed");
+        ttrpc_call_fail(call, r, e);
+}
+
+/* ---------------- processes ---------------- */
+
+static struct shim_process *process_new(struct shim_container *c, const char *id, bool is_init, const char *in,
+                                        const char *out, const char *errp, bool terminal)
+{
+        struct shim_process *p = xcalloc(1, sizeof(*p));
+
+        p->c = c;
+        p->id = xstrdup(id);
+        p->is_init = is_init;
+        p->state = SHIM_STATE_CREATED;
+        p->stdin_path = xstrdup(in ? in : "");
+        p->stdout_path = xstrdup(out ? out : "");
+        p->stderr_path = xstrdup(errp ? errp : "");
+        p->terminal = terminal;
+        p->io.console_fd = p->io.console_listen_fd = p->io.tty_in_fd = p->io.tty_out_fd = -1;
+        for (int i = 0; i < 3; i++)
+                p->io.container_fds[i] = -1;
+        return p;
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+        free(h);
+}
+
+static void process_stop_drain_timer(struct shim_process *p)
+{
+        if (p->drain_timer) {
+                uv_close((uv_handle_t *)p->drain_timer, timer_free_cb);
+                p->drain_timer = NULL;
+        }
+}
+
+static void process_free(struct shim_process *p)
+{
+        if (!p)
+                return;
+        process_stop_drain_timer(p);
+        for (size_t i = 0; i < p->n_waiters; i++) {
+                ttrpc_call_fail_status(p->waiters[i], GRPC_NOT_FOUND, "process deleted: not found");
+                ttrpc_call_unref(p->waiters[i]);
+        }
+        free(p->waiters);
+        if (p->io_open)
+                shim_stdio_close(&p->io);
+        free(p->id);
+        free(p->stdin_path);
+        free(p->stdout_path);
+        free(p->stderr_path);
+        free(p->spec);
+        free(p);
+}
+
+static void reply_wait(struct ttrpc_call *call, struct shim_process *p)
+{
+        Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+        Google__Protobuf__Timestamp ts;
+
+        set_ts(&ts, &p->exited_at, true);
+        resp.exit_status = p->exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void report_exit(struct shim_process *p)
+{
+        struct shim_server *s = p->c->srv;
+        Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+        Google__Protobuf__Timestamp ts;
+
+        if (p->exit_reported)
+                return;
+        p->exit_reported = true;
+        process_stop_drain_timer(p);
+        set_ts(&ts, &p->exited_at, true);
+        ev.container_id = p->c->id;
+        ev.id = p->id;
+        ev.pid = (uint32_t)p->pid;
+        ev.exit_status = p->exit_status;
+        ev.exited_at = &ts;
+        publish(s, "/tasks/exit", &ev.base);
+        for (size_t i = 0; i < p->n_waiters; i++) {
+                reply_wait(p->waiters[i], p);
+                ttrpc_call_unref(p->waiters[i]);
+        }
+        free(p->waiters);
+        p->waiters = NULL;
+        p->n_waiters = 0;
+        log_fields(LOG_LEVEL_DEBUG, NULL, "process %s exited with status %u", p->id, p->exit_status);
+}
+
+static void on_drained(void *data)
+{
+        report_exit(data);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+        struct shim_process *p = t->data;
+
+        /* something outside the container keeps the output open: report anyway */
+        log_warn("process %s: output not drained after %d ms", p->id, DRAIN_TIMEOUT_MS);
+        p->io.drained_cb = NULL;
+        report_exit(p);
+}
+
+static void process_exited(struct shim_process *p, int wstatus)
+{
+        p->exited = true;
+        p->exit_status = shim_exit_status(wstatus);
+        clock_gettime(CLOCK_REALTIME, &p->exited_at);
+        p->state = SHIM_STATE_STOPPED;
+        if (!p->io_open) {
+                report_exit(p);
+                return;
+        }
+        p->drain_timer = xcalloc(1, sizeof(uv_timer_t));
+        uv_timer_init(&p->c->srv->loop, p->drain_timer);
+        p->drain_timer->data = p;
+        uv_timer_start(p->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+        shim_stdio_on_drained(&p->io, on_drained, p);
+}
+
+static struct shim_process *find_pid(struct shim_server *s, pid_t pid)
+{
+        for (struct shim_container *c = s->containers; c; c = c->next) {
+                if (c->init && c->init->pid == pid && !c->init->exited)
+                        return c->init;
+                for (struct shim_process *p = c->execs; p; p = p->next)
+                        if (p->pid == pid && !p->exited)
+                                return p;
+        }
+        return NULL;
+}
+
+static void on_signal(uv_poll_t *h, int status, int events)
+{
+        struct shim_server *s = h->data;
+        struct signalfd_siginfo si;
+        int wstatus;
+        pid_t pid;
+
+        (void)status;
+        (void)events;
+        while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
+                ;
+        while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+                struct shim_process *p = find_pid(s, pid);
+                if (p)
+                        process_exited(p, wstatus);
+        }
+}
+
+static void on_oom(void *data)
+{
+        struct shim_container *c = data;
+        Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+
+        ev.container_id = c->id;
+        publish(c->srv, "/tasks/oom", &ev.base);
+}
+
+/* ---------------- containers ---------------- */
+
+static void container_free(struct shim_container *c)
+{
+        struct shim_process *p, *next;
+
+        for (p = c->execs; p; p = next) {
+                next = p->next;
+                process_free(p);
+        }
+        process_free(c->init);
+        shim_cgroup_free(c->cg);
+        shim_runtime_clear(&c->rt);
+        free(c->id);
+        free(c->bundle);
+        free(c->rootfs);
+        free(c);
+}
+
+static void container_unlink(struct shim_server *s, struct shim_container *c)
+{
+        for (struct shim_container **pp = &s->containers; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        return;
+                }
+}
+
+static Containerd__Runc__V1__Options *unpack_options(const Google__Protobuf__Any *any)
+{
+        const char *t;
+
+        if (!any || !any->type_url || any->value.len == 0)
+                return NULL;
+        t = strrchr(any->type_url, '/');
+        t = t ? t + 1 : any->type_url;
+        if (strcmp(t, "containerd.runc.v1.Options") != 0)
+                return NULL;
+        return containerd__runc__v1__options__unpack(NULL, any->value.len, any->value.data);
+}
+
+static void write_options(struct shim_container *c, const Containerd__Runc__V1__Options *o)
+{
+        _cleanup_free_ char *rpath = xasprintf("%s/runtime", c->bundle);
+        _cleanup_free_ char *opath = xasprintf("%s/options.json", c->bundle);
+        json_t *j = json_object();
+        char *dump;
+
+        if (o) {
+                json_object_set_new(j, "BinaryName", json_string(o->binary_name ? o->binary_name : ""));
+                json_object_set_new(j, "Root", json_string(o->root ? o->root : ""));
+                json_object_set_new(j, "SystemdCgroup", json_boolean(o->systemd_cgroup));
+                json_object_set_new(j, "NoPivotRoot", json_boolean(o->no_pivot_root));
+                json_object_set_new(j, "NoNewKeyring", json_boolean(o->no_new_keyring));
+        }
+        dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        (void)shim_write_file(opath, dump, strlen(dump), NULL);
+        (void)shim_write_file(rpath, c->rt.binary, strlen(c->rt.binary), NULL);
+        free(dump);
+        json_decref(j);
+}
+
+static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__CreateTaskRequest *req = (const void *)msg;
+        struct shim_server *s = data;
+        Containerd__Runc__V1__Options *opts = NULL;
+        const Containerd__Runc__V1__Options *o;
+        _cleanup_error_ struct error *e = NULL;
+        _cleanup_free_ char *pidfile = NULL;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        const char *args[16];
+        size_t n = 0;
+        int r, pid;
+
+        if (!req->id || !*req->id || !req->bundle || req->bundle[0] != '/') {
+                ttrpc_call_fail_status(call, GRPC_INVALID_ARGUMENT, "id and an absolute bundle are required");
+                return;
+        }
+        if (find_container(s, req->id)) {
+                r = error_set(&e, EEXIST, "container %s", req->id);
+                fail(call, r, e, "create");
+                return;
+        }
+        if (req->checkpoint && *req->checkpoint) {
+                ttrpc_call_fail_status(call, GRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported");
+                return;
+        }
+        opts = unpack_options(req->options);
+        o = opts ? opts : s->cfg->start_options;
+
+        c = xcalloc(1, sizeof(*c));
+        c->srv = s;
+        c->id = xstrdup(req->id);
+        c->bundle = xstrdup(req->bundle);
+        c->rootfs = xasprintf("%s/rootfs", req->bundle);
+        c->rt.binary = xstrdup(o && o->binary_name && *o->binary_name ? o->binary_name : "runc");
+        c->rt.root = xasprintf("%s/%s", o && o->root && *o->root ? o->root : s->cfg->runtime_root, s->cfg->ns);
+        c->rt.bundle = xstrdup(req->bundle);
+        c->rt.systemd_cgroup = o && o->systemd_cgroup;
+        write_options(c, o);
+        p = c->init = process_new(c, req->id, true, req->stdin, req->stdout, req->stderr, req->terminal);
+
+        if (req->n_rootfs > 0) {
+                (void)mkdir(c->rootfs, 0711);
+                r = shim_mount_rootfs(req->rootfs, req->n_rootfs, c->rootfs, &e);
+                if (r < 0)
+                        goto fail;
+                c->mounted = true;
+        }
+        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal,
+                            c->bundle, s->cfg->ns, c->id, &e);
+        if (r < 0)
+                goto fail;
+        p->io_open = true;
+        pidfile = xasprintf("%s/init.pid", c->bundle);
+        args[n++] = "create";
+        args[n++] = "--bundle";
+        args[n++] = c->bundle;
+        args[n++] = "--pid-file";
+        args[n++] = pidfile;
+        if (p->terminal) {
+                args[n++] = "--console-socket";
+                args[n++] = p->io.console_path;
+        }
+        if (o && o->no_pivot_root)
+                args[n++] = "--no-pivot";
+        if (o && o->no_new_keyring)
+                args[n++] = "--no-new-keyring";
+        args[n++] = c->id;
+        args[n] = NULL;
+        r = shim_runtime_run(&c->rt, "OCI runtime create failed", args,
+                             &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1],
+                                                               p->io.container_fds[2]}},
+                             &e);
+        if (r < 0)
+                goto fail;
+        r = shim_stdio_after_start(&s->loop, &p->io, &e);
+        if (r >= 0)
+                r = pid = shim_read_pid_file(pidfile, &e);
+        if (r < 0) {
+                const char *del[] = {"delete", "--force", c->id, NULL};
+                (void)shim_runtime_run(&c->rt, "delete", del, NULL, NULL);
+                goto fail;
+        }
+        p->pid = pid;
+        c->next = s->containers;
+        s->containers = c;
+
+        {
+                Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
+                Containerd__Events__TaskIO tio = CONTAINERD__EVENTS__TASK_IO__INIT;
+                Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
+                tio.stdin = p->stdin_path;
+                tio.stdout = p->stdout_path;
+                tio.stderr = p->stderr_path;
+                tio.terminal = p->terminal;
+                ev.container_id = c->id;
+                ev.bundle = c->bundle;
+                ev.n_rootfs = req->n_rootfs;
+                ev.rootfs = req->rootfs;
+                ev.io = &tio;
+                ev.checkpoint = req->checkpoint;
+                ev.pid = (uint32_t)pid;
+                publish(s, "/tasks/create", &ev.base);
+                resp.pid = (uint32_t)pid;
+                ttrpc_call_reply(call, &resp.base);
+        }
+        if (opts)
+                containerd__runc__v1__options__free_unpacked(opts, NULL);
+        malloc_trim(0);
+        return;
+fail:
+        if (c->mounted)
+                shim_unmount_rootfs(c->rootfs);
+        container_free(c);
+        if (opts)
+                containerd__runc__v1__options__free_unpacked(opts, NULL);
+        fail(call, r, e, "create");
+}
+
+static bool valid_exec_id(const char *id)
+{
+        if (!id || !*id || id[0] == '.' || strlen(id) > 76)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '-' || *p == '.'))
+                        return false;
+        return true;
+}
+
+static int start_exec(struct shim_server *s, struct shim_container *c, struct shim_process *p, struct error **err)
+{
+        _cleanup_free_ char *spec = xasprintf("%s/.%s-process.json", c->bundle, p->id);
+        _cleanup_free_ char *pidfile = xasprintf("%s/%s.pid", c->bundle, p->id);
+        const char *args[12];
+        size_t n = 0;
+        int r, pid;
+
+        r = shim_write_file(spec, p->spec, p->spec_len, err);
+        if (r < 0)
+                return r;
+        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal,
+                            c->bundle, s->cfg->ns, c->id, err);
+        if (r < 0) {
+                (void)unlink(spec);
+                return r;
+        }
+        p->io_open = true;
+        args[n++] = "exec";
+        args[n++] = "--process";
+        args[n++] = spec;
+        args[n++] = "--detach";
+        args[n++] = "--pid-file";
+        args[n++] = pidfile;
+        if (p->terminal) {
+                args[n++] = "--console-socket";
+                args[n++] = p->io.console_path;
+        }
+        args[n++] = c->id;
+        args[n] = NULL;
+        r = shim_runtime_run(&c->rt, "OCI runtime exec failed", args,
+                             &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1],
+                                                               p->io.container_fds[2]}},
+                             err);
+        (void)unlink(spec);
+        if (r >= 0)
+                r = shim_stdio_after_start(&s->loop, &p->io, err);
+        if (r >= 0)
+                r = pid = shim_read_pid_file(pidfile, err);
+        if (r < 0) {
+                shim_stdio_close(&p->io);
+                p->io_open = false;
+                return r;
+        }
+        p->pid = pid;
+        return 0;
+}
+
+static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__StartRequest *req = (const void *)msg;
+        Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, req->exec_id, &c, &p, &e);
+        if (r >= 0)
+                r = shim_state_check(p->state, SHIM_OP_START, &e);
+        if (r >= 0 && p->is_init && c->init->state != SHIM_STATE_CREATED)
+                r = error_set(&e, EBUSY, "container %s already started", c->id);
+        if (r >= 0 && !p->is_init && c->init->state != SHIM_STATE_RUNNING)
+                r = error_set_literal(&e, EBUSY, "cannot start an exec process: container not running");
+        if (r >= 0 && p->is_init) {
+                const char *args[] = {"start", c->id, NULL};
+                r = shim_runtime_run(&c->rt, "OCI runtime start failed", args, NULL, &e);
+        } else if (r >= 0) {
+                r = start_exec(s, c, p, &e);
+        }
+        if (r < 0) {
+                fail(call, r, e, "start");
+                return;
+        }
+        p->state = shim_state_next(p->state, SHIM_OP_START);
+        if (p->is_init) {
+                Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
+                ev.container_id = c->id;
+                ev.pid = (uint32_t)p->pid;
+                publish(s, "/tasks/start", &ev.base);
+                if (!c->cg)
+                        c->cg = shim_cgroup_for_pid(p->pid);
+                if (c->cg && shim_cgroup_watch_oom(c->cg, &s->loop, on_oom, c) < 0)
+                        log_debug("container %s: cannot watch for OOM", c->id);
+        } else {
+                Containerd__Events__TaskExecStarted ev = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+                ev.container_id = c->id;
+                ev.exec_id = p->id;
+                ev.pid = (uint32_t)p->pid;
+                publish(s, "/tasks/exec-started", &ev.base);
+        }
+        resp.pid = (uint32_t)p->pid;
+        ttrpc_call_reply(call, &resp.base);
+        malloc_trim(0);
+}
+
+static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__DeleteRequest *req = (const void *)msg;
+        Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        Google__Protobuf__Timestamp ts;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, req->exec_id, &c, &p, &e);
+        if (r >= 0)
+                r = shim_state_check(p->state, SHIM_OP_DELETE, &e);
+        if (r >= 0 && p->is_init) {
+                const char *args[] = {"delete", p->state == SHIM_STATE_CREATED ? "--force" : c->id,
+                                      p->state == SHIM_STATE_CREATED ? c->id : NULL, NULL};
+                r = shim_runtime_run(&c->rt, "OCI runtime delete failed", args, NULL, &e);
+                if (r < 0 && e && e->msg && strstr(e->msg, "does not exist")) {
+                        error_free(&e);
+                        r = 0;
+                }
+        }
+        if (r < 0) {
+                fail(call, r, e, "delete");
+                return;
+        }
+        if (p->exited && !p->exit_reported)
+                report_exit(p);
+        if (!p->exited)
+                clock_gettime(CLOCK_REALTIME, &p->exited_at);
+        set_ts(&ts, &p->exited_at, true);
+        resp.pid = (uint32_t)p->pid;
+        resp.exit_status = p->exit_status;
+        resp.exited_at = &ts;
+        if (p->is_init) {
+                Containerd__Events__TaskDelete ev = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+                ev.container_id = c->id;
+                ev.pid = (uint32_t)p->pid;
+                ev.exit_status = p->exit_status;
+                ev.exited_at = &ts;
+                if (c->mounted)
+                        shim_unmount_rootfs(c->rootfs);
+                publish(s, "/tasks/delete", &ev.base);
+                ttrpc_call_reply(call, &resp.base);
+                container_unlink(s, c);
+                container_free(c);
+        } else {
+                ttrpc_call_reply(call, &resp.base);
+                for (struct shim_process **pp = &c->execs; *pp; pp = &(*pp)->next)
+                        if (*pp == p) {
+                                *pp = p->next;
+                                break;
+                        }
+                c->n_execs--;
+                process_free(p);
+        }
+        malloc_trim(0);
+}
+
+static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__StateRequest *req = (const void *)msg;
+        Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        Google__Protobuf__Timestamp ts;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, req->exec_id, &c, &p, &e);
+        if (r < 0) {
+                fail(call, r, e, "state");
+                return;
+        }
+        set_ts(&ts, &p->exited_at, p->exited);
+        resp.id = p->id;
+        resp.bundle = c->bundle;
+        resp.pid = (uint32_t)p->pid;
+        resp.status = (Containerd__V1__Types__Status)shim_state_to_status(p->state);
+        resp.stdin = p->stdin_path;
+        resp.stdout = p->stdout_path;
+        resp.stderr = p->stderr_path;
+        resp.terminal = p->terminal;
+        resp.exit_status = p->exit_status;
+        resp.exited_at = &ts;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__KillRequest *req = (const void *)msg;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        _cleanup_free_ char *sig = NULL;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, req->exec_id, &c, &p, &e);
+        if (r >= 0 && !(p->is_init && req->all))
+                r = shim_state_check(p->state, SHIM_OP_KILL, &e);
+        if (r >= 0 && req->signal > 64)
+                r = error_set(&e, EINVAL, "signal %u", req->signal);
+        if (r >= 0 && p->is_init) {
+                const char *args[6];
+                size_t n = 0;
+                sig = xasprintf("%u", req->signal);
+                args[n++] = "kill";
+                if (req->all)
+                        args[n++] = "--all";
+                args[n++] = c->id;
+                args[n++] = sig;
+                args[n] = NULL;
+                r = shim_runtime_run(&c->rt, "OCI runtime kill failed", args, NULL, &e);
+                if (r < 0 && e && e->msg && (strstr(e->msg, "not running") || strstr(e->msg, "no such process"))) {
+                        error_free(&e);
+                        r = error_set(&e, ENOENT, "process already finished");
+                }
+        } else if (r >= 0) {
+                if (p->pid <= 0)
+                        r = error_set(&e, EBUSY, "process %s not started", p->id);
+                else if (kill(p->pid, (int)req->signal) < 0)
+                        r = errno == ESRCH ? error_set(&e, ENOENT, "process already finished")
+                                           : error_set(&e, errno, "kill %d", p->pid);
+        }
+        if (r < 0) {
+                fail(call, r, e, "kill");
+                return;
+        }
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__WaitRequest *req = (const void *)msg;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, req->exec_id, NULL, &p, &e);
+        if (r < 0) {
+                fail(call, r, e, "wait");
+                return;
+        }
+        if (p->exit_reported) {
+                reply_wait(call, p);
+                return;
+        }
+        if (p->n_waiters >= 64) {
+                ttrpc_call_fail_status(call, GRPC_RESOURCE_EXHAUSTED, "too many waiters");
+                return;
+        }
+        p->waiters = xreallocarray(p->waiters, p->n_waiters + 1, sizeof(*p->waiters));
+        p->waiters[p->n_waiters++] = ttrpc_call_ref(call);
+}
+
+static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__ExecProcessRequest *req = (const void *)msg;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        Containerd__Events__TaskExecAdded ev = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
+        struct shim_container *c = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(s, req->id, NULL, &c, NULL, &e);
+        if (r >= 0)
+                r = shim_state_check(c->init->state, SHIM_OP_EXEC, &e);
+        if (r >= 0 && !valid_exec_id(req->exec_id))
+                r = error_set(&e, EINVAL, "invalid exec id \"%s\"", req->exec_id ? req->exec_id : "");
+        if (r >= 0 && lookup(s, req->id, req->exec_id, NULL, NULL, NULL) >= 0)
+                r = error_set(&e, EEXIST, "id %s", req->exec_id);
+        if (r >= 0 && c->n_execs >= MAX_EXECS)
+                r = error_set(&e, ENOSPC, "too many exec processes");
+        if (r >= 0 && (!req->spec || req->spec->value.len == 0 || req->spec->value.len > MAX_SPEC))
+                r = error_set(&e, EINVAL, "exec process spec");
+        if (r < 0) {
+                fail(call, r, e, "exec");
+                return;
+        }
+        p = process_new(c, req->exec_id, false, req->stdin, req->stdout, req->stderr, req->terminal);
+        p->spec = xmemdup(req->spec->value.data, req->spec->value.len);
+        p->spec_len = req->spec->value.len;
+        p->next = c->execs;
+        c->execs = p;
+        c->n_execs++;
+        ev.container_id = c->id;
+        ev.exec_id = p->id;
+        publish(s, "/tasks/exec-added", &ev.base);
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__PidsRequest *req = (const void *)msg;
+        Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
+        struct shim_server *s = data;
+        _cleanup_error_ struct error *e = NULL;
+        _cleanup_free_ char *out = NULL;
+        struct shim_container *c = NULL;
+        json_t *arr = NULL;
+        size_t n = 0;
+        int r;
+
+        r = lookup(s, req->id, NULL, &c, NULL, &e);
+        if (r >= 0) {
+                const char *args[] = {"ps", "--format", "json", c->id, NULL};
+                r = shim_runtime_run(&c->rt, "OCI runtime ps failed", args,
+                                     &(struct shim_runtime_io){.fds = {-1, -1, -1}, .output = &out}, &e);
+        }
+        if (r >= 0) {
+                arr = json_loads(out, 0, NULL);
+                if (arr && !json_is_array(arr) && !json_is_null(arr))
+                        r = error_set(&e, EIO, "runtime ps: unexpected output");
+        }
+        if (r < 0) {
+                json_decref(arr);
+                fail(call, r, e, "pids");
+                return;
+        }
+        n = json_is_array(arr) ? json_array_size(arr) : 0;
+        resp.processes = xcalloc(n ? n : 1, sizeof(*resp.processes));
+        for (size_t i = 0; i < n; i++) {
+                Containerd__V1__Types__ProcessInfo *pi = xmalloc(sizeof(*pi));
+                containerd__v1__types__process_info__init(pi);
+                pi->pid = (uint32_t)json_integer_value(json_array_get(arr, i));
+                for (struct shim_process *p = c->execs; p; p = p->next)
+                        if (p->pid > 0 && (uint32_t)p->pid == pi->pid) {
+                                Containerd__Runc__V1__ProcessDetails d = CONTAINERD__RUNC__V1__PROCESS_DETAILS__INIT;
+                                Google__Protobuf__Any *any = xmalloc(sizeof(*any));
+                                google__protobuf__any__init(any);
+                                d.exec_id = p->id;
+                                any->type_url = xstrdup("containerd.runc.v1.ProcessDetails");
+                                any->value.len = protobuf_c_message_get_packed_size(&d.base);
+                                any->value.data = xmalloc(any->value.len + 1);
+                                protobuf_c_message_pack(&d.base, any->value.data);
+                                pi->info = any;
+                        }
+                resp.processes[resp.n_processes++] = pi;
+        }
+        json_decref(arr);
+        ttrpc_call_reply(call, &resp.base);
+        for (size_t i = 0; i < resp.n_processes; i++) {
+                if (resp.processes[i]->info) {
+                        free(resp.processes[i]->info->type_url);
+                        free(resp.processes[i]->info->value.data);
+                        free(resp.processes[i]->info);
+                }
+                free(resp.processes[i]);
+        }
+        free(resp.processes);
+}
+
+static void pause_resume(struct ttrpc_call *call, struct shim_server *s, const char *id, bool pause)
+{
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_container *c = NULL;
+        int r;
+
+        r = lookup(s, id, NULL, &c, NULL, &e);
+        if (r >= 0)
+                r = shim_state_check(c->init->state, pause ? SHIM_OP_PAUSE : SHIM_OP_RESUME, &e);
+        if (r >= 0) {
+                const char *args[] = {pause ? "pause" : "resume", c->id, NULL};
+                r = shim_runtime_run(&c->rt, pause ? "OCI runtime pause failed" : "OCI runtime resume failed", args,
+                                     NULL, &e);
+        }
+        if (r < 0) {
+                fail(call, r, e, pause ? "pause" : "resume");
+                return;
+        }
+        c->init->state = shim_state_next(c->init->state, pause ? SHIM_OP_PAUSE : SHIM_OP_RESUME);
+        if (pause) {
+                Containerd__Events__TaskPaused ev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+                ev.container_id = c->id;
+                publish(s, "/tasks/paused", &ev.base);
+        } else {
+                Containerd__Events__TaskResumed ev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
+                ev.container_id = c->id;
+                publish(s, "/tasks/resumed", &ev.base);
+        }
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_pause(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        pause_resume(call, data, ((const Containerd__Task__V2__PauseRequest *)msg)->id, true);
+}
+
+static void h_resume(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        pause_resume(call, data, ((const Containerd__Task__V2__ResumeRequest *)msg)->id, false);
+}
+
+static void h_checkpoint(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        (void)msg;
+        (void)data;
+        ttrpc_call_fail_status(call, GRPC_UNIMPLEMENTED,
+                               "checkpoint is not supported by containerd-shim-krill-v2: not implemented");
+}
+
+static void h_resize(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__ResizePtyRequest *req = (const void *)msg;
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(data, req->id, req->exec_id, NULL, &p, &e);
+        if (r >= 0)
+                r = shim_stdio_resize(&p->io, req->width, req->height, &e);
+        if (r < 0) {
+                fail(call, r, e, "resize");
+                return;
+        }
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_closeio(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__CloseIORequest *req = (const void *)msg;
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_process *p = NULL;
+        int r;
+
+        r = lookup(data, req->id, req->exec_id, NULL, &p, &e);
+        if (r < 0) {
+                fail(call, r, e, "closeio");
+                return;
+        }
+        if (req->stdin && p->io_open)
+                shim_stdio_close_stdin(&p->io);
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_update(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__UpdateTaskRequest *req = (const void *)msg;
+        _cleanup_error_ struct error *e = NULL;
+        struct shim_container *c = NULL;
+        int r;
+
+        r = lookup(data, req->id, NULL, &c, NULL, &e);
+        if (r >= 0)
+                r = shim_state_check(c->init->state, SHIM_OP_UPDATE, &e);
+        if (r >= 0 && (!req->resources || req->resources->value.len > MAX_SPEC))
+                r = error_set(&e, EINVAL, "update: resources");
+        if (r >= 0) {
+                const char *args[] = {"update", "--resources", "-", c->id, NULL};
+                r = shim_runtime_run(&c->rt, "OCI runtime update failed", args,
+                                     &(struct shim_runtime_io){.fds = {-1, -1, -1},
+                                                               .input = (const char *)req->resources->value.data,
+                                                               .input_len = req->resources->value.len},
+                                     &e);
+        }
+        if (r < 0) {
+                fail(call, r, e, "update");
+                return;
+        }
+        ttrpc_call_reply(call, NULL);
+}
+
+static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__StatsRequest *req = (const void *)msg;
+        Containerd__Task__V2__StatsResponse resp = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
+        _cleanup_error_ struct error *e = NULL;
+        Google__Protobuf__Any *any = NULL;
+        struct shim_container *c = NULL;
+        int r;
+
+        r = lookup(data, req->id, NULL, &c, NULL, &e);
+        if (r >= 0 && !c->cg && c->init->pid > 0 && !c->init->exited)
+                c->cg = shim_cgroup_for_pid(c->init->pid);
+        if (r >= 0)
+                r = shim_cgroup_stats(c->cg, &any, &e);
+        if (r < 0) {
+                fail(call, r, e, "stats");
+                return;
+        }
+        resp.stats = any;
+        ttrpc_call_reply(call, &resp.base);
+        free(any->type_url);
+        free(any->value.data);
+        free(any);
+}
+
+static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__ConnectRequest *req = (const void *)msg;
+        Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
+        struct shim_container *c = find_container(data, req->id ? req->id : "");
+
+        resp.shim_pid = (uint32_t)getpid();
+        resp.task_pid = c && c->init ? (uint32_t)c->init->pid : 0;
+        resp.version = (char *)KRILL_VERSION;
+        ttrpc_call_reply(call, &resp.base);
+}
+
+static void on_exit_timer(uv_timer_t *t)
+{
+        struct shim_server *s = t->data;
+
+        /* leave once the last events went out (/tasks/delete must reach the daemon), at most after 5 s */
+        if (shim_events_idle(s->events) || uv_now(&s->loop) - s->shutdown_started > 5000)
+                uv_stop(&s->loop);
+}
+
+static void begin_shutdown(struct shim_server *s)
+{
+        if (s->shutting_down)
+                return;
+        s->shutting_down = true;
+        s->shutdown_started = uv_now(&s->loop);
+        /* a short delay lets the Shutdown reply leave before the process does */
+        uv_timer_start(&s->exit_timer, on_exit_timer, 20, 20);
+}
+
+static void h_shutdown(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+{
+        const Containerd__Task__V2__ShutdownRequest *req = (const void *)msg;
+        struct shim_server *s = data;
+
+        ttrpc_call_reply(call, NULL);
+        if (s->containers && !req->now)
+                return; /* other containers of the group still live here */
+        begin_shutdown(s);
+}
+
+static const struct {
+        const char *name;
+        const ProtobufCMessageDescriptor *input;
+        ttrpc_handler_fn fn;
+} methods[] = {
+        {"State", &containerd__task__v2__state_request__descriptor, h_state},
+        {"Create", &containerd__task__v2__create_task_request__descriptor, h_create},
+        {"Start", &containerd__task__v2__start_request__descriptor, h_start},
+        {"Delete", &containerd__task__v2__delete_request__descriptor, h_delete},
+        {"Pids", &containerd__task__v2__pids_request__descriptor, h_pids},
+        {"Pause", &containerd__task__v2__pause_request__descriptor, h_pause},
+        {"Resume", &containerd__task__v2__resume_request__descriptor, h_resume},
+        {"Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor, h_checkpoint},
+        {"Kill", &containerd__task__v2__kill_request__descriptor, h_kill},
+        {"Exec", &containerd__task__v2__exec_process_request__descriptor, h_exec},
+        {"ResizePty", &containerd__task__v2__resize_pty_request__descriptor, h_resize},
+        {"CloseIO", &containerd__task__v2__close_iorequest__descriptor, h_closeio},
+        {"Update", &containerd__task__v2__update_task_request__descriptor, h_update},
+        {"Wait", &containerd__task__v2__wait_request__descriptor, h_wait},
+        {"Stats", &containerd__task__v2__stats_request__descriptor, h_stats},
+        {"Connect", &containerd__task__v2__connect_request__descriptor, h_connect},
+        {"Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown},
+};
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+        (void)arg;
+        if (!uv_is_closing(h))
+                uv_close(h, NULL);
+}
+
+int shim_server_run(struct shim_config *cfg, int listen_fd)
+{
+        struct shim_server *s = xcalloc(1, sizeof(*s));
+        _cleanup_error_ struct error *e = NULL;
+        sigset_t mask;
+        int r;
+
+        s->cfg = cfg;
+        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+        (void)signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        (void)sigprocmask(SIG_BLOCK, &mask, NULL);
+        s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (s->sfd < 0) {
+                log_error("signalfd: %s", strerror(errno));
+                close(listen_fd);
+                free(s);
+                return 1;
+        }
+        uv_loop_init(&s->loop);
+        uv_poll_init(&s->loop, &s->sig_poll, s->sfd);
+        s->sig_poll.data = s;
+        uv_poll_start(&s->sig_poll, UV_READABLE, on_signal);
+        uv_timer_init(&s->loop, &s->exit_timer);
+        s->exit_timer.data = s;
+        s->events = shim_events_new(&s->loop, cfg->ttrpc_address, cfg->ns);
+
+        s->ttrpc = ttrpc_server_new(&s->loop);
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+                struct ttrpc_method m = {.service = TASK_SERVICE, .method = methods[i].name,
+                                         .input = methods[i].input, .handler = methods[i].fn, .userdata = s};
+                ttrpc_server_add_method(s->ttrpc, &m);
+        }
+        r = ttrpc_server_listen_fd(s->ttrpc, listen_fd, true, &e);
+        if (r < 0) {
+                log_error("serve: %s", error_str(e));
+        } else {
+                malloc_trim(0);
+                uv_run(&s->loop, UV_RUN_DEFAULT);
+        }
+
+        /* leaving: kill what is left only if asked to shut down "now"; containers normally outlive nothing */
+        while (s->containers) {
+                struct shim_container *c = s->containers;
+                s->containers = c->next;
+                container_free(c);
+        }
+        ttrpc_server_close(s->ttrpc, NULL, NULL);
+        shim_events_free(s->events);
+        uv_walk(&s->loop, close_walk, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        ttrpc_server_free(s->ttrpc);
+        (void)uv_loop_close(&s->loop);
+        close(s->sfd);
+        free(s);
+        if (cfg->socket_path)
+                (void)unlink(cfg->socket_path);
+        return r < 0 ? 1 : 0;
+}

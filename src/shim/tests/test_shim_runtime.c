@@ -1,0 +1,133 @@
+/* OCI runtime CLI runner: last error extraction from the JSON log, running a fake runtime, pid files. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shim/shim.h"
+
+static void test_last_error(void **state)
+{
+        const char *log = "{\"level\":\"info\",\"msg\":\"starting\",\"time\":\"t\"}\n"
+                          "{\"level\":\"error\",\"msg\":\"first\",\"time\":\"t\"}\n"
+                          "garbage line\n"
+                          "{\"level\":\"error\",\"msg\":\"runc create failed: unable to start container process: "
+                          "exec: \\\"nope\\\": executable file not found in $PATH\",\"time\":\"t\"}\n"
+                          "{\"level\":\"warning\",\"msg\":\"later warning\"}";
+        char *m;
+        (void)state;
+        m = shim_runtime_last_error(log, strlen(log));
+        assert_non_null(m);
+        assert_string_equal(m, "runc create failed: unable to start container process: exec: \"nope\": "
+                               "executable file not found in $PATH");
+        free(m);
+        assert_null(shim_runtime_last_error("{\"level\":\"info\",\"msg\":\"x\"}\n", 27));
+        assert_null(shim_runtime_last_error("", 0));
+        m = shim_runtime_last_error("{\"level\":\"fatal\",\"msg\":\"boom\"}", 30);
+        assert_string_equal(m, "boom");
+        free(m);
+}
+
+struct fixture {
+        char dir[64];
+        char *script;
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        FILE *fp;
+        strcpy(f->dir, "/tmp/test-shim-runtime-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        assert_true(asprintf(&f->script, "%s/fake-runtime", f->dir) > 0);
+        fp = fopen(f->script, "w");
+        assert_non_null(fp);
+        /* args: --root R --log L --log-format json CMD ...; "fail" logs an error, "echo" copies stdin */
+        fputs("#!/bin/sh\nlog=$4\nshift 6\ncase $1 in\n"
+              "fail) echo '{\"level\":\"error\",\"msg\":\"container \\\"x\\\" does not exist\"}' >> $log; exit 1;;\n"
+              "silent) exit 3;;\n"
+              "echo) cat; echo \" args=$*\";;\n"
+              "esac\nexit 0\n",
+              fp);
+        fclose(fp);
+        chmod(f->script, 0755);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        char *cmd = NULL;
+        assert_true(asprintf(&cmd, "rm -rf %s", f->dir) > 0);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        free(f->script);
+        free(f);
+        return 0;
+}
+
+static void test_run(void **state)
+{
+        struct fixture *f = *state;
+        struct shim_runtime rt = {.binary = f->script, .root = f->dir, .bundle = f->dir};
+        struct error *e = NULL;
+        char *out = NULL, *m;
+        const char *ok[] = {"echo", "a", "b", NULL};
+        const char *bad[] = {"fail", NULL};
+        const char *silent[] = {"silent", NULL};
+
+        assert_int_equal(shim_runtime_run(&rt, "op", ok,
+                                          &(struct shim_runtime_io){.fds = {-1, -1, -1}, .input = "in",
+                                                                    .input_len = 2, .output = &out},
+                                          &e),
+                         0);
+        assert_string_equal(out, "in args=echo a b\n");
+        free(out);
+        assert_int_equal(shim_runtime_run(&rt, "OCI runtime delete failed", bad, NULL, &e), -EIO);
+        m = error_message(e);
+        assert_string_equal(m, "OCI runtime delete failed: container \"x\" does not exist");
+        free(m);
+        error_free(&e);
+        /* a failure that logged nothing new must not pick up the earlier error */
+        assert_int_equal(shim_runtime_run(&rt, "op", silent, NULL, &e), -EIO);
+        m = error_message(e);
+        assert_non_null(strstr(m, "did not terminate successfully: exit status 3"));
+        free(m);
+        error_free(&e);
+}
+
+static void test_pid_file(void **state)
+{
+        struct fixture *f = *state;
+        char *p = NULL;
+        struct error *e = NULL;
+        assert_true(asprintf(&p, "%s/init.pid", f->dir) > 0);
+        assert_int_equal(shim_write_file(p, "1234", 4, NULL), 0);
+        assert_int_equal(shim_read_pid_file(p, NULL), 1234);
+        assert_int_equal(shim_write_file(p, "12x", 3, NULL), 0);
+        assert_int_equal(shim_read_pid_file(p, &e), -EINVAL);
+        error_free(&e);
+        unlink(p);
+        assert_int_equal(shim_read_pid_file(p, &e), -ENOENT);
+        error_free(&e);
+        free(p);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_last_error),
+                cmocka_unit_test_setup_teardown(test_run, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,229 @@
+"""containerd-shim-krill-v2 under Debian's real containerd 1.6 (issue 5).
+
+One private containerd (tests/integration/containerd_env.py) per module,
+runtime io.containerd.krill.v2, runc as the OCI runtime, the busybox test
+image from tests/tools/mkimage.py.  Each test uses its own container ids.
+"""
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import containerd_env  # noqa: E402
+from conftest import require_binary, skip_unless_root  # noqa: E402
+
+TOOLS = os.path.normpath(os.path.join(HERE, "..", "tools"))
+
+
+def _busybox_archive(build):
+    import mkimage
+    if not os.path.exists(mkimage.BUSYBOX):
+        pytest.skip("busybox-static not installed")
+    return mkimage.cached("busybox", None, "oci", None, "large",
+                          directory=os.path.join(build, "test-images"))
+
+
+@pytest.fixture(scope="module")
+def env():
+    skip_unless_root()
+    build = containerd_env.build_dir()
+    require_binary(os.path.join(build, "src", "shim", containerd_env.SHIM_NAME), "krill shim")
+    require_binary("/usr/bin/containerd")
+    require_binary("/usr/sbin/runc")
+    archive = _busybox_archive(build)
+    e = containerd_env.ContainerdEnv(build)
+    try:
+        e.start(timeout=60, probe="version")
+        e.import_image(archive)
+        yield e
+    finally:
+        if any(getattr(e, "failed", ())):
+            print(e.log_tail(150))
+        e.close()
+
+
+def wait_for(fn, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+def task_status(env, cid, ns=None):
+    r = env.ctr("tasks", "ls", ns=ns)
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split()
+        if f and f[0] == cid:
+            return f[-1]
+    return None
+
+
+def cleanup(env, *cids):
+    for c in cids:
+        env.ctr("tasks", "kill", "-s", "SIGKILL", c)
+    for c in cids:
+        wait_for(lambda: task_status(env, c) in (None, "STOPPED"), 20, c + " stopped")
+        env.ctr("tasks", "delete", c)
+        env.ctr("containers", "delete", c)
+
+
+def test_echo_hi(env):
+    r = env.run("t1", "echo", "hi", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+    # the shim left nothing behind: no task, no container, no shim process
+    assert task_status(env, "t1") is None
+    wait_for(lambda: not env.krill_shim_pids(), 10, "shim exit")
+
+
+def test_exit_code(env):
+    r = env.run("t-exit3", "sh", "-c", "exit 3", timeout=60)
+    assert r.returncode == 3, r.stderr
+
+
+def test_large_output_not_lost(env):
+    # 1 MiB through the stdout pipe, then an exit: every byte arrives before the exit is reported
+    r = env.run("t-big", "sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo END", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("\nEND\n")
+    assert r.stdout.count("x") == 1048576
+
+
+def test_stdin(env):
+    r = env.run("t-stdin", "cat", input="from stdin\n", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "from stdin\n"
+
+
+def test_runtime_error_surfaces(env):
+    r = env.run("t-noexec", "/no/such/binary", timeout=60)
+    assert r.returncode != 0
+    assert "no such file or directory" in r.stderr or "not found" in r.stderr, r.stderr
+    env.ctr("containers", "delete", "t-noexec")
+
+
+def test_detached_exec_ps_pause_metrics_kill(env):
+    cid = "t-det"
+    r = env.run(cid, "sleep", "1000", rm=False, extra=["-d"])
+    assert r.returncode == 0, r.stderr
+    try:
+        assert task_status(env, cid) == "RUNNING"
+        r = env.ctr("tasks", "exec", "--exec-id", "e1", cid, "echo", "x")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "x\n"
+        r = env.ctr("tasks", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 5")
+        assert r.returncode == 5, r.stderr
+
+        r = env.ctr("tasks", "ps", cid)
+        assert r.returncode == 0, r.stderr
+        pids = [line.split()[0] for line in r.stdout.splitlines()[1:] if line.strip()]
+        assert len(pids) == 1 and pids[0].isdigit(), r.stdout
+
+        r = env.ctr("tasks", "pause", cid)
+        assert r.returncode == 0, r.stderr
+        assert task_status(env, cid) == "PAUSED"
+        r = env.ctr("tasks", "resume", cid)
+        assert r.returncode == 0, r.stderr
+        assert task_status(env, cid) == "RUNNING"
+
+        r = env.ctr("tasks", "metrics", cid)
+        assert r.returncode == 0, r.stderr
+        assert "memory.usage_in_bytes" in r.stdout or "memory.usage" in r.stdout, r.stdout
+        assert "pids.current" in r.stdout or "pids" in r.stdout, r.stdout
+
+        r = env.ctr("tasks", "kill", "-s", "SIGKILL", cid)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: task_status(env, cid) == "STOPPED", 20, "STOPPED")
+        r = env.ctr("tasks", "delete", cid)
+        assert "137" in (r.stdout + r.stderr) or r.returncode == 137, (r.returncode, r.stdout, r.stderr)
+    finally:
+        cleanup(env, cid)
+
+
+def test_tty(env):
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([containerd_env.daemons.CTR, "--address", env.address, "run", "--fifo-dir",
+                              env.fifo_dir, "--rm", "-t", "--runtime", env.RUNTIME, env.IMAGE, "t-tty",
+                              "sh", "-c", "tty; echo tty-ok"],
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        slave = -1
+        out = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if p.poll() is not None and not r:
+                break
+        rc = p.wait(30)
+        assert rc == 0, out
+        assert b"/dev/pts/" in out, out
+        assert b"tty-ok" in out, out
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+
+
+def test_group_shares_one_shim(env):
+    a, b = "t-grp-a", "t-grp-b"
+    ann = ["-d", "--annotation", "io.containerd.runc.v2.group=g1"]
+    try:
+        assert env.run(a, "sleep", "1000", rm=False, extra=ann).returncode == 0
+        assert env.run(b, "sleep", "1000", rm=False, extra=ann).returncode == 0
+        assert task_status(env, a) == "RUNNING" and task_status(env, b) == "RUNNING"
+        addr = []
+        for c in (a, b):
+            bundle = os.path.join(env.state, "io.containerd.runtime.v2.task", "default", c)
+            with open(os.path.join(bundle, "address")) as f:
+                addr.append(f.read())
+        assert addr[0] == addr[1] and addr[0].startswith("unix://" + env.dir + "/s/"), addr
+        assert len(env.krill_shim_pids()) == 1, env.krill_shim_pids()
+        # deleting one keeps the shim serving the other
+        env.ctr("tasks", "kill", "-s", "SIGKILL", a)
+        wait_for(lambda: task_status(env, a) == "STOPPED", 20, "a stopped")
+        assert env.ctr("tasks", "delete", a).returncode in (0, 137)
+        assert task_status(env, b) == "RUNNING"
+        r = env.ctr("tasks", "exec", "--exec-id", "e1", b, "echo", "still")
+        assert r.stdout == "still\n", r.stderr
+    finally:
+        cleanup(env, a, b)
+    wait_for(lambda: not env.krill_shim_pids(), 10, "group shim exit")
+
+
+def test_containerd_restart_readopts(env):
+    cid = "t-restart"
+    assert env.run(cid, "sleep", "1000", rm=False, extra=["-d"]).returncode == 0
+    try:
+        shims = env.krill_shim_pids()
+        assert len(shims) == 1
+        env.kill9()
+        env.start(timeout=60, probe="version")
+        assert task_status(env, cid) == "RUNNING"
+        assert env.krill_shim_pids() == shims
+        r = env.ctr("tasks", "exec", "--exec-id", "e1", cid, "echo", "back")
+        assert r.stdout == "back\n", r.stderr
+    finally:
+        cleanup(env, cid)
+    wait_for(lambda: not env.krill_shim_pids(), 10, "shim exit")
