@@ -327,6 +327,7 @@ class Daemon:
         self.pid = None
         self.started_at = None
         self.namespaces_used = set()
+        self.env = None  # environment of the daemon process (None: inherit)
         for d in (self.root, self.state, self.fifo_dir):
             os.makedirs(d, exist_ok=True)
 
@@ -343,7 +344,7 @@ class Daemon:
         logf = open(self.log, "ab")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env)
         logf.close()
         self.pid = self.proc.pid
         _OWNED.add(self.pid)
