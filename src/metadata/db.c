@@ -90,6 +90,8 @@ int metadata_db_open(const char *dir, struct metadata_db **ret, struct error **e
         }
         db->env = env;
         db->path = xstrdup(dir);
+        pthread_rwlock_init(&db->gc_lock, NULL);
+        pthread_mutex_init(&db->gc_run, NULL);
         *ret = TAKE_PTR(db);
         return 0;
 }
@@ -98,8 +100,11 @@ void metadata_db_close(struct metadata_db *db)
 {
         if (!db)
                 return;
-        if (db->env)
+        if (db->env) {
                 mdb_env_close(db->env);
+                pthread_rwlock_destroy(&db->gc_lock);
+                pthread_mutex_destroy(&db->gc_run);
+        }
         free(db->path);
         free(db);
 }
@@ -408,4 +413,132 @@ int mdb_delete_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, co
         if (rc != 0 && rc != MDB_NOTFOUND)
                 return mdb_err(err, rc, "iterate");
         return 0;
+}
+
+int mdb_foreach_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen,
+                       mdb_iter_fn fn, void *userdata)
+{
+        _cleanup_(cursor_closep) MDB_cursor *c = NULL;
+        MDB_val k = {.mv_size = plen, .mv_data = (void *)prefix}, v;
+        int rc = mdb_cursor_open(txn, db->dbi[t], &c);
+        if (rc != 0)
+                return -EIO;
+        rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        while (rc == 0 && mkey_has_prefix(&k, prefix, plen)) {
+                int r = fn(&k, &v, userdata);
+                if (r != 0)
+                        return r;
+                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        return 0;
+}
+
+char *ns_prefix(const char *ns, size_t *plen)
+{
+        size_t l = strlen(ns);
+        char *p = xmalloc(l + 2);
+        memcpy(p, ns, l);
+        p[l] = '\0';
+        p[l + 1] = '\0';
+        *plen = l + 1;
+        return p;
+}
+
+char *path_join(const char *const *path, size_t n, size_t from)
+{
+        char *s = xstrdup("");
+        for (size_t i = from; i < n; i++) {
+                char *t = i == from ? xstrdup(path[i]) : xasprintf("%s.%s", s, path[i]);
+                free(s);
+                s = t;
+        }
+        return s;
+}
+
+bool map_lookup(const char *const *path, size_t npath, char *const *labels, const char **ret)
+{
+        if (npath < 2)
+                return false;
+        _cleanup_free_ char *k = path_join(path, npath, 1);
+        const char *v = metadata_labels_get(labels, k);
+        if (!v)
+                return false;
+        *ret = v;
+        return true;
+}
+
+static int parse_digits(const char **p, int n, int *ret)
+{
+        int v = 0;
+        for (int i = 0; i < n; i++) {
+                if ((*p)[i] < '0' || (*p)[i] > '9')
+                        return -EINVAL;
+                v = v * 10 + ((*p)[i] - '0');
+        }
+        *p += n;
+        *ret = v;
+        return 0;
+}
+
+int parse_rfc3339(const char *s, int64_t *ret)
+{
+        int Y, M, D, h, m, sec;
+        const char *p = s;
+        if (parse_digits(&p, 4, &Y) < 0 || *p++ != '-' || parse_digits(&p, 2, &M) < 0 || *p++ != '-' ||
+            parse_digits(&p, 2, &D) < 0 || (*p != 'T' && *p != 't' && *p != ' '))
+                return -EINVAL;
+        p++;
+        if (parse_digits(&p, 2, &h) < 0 || *p++ != ':' || parse_digits(&p, 2, &m) < 0 || *p++ != ':' ||
+            parse_digits(&p, 2, &sec) < 0)
+                return -EINVAL;
+        int64_t frac = 0;
+        if (*p == '.') {
+                p++;
+                int digits = 0;
+                while (*p >= '0' && *p <= '9') {
+                        if (digits < 9) {
+                                frac = frac * 10 + (*p - '0');
+                                digits++;
+                        }
+                        p++;
+                }
+                if (digits == 0)
+                        return -EINVAL;
+                while (digits++ < 9)
+                        frac *= 10;
+        }
+        int off = 0;
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                int sign = *p++ == '-' ? -1 : 1, oh, om;
+                if (parse_digits(&p, 2, &oh) < 0 || *p++ != ':' || parse_digits(&p, 2, &om) < 0)
+                        return -EINVAL;
+                off = sign * (oh * 3600 + om * 60);
+        } else {
+                return -EINVAL;
+        }
+        if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+                return -EINVAL;
+        struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
+                        .tm_sec = sec};
+        int64_t t = (int64_t)timegm(&tm) - off;
+        /* ns since the epoch overflow int64 after 2262: saturate (far-future expiries stay in the future). */
+        if (t >= INT64_MAX / 1000000000LL)
+                *ret = INT64_MAX;
+        else if (t <= INT64_MIN / 1000000000LL)
+                *ret = INT64_MIN;
+        else
+                *ret = t * 1000000000LL + frac;
+        return 0;
+}
+
+void metadata_gc_lock_shared(struct metadata_db *db)
+{
+        pthread_rwlock_rdlock(&db->gc_lock);
+}
+
+void metadata_gc_unlock_shared(struct metadata_db *db)
+{
+        pthread_rwlock_unlock(&db->gc_lock);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +29,14 @@ struct metadata_db {
         char *path;
         /* Bumped (atomically) by every deletion that can leave garbage; GC compares it. */
         uint64_t dirty;
+        /* Content commits (blob rename + namespace reference) hold it shared; the GC blob sweep holds it
+         * exclusively, so a blob is never removed between its commit and its reference. */
+        pthread_rwlock_t gc_lock;
+        pthread_mutex_t gc_run; /* one collection at a time */
 };
+
+void metadata_gc_lock_shared(struct metadata_db *db);
+void metadata_gc_unlock_shared(struct metadata_db *db);
 
 static inline void txn_abortp(MDB_txn **t)
 {
@@ -91,3 +99,18 @@ int mdb_delete_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, co
                       struct error **err);
 bool mdb_has_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen);
 void metadata_mark_dirty(struct metadata_db *db);
+
+/* Calls fn for each key/value of table starting with prefix (plen > 0); fn returning non-zero stops and
+ * that value is returned. */
+typedef int (*mdb_iter_fn)(const MDB_val *key, const MDB_val *val, void *userdata);
+int mdb_foreach_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen,
+                       mdb_iter_fn fn, void *userdata);
+/* "ns\0" prefix, new buffer; *plen set. */
+char *ns_prefix(const char *ns, size_t *plen);
+/* Joins path components with "." into a new string. */
+char *path_join(const char *const *path, size_t n, size_t from);
+/* Looks key (joined path from index 1) up in a label vector. */
+bool map_lookup(const char *const *path, size_t npath, char *const *labels, const char **ret);
+
+/* RFC 3339 (with optional fraction and Z or +hh:mm) to ns since the epoch; -EINVAL if malformed. */
+int parse_rfc3339(const char *s, int64_t *ret);

@@ -49,3 +49,39 @@ static inline void tu_rmrf(char *dir)
                 }                                                                                                      \
                 error_free(&(e));                                                                                      \
         } while (0)
+
+#include "content/store.h"
+#include "metadata/db.h"
+
+struct tu_fx {
+        char *dir;
+        struct metadata_db *db;
+        struct content_store *cs;
+};
+
+static inline int tu_setup(void **state)
+{
+        struct tu_fx *f = xcalloc(1, sizeof(*f));
+        struct error *e = NULL;
+        f->dir = tu_mkdtemp();
+        _cleanup_free_ char *p = xasprintf("%s/io.containerd.metadata.v1.lmdb", f->dir);
+        _cleanup_free_ char *c = xasprintf("%s/io.containerd.content.v1.content", f->dir);
+        assert_int_equal(metadata_db_open(p, &f->db, &e), 0);
+        assert_int_equal(content_store_open(c, &f->cs, &e), 0);
+        *state = f;
+        return 0;
+}
+
+static inline int tu_teardown(void **state)
+{
+        struct tu_fx *f = *state;
+        metadata_db_close(f->db);
+        content_store_free(f->cs);
+        tu_rmrf(f->dir);
+        free(f);
+        return 0;
+}
+
+/* sha256 of "hello world" and of "hello" */
+#define TU_HELLO_WORLD "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+#define TU_HELLO "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
