@@ -1,0 +1,68 @@
+/* krilld internals shared by main.c, plugins.c and builtins.c (daemon-internal, not used outside src/daemon).
+ *
+ * One libuv loop owns every socket and all in-memory state (DESIGN.md section 5). main() parses the flags,
+ * builds a struct daemon, initialises the plugin table (builtins.c, mechanics in plugins.c) in dependency order, serves, and on
+ * SIGTERM/SIGINT shuts the gRPC server down, lets the loop drain (worker jobs included), then closes the
+ * stores. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "proto/grpc/grpc.h"
+#include "services/introspection.h"
+#include "services/services.h"
+#include "util/error.h"
+
+struct daemon {
+        uv_loop_t *loop;
+        struct grpc_server *server;
+        struct services_ctx ctx;         /* what the services see; points into this struct */
+        struct plugin_registry registry; /* introspection's view, filled by daemon_plugins_init */
+
+        char *root;    /* absolute */
+        char *state;   /* absolute */
+        char *address; /* gRPC socket path */
+        char *uuid;
+
+        /* resources owned by plugins, released by daemon_plugins_close() */
+        struct metadata_db *db;
+        struct content_store *content;
+
+        uv_signal_t sig_term;
+        uv_signal_t sig_int;
+        bool stopping;
+        int exit_code;
+};
+
+/* A plugin of the static table, initialised in dependency order (containerd plugin.Graph):
+ * every plugin of each required type comes first. "*" requires every other plugin. */
+struct daemon_plugin {
+        const char *type; /* containerd's type string, "io.containerd.grpc.v1" */
+        const char *id;
+        const char *const *requires; /* NULL-terminated plugin types, may be NULL */
+        bool platform;               /* reports the host platform (as containerd's snapshotters do) */
+        /* Sets up the plugin: opens its store, registers its gRPC methods, adds exports to self.
+         * Returns 0 or -errno with *err set; the failure is recorded for introspection and the daemon goes on
+         * without the plugin (containerd's behaviour). */
+        int (*init)(struct daemon *d, struct plugin_info *self, struct error **err);
+};
+
+/* The built-in table and its length. */
+extern const struct daemon_plugin daemon_builtins[];
+extern const size_t daemon_builtins_count;
+
+/* Orders table[0..n) the way containerd's plugin.Graph does. *ret is a new array of n indexes. */
+void daemon_plugins_order(const struct daemon_plugin *table, size_t n, size_t **ret);
+
+/* Initialises table[0..n) in dependency order into d->registry, logging each plugin as containerd does
+ * ("loading plugin ..."). A failing plugin is recorded and logged as a warning, not fatal. Loop thread. */
+void daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n);
+/* Releases what the plugins opened (metadata store, content store). Only after the loop has drained. */
+void daemon_plugins_close(struct daemon *d);
+
+/* The first plugin of type (and id, unless NULL) in the registry, or NULL. */
+const struct plugin_info *daemon_plugin_find(const struct daemon *d, const char *type, const char *id);
+/* True if a plugin of this type initialised successfully. */
+bool daemon_plugin_type_ready(const struct daemon *d, const char *type);
