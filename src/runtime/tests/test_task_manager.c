@@ -27,6 +27,8 @@ static char *tmp;
 static uv_loop_t loop;
 static struct ttrpc_server *events_server;
 static int forwarded_events;
+static const char *runtime_name;
+static char *shim_dir;
 
 /* The daemon's events endpoint (Events/Forward over ttrpc). Without it the runc shim retries publishing for
  * ~15 s before it exits; with it, shims leave as soon as they are shut down. */
@@ -108,7 +110,7 @@ static struct task_manager *manager_new(void)
         char *state = xasprintf("%s/state", tmp), *root = xasprintf("%s/root", tmp);
         char *addr = xasprintf("%s/krill.sock", tmp), *taddr = xasprintf("%s/krill.sock.ttrpc", tmp);
         struct task_manager_config cfg = {.state_dir = state, .root_dir = root, .address = addr,
-                                          .ttrpc_address = taddr, .publish_binary = "/bin/true"};
+                                          .ttrpc_address = taddr, .publish_binary = "/bin/true", .self_dir = shim_dir};
         struct task_manager *tm = task_manager_new(&loop, &cfg);
         free(state);
         free(root);
@@ -137,7 +139,7 @@ static int create_task(struct task_manager *tm, const char *id, char *const *arg
         req.rootfs = mounts;
         req.stdout = out;
         req.stderr = out;
-        struct task_create_params p = {.ns = "testns", .id = id, .runtime = "io.containerd.runc.v2",
+        struct task_create_params p = {.ns = "testns", .id = id, .runtime = runtime_name,
                                        .spec = (const uint8_t *)specs, .spec_len = strlen(specs),
                                        .create_req = &req.base};
         struct error *e = NULL;
@@ -373,5 +375,19 @@ int main(void)
                 cmocka_unit_test(test_task_manager_create_failure_cleans_up),
                 cmocka_unit_test(test_task_manager_recover_running_task),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        /* The same scenarios with both shims: Debian's runc shim and ours (built next to this test). */
+        runtime_name = "io.containerd.runc.v2";
+        int failed = cmocka_run_group_tests_name("runc-shim", tests, setup, teardown);
+        shim_dir = xstrdup(SHIM_BUILD_DIR);
+        runtime_name = "io.containerd.krill.v2";
+        char *ours = xasprintf("%s/containerd-shim-krill-v2", shim_dir);
+        if (access(ours, X_OK) == 0)
+                failed += cmocka_run_group_tests_name("krill-shim", tests, setup, teardown);
+        else {
+                printf("krill shim not built at %s\n", ours);
+                failed++;
+        }
+        free(ours);
+        free(shim_dir);
+        return failed;
 }
