@@ -1,0 +1,26 @@
+/* diff.v1 logic (containerd diff/apply): Apply reads a layer blob from the content store (it must be visible
+ * in the namespace), decompresses and unpacks it into the given mounts (image/apply.h) and returns the applied
+ * descriptor: media type application/vnd.oci.image.layer.v1.tar, the diff ID and the uncompressed size.
+ * A single overlay mount is applied straight into its upperdir (overlay whiteouts), a single writable bind
+ * mount into its source (whiteouts delete); anything else is mounted on a temp dir under
+ * <root>/tmpmounts first. Diff (creating a layer from two mounts) is not implemented (ENOSYS).
+ * Blocking: run on the worker pool. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image/apply.h"
+#include "proto/grpc/grpc.h"
+#include "services/services.h"
+#include "snapshot/snapshot.h"
+#include "util/error.h"
+
+/* -ENOSYS `unsupported diff media type: x` (Unimplemented, as containerd), -ENOENT when the namespace does not
+ * have the blob, -EINVAL for a corrupt layer, or an apply error. *ret filled on success. */
+int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *media_type, const char *digest,
+                        const struct snapshot_mount *mounts, size_t nmounts, struct image_apply_result *ret,
+                        struct error **err);
+
+/* Registers /containerd.services.diff.v1.Diff/{Apply,Diff}; Apply runs on ctx->loop's worker pool. */
+void services_diff_register(struct grpc_server *s, struct services_ctx *ctx);

@@ -1,0 +1,127 @@
+/* diff.v1 gRPC adapter: Apply decodes the descriptor and mounts, runs the apply on the worker pool (it reads,
+ * decompresses and writes a whole layer) and answers from the loop. Diff answers Unimplemented. */
+#include <errno.h>
+#include <string.h>
+
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.pb-c.h"
+#include "github.com/containerd/containerd/api/types/descriptor.pb-c.h"
+#include "services/diff.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/strv.h"
+
+struct apply_job {
+        uv_work_t work;
+        struct grpc_call *call;
+        struct services_ctx *ctx;
+        char *ns;
+        char *media_type;
+        char *digest;
+        struct snapshot_mount *mounts;
+        size_t nmounts;
+        struct image_apply_result res;
+        int r;
+        struct error *err;
+};
+
+static void job_free(struct apply_job *j)
+{
+        if (!j)
+                return;
+        if (j->call)
+                grpc_call_unref(j->call);
+        free(j->ns);
+        free(j->media_type);
+        free(j->digest);
+        struct snapshot_mounts ms = {.v = j->mounts, .n = j->nmounts};
+        snapshot_mounts_clear(&ms);
+        error_free(&j->err);
+        free(j);
+}
+
+static void job_work(uv_work_t *w)
+{
+        struct apply_job *j = w->data;
+        j->r = services_diff_apply(j->ctx, j->ns, j->media_type, j->digest, j->mounts, j->nmounts, &j->res, &j->err);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+        struct apply_job *j = w->data;
+
+        if (grpc_call_is_done(j->call))
+                ;
+        else if (status < 0)
+                grpc_call_finish(j->call, GRPC_CANCELLED, "canceled");
+        else if (j->r < 0)
+                grpc_call_fail(j->call, j->r, j->err);
+        else {
+                Containerd__Types__Descriptor d = CONTAINERD__TYPES__DESCRIPTOR__INIT;
+                d.media_type = (char *)IMAGE_MEDIA_TYPE_LAYER_TAR;
+                d.digest = j->res.diff_id;
+                d.size = (int64_t)j->res.size;
+                Containerd__Services__Diff__V1__ApplyResponse resp = CONTAINERD__SERVICES__DIFF__V1__APPLY_RESPONSE__INIT;
+                resp.applied = &d;
+                grpc_call_reply(j->call, &resp.base);
+        }
+        job_free(j);
+}
+
+static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
+{
+        const Containerd__Services__Diff__V1__ApplyRequest *in = (const void *)req;
+        struct services_ctx *ctx = userdata;
+        _cleanup_error_ struct error *err = NULL;
+        const char *ns = NULL;
+
+        int r = services_call_namespace(call, &ns, &err);
+        if (r < 0) {
+                grpc_call_fail(call, r, err);
+                return;
+        }
+        if (!in->diff) {
+                grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "diff descriptor is required");
+                return;
+        }
+        struct apply_job *j = xcalloc(1, sizeof(*j));
+        j->ctx = ctx;
+        j->ns = xstrdup(ns);
+        j->media_type = xstrdup(in->diff->media_type ? in->diff->media_type : "");
+        j->digest = xstrdup(in->diff->digest ? in->diff->digest : "");
+        j->nmounts = in->n_mounts;
+        j->mounts = xcalloc(in->n_mounts + 1, sizeof(*j->mounts));
+        for (size_t i = 0; i < in->n_mounts; i++) {
+                const Containerd__Types__Mount *m = in->mounts[i];
+                j->mounts[i].type = xstrdup(m->type ? m->type : "");
+                j->mounts[i].source = xstrdup(m->source ? m->source : "");
+                j->mounts[i].options = xcalloc(m->n_options + 1, sizeof(char *));
+                for (size_t k = 0; k < m->n_options; k++)
+                        j->mounts[i].options[k] = xstrdup(m->options[k] ? m->options[k] : "");
+        }
+        j->call = grpc_call_ref(call);
+        j->work.data = j;
+        r = uv_queue_work(ctx->loop, &j->work, job_work, job_done);
+        if (r < 0) {
+                grpc_call_finish(call, GRPC_UNAVAILABLE, uv_strerror(r));
+                job_free(j);
+        }
+}
+
+static void on_diff(struct grpc_call *call, _unused_ const ProtobufCMessage *req, _unused_ void *userdata)
+{
+        grpc_call_finish(call, GRPC_UNIMPLEMENTED, "diff: creating a layer from mounts is not implemented");
+}
+
+#define DIFF_PATH(m) "/containerd.services.diff.v1.Diff/" m
+
+void services_diff_register(struct grpc_server *s, struct services_ctx *ctx)
+{
+        const struct grpc_method methods[] = {
+                {DIFF_PATH("Apply"), GRPC_METHOD_UNARY, &containerd__services__diff__v1__apply_request__descriptor,
+                 on_apply, NULL, ctx},
+                {DIFF_PATH("Diff"), GRPC_METHOD_UNARY, &containerd__services__diff__v1__diff_request__descriptor,
+                 on_diff, NULL, ctx},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                (void)grpc_server_add_method(s, &methods[i]);
+}

@@ -1,0 +1,296 @@
+/* snapshots.v1 logic; see snapshots.h. Ordering follows containerd's metadata snapshotter: the reference is
+ * written first and undone if the backend fails, so GC never sees a backend snapshot without an owner for
+ * longer than one call. */
+#include "services/snapshots.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "metadata/db.h"
+#include "metadata/filters.h"
+#include "metadata/snapshots.h"
+#include "snapshot/registry.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/strv.h"
+
+static atomic_uint_fast64_t backend_seq;
+static uint64_t backend_seq_base;
+static pthread_once_t backend_seq_once = PTHREAD_ONCE_INIT;
+
+static void backend_seq_init(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        backend_seq_base = (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Unique across restarts: microseconds at first use plus a counter. */
+static char *backend_key(const char *ns, const char *key)
+{
+        pthread_once(&backend_seq_once, backend_seq_init);
+        uint64_t seq = backend_seq_base + atomic_fetch_add(&backend_seq, 1);
+        return xasprintf("%s/%" PRIu64 "/%s", ns, seq, key);
+}
+
+static int get_snapshotter(struct services_ctx *ctx, const char *name, struct snapshotter **ret, struct error **err)
+{
+        if (!ctx->db || !ctx->snapshots)
+                return error_set(err, EAGAIN, "snapshot service is not available");
+        struct snapshotter *s = snapshot_registry_get(ctx->snapshots, name);
+        if (!s)
+                return error_set(err, EINVAL, "snapshotter not loaded: %s", name && name[0] ? name : "(default)");
+        *ret = s;
+        return 0;
+}
+
+static enum snapshot_kind kind_from_string(const char *k)
+{
+        if (!k)
+                return SNAPSHOT_KIND_UNKNOWN;
+        if (strcmp(k, "active") == 0)
+                return SNAPSHOT_KIND_ACTIVE;
+        if (strcmp(k, "view") == 0)
+                return SNAPSHOT_KIND_VIEW;
+        if (strcmp(k, "committed") == 0)
+                return SNAPSHOT_KIND_COMMITTED;
+        return SNAPSHOT_KIND_UNKNOWN;
+}
+
+static void ref_to_info(const struct metadata_snapshot_ref *r, struct snapshot_info *i)
+{
+        *i = (struct snapshot_info){
+                .name = xstrdup(r->key),
+                .parent = r->parent && r->parent[0] ? xstrdup(r->parent) : NULL,
+                .kind = kind_from_string(r->kind),
+                .labels = r->labels ? strv_copy(r->labels) : xcalloc(1, sizeof(char *)),
+                .created_ns = r->created_at,
+                .updated_ns = r->updated_at,
+        };
+}
+
+int services_snapshots_prepare(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                               const char *parent, char *const *labels, const char *lease, bool view,
+                               struct snapshot_mounts *ret, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref pref = {0};
+        _cleanup_free_ char *bkey = NULL;
+        int r;
+
+        r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        if (!key || !key[0])
+                return error_set(err, EINVAL, "key must not be empty");
+        r = metadata_labels_validate(labels, err);
+        if (r < 0)
+                return r;
+        if (parent && !parent[0])
+                parent = NULL;
+        if (parent) {
+                r = metadata_snapshot_ref_get(ctx->db, ns, s->name, parent, &pref, err);
+                if (r == -ENOENT) {
+                        error_free(err);
+                        return error_set(err, ENOENT, "parent snapshot \"%s\"", parent);
+                }
+                if (r < 0)
+                        return r;
+        }
+        bkey = backend_key(ns, key);
+        struct metadata_snapshot_ref ref = {
+                .snapshotter = (char *)s->name,
+                .key = (char *)key,
+                .backend_key = bkey,
+                .parent = (char *)parent,
+                .kind = view ? "view" : "active",
+                .labels = (char **)labels,
+        };
+        r = metadata_snapshot_ref_add(ctx->db, ns, &ref, lease, err);
+        if (r < 0) {
+                metadata_snapshot_ref_clear(&pref);
+                return r;
+        }
+        r = view ? snapshot_view(s, bkey, parent ? pref.backend_key : NULL, NULL, ret, err)
+                 : snapshot_prepare(s, bkey, parent ? pref.backend_key : NULL, NULL, ret, err);
+        metadata_snapshot_ref_clear(&pref);
+        if (r < 0) {
+                /* Undo the reference; the backend error is what the client sees. */
+                (void)metadata_snapshot_ref_remove(ctx->db, ns, s->name, key, NULL);
+                return r;
+        }
+        return 0;
+}
+
+int services_snapshots_mounts(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                              struct snapshot_mounts *ret, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0};
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        if (r < 0)
+                return r;
+        r = snapshot_mounts(s, ref.backend_key, ret, err);
+        metadata_snapshot_ref_clear(&ref);
+        return r;
+}
+
+int services_snapshots_commit(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *name,
+                              const char *key, char *const *labels, const char *lease, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0}, other = {0};
+        _cleanup_free_ char *bname = NULL;
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        if (!name || !name[0])
+                return error_set(err, EINVAL, "name must not be empty");
+        r = metadata_labels_validate(labels, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        if (r < 0)
+                return r;
+        if (kind_from_string(ref.kind) != SNAPSHOT_KIND_ACTIVE) {
+                r = error_set(err, EBUSY, "snapshot \"%s\" is not active", key);
+                goto out;
+        }
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, name, &other, NULL);
+        if (r == 0) {
+                r = error_set(err, EEXIST, "snapshot \"%s\"", name);
+                goto out;
+        }
+        bname = backend_key(ns, name);
+        r = snapshot_commit(s, bname, ref.backend_key, NULL, err);
+        if (r < 0)
+                goto out;
+        r = metadata_snapshot_ref_commit(ctx->db, ns, s->name, key, name, bname, labels, lease, err);
+out:
+        metadata_snapshot_ref_clear(&ref);
+        metadata_snapshot_ref_clear(&other);
+        return r;
+}
+
+int services_snapshots_remove(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                              struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0};
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_remove(ctx->db, ns, s->name, key, err);
+        if (r == 0) {
+                /* Reclaim the space now rather than at the next GC; GC treats a missing backend key as done. */
+                struct error *e2 = NULL;
+                (void)snapshot_remove(s, ref.backend_key, &e2);
+                error_free(&e2);
+        }
+        metadata_snapshot_ref_clear(&ref);
+        return r;
+}
+
+int services_snapshots_stat(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                            struct snapshot_info *ret, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0};
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        if (r < 0)
+                return r;
+        ref_to_info(&ref, ret);
+        metadata_snapshot_ref_clear(&ref);
+        return 0;
+}
+
+int services_snapshots_update(struct services_ctx *ctx, const char *ns, const char *snapshotter,
+                              const struct snapshot_info *info, char *const *paths, size_t npaths,
+                              struct snapshot_info *ret, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0};
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        if (!info || !info->name || !info->name[0])
+                return error_set(err, EINVAL, "snapshot name must not be empty");
+        for (size_t i = 0; i < npaths; i++)
+                if (strcmp(paths[i], "labels") != 0 && strncmp(paths[i], "labels.", 7) != 0)
+                        return error_set(err, EINVAL, "cannot update \"%s\" field on snapshot \"%s\"", paths[i],
+                                         info->name);
+        r = metadata_labels_validate(info->labels, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_update(ctx->db, ns, s->name, info->name, info->labels, paths, npaths, &ref, err);
+        if (r < 0)
+                return r;
+        if (ret)
+                ref_to_info(&ref, ret);
+        metadata_snapshot_ref_clear(&ref);
+        return 0;
+}
+
+int services_snapshots_list(struct services_ctx *ctx, const char *ns, const char *snapshotter,
+                            char *const *filters, size_t nfilters, struct snapshot_info **ret, size_t *ret_n,
+                            struct error **err)
+{
+        struct snapshotter *s = NULL;
+        _cleanup_(filter_freep) struct filter *f = NULL;
+        struct metadata_snapshot_ref *refs = NULL;
+        size_t n = 0;
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        r = filter_parse(filters, nfilters, &f, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_list(ctx->db, ns, s->name, f, &refs, &n, err);
+        if (r < 0)
+                return r;
+        struct snapshot_info *infos = xcalloc(n + 1, sizeof(*infos));
+        for (size_t i = 0; i < n; i++)
+                ref_to_info(&refs[i], &infos[i]);
+        metadata_snapshot_ref_list_free(refs, n);
+        *ret = infos;
+        *ret_n = n;
+        return 0;
+}
+
+int services_snapshots_usage(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                             struct snapshot_usage *ret, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        struct metadata_snapshot_ref ref = {0};
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        if (r < 0)
+                return r;
+        r = snapshot_usage(s, ref.backend_key, ret, err);
+        metadata_snapshot_ref_clear(&ref);
+        return r;
+}
+
+int services_snapshots_cleanup(struct services_ctx *ctx, const char *snapshotter, struct error **err)
+{
+        struct snapshotter *s = NULL;
+        int r = get_snapshotter(ctx, snapshotter, &s, err);
+        if (r < 0)
+                return r;
+        return snapshot_cleanup(s, err);
+}

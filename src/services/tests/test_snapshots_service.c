@@ -1,0 +1,357 @@
+/* snapshots.v1 + diff.v1 logic end to end, the way ctr unpacks an image: layer blobs in the content store,
+ * Stat(chainID) -> NotFound -> Prepare -> Diff.Apply -> Commit(chainID), then a container snapshot that is
+ * mounted for real (root only) and removed children first. Runs against both snapshotters. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+
+#include "content/store.h"
+#include "metadata/content.h"
+#include "metadata/db.h"
+#include "metadata/leases.h"
+#include "services/diff.h"
+#include "services/snapshots.h"
+#include "snapshot/mount.h"
+#include "snapshot/registry.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+
+struct fix {
+        char tmp[64];
+        const char *snapshotter;
+        struct services_ctx ctx;
+        struct metadata_db *db;
+        struct content_store *cs;
+        struct snapshot_registry *reg;
+};
+
+static int rm_rf(const char *p)
+{
+        _cleanup_free_ char *cmd = xasprintf("rm -rf '%s'", p);
+        return system(cmd);
+}
+
+static int setup_common(void **state, const char *snapshotter)
+{
+        struct fix *f = xcalloc(1, sizeof(*f));
+        struct error *err = NULL;
+        struct snapshotter *s = NULL;
+        strcpy(f->tmp, "/tmp/krill-snapsvc-XXXXXX");
+        assert_non_null(mkdtemp(f->tmp));
+        f->snapshotter = snapshotter;
+        _cleanup_free_ char *mdir = xasprintf("%s/io.containerd.metadata.v1.lmdb", f->tmp);
+        _cleanup_free_ char *cdir = xasprintf("%s/io.containerd.content.v1.content", f->tmp);
+        _cleanup_free_ char *odir = xasprintf("%s/io.containerd.snapshotter.v1.overlayfs", f->tmp);
+        _cleanup_free_ char *ndir = xasprintf("%s/io.containerd.snapshotter.v1.native", f->tmp);
+        assert_int_equal(metadata_db_open(mdir, &f->db, &err), 0);
+        assert_int_equal(content_store_open(cdir, &f->cs, &err), 0);
+        f->reg = snapshot_registry_new("overlayfs");
+        assert_int_equal(snapshot_overlay_open(odir, &s, &err), 0);
+        assert_int_equal(snapshot_registry_add(f->reg, s), 0);
+        assert_int_equal(snapshot_native_open(ndir, &s, &err), 0);
+        assert_int_equal(snapshot_registry_add(f->reg, s), 0);
+        assert_null(err);
+        f->ctx.root = f->tmp;
+        f->ctx.db = f->db;
+        f->ctx.content = f->cs;
+        f->ctx.snapshots = f->reg;
+        *state = f;
+        return 0;
+}
+
+static int setup_overlay(void **state)
+{
+        return setup_common(state, "overlayfs");
+}
+
+static int setup_native(void **state)
+{
+        return setup_common(state, "native");
+}
+
+static int teardown(void **state)
+{
+        struct fix *f = *state;
+        snapshot_registry_free(f->reg);
+        content_store_free(f->cs);
+        metadata_db_close(f->db);
+        rm_rf(f->tmp);
+        free(f);
+        return 0;
+}
+
+/* --- layers --- */
+
+struct blob {
+        uint8_t *p;
+        size_t len, cap;
+};
+
+static la_ssize_t wcb(struct archive *a, void *d, const void *p, size_t n)
+{
+        (void)a;
+        struct blob *b = d;
+        if (b->len + n > b->cap) {
+                b->cap = (b->len + n) * 2;
+                b->p = xrealloc(b->p, b->cap);
+        }
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return (la_ssize_t)n;
+}
+
+/* entries: "path=content" for files, "path/" for dirs; gzip selects compression. */
+static struct blob make_layer(const char *const *entries, bool gzip)
+{
+        struct blob b = {0};
+        struct archive *a = archive_write_new();
+        archive_write_set_format_pax_restricted(a);
+        if (gzip)
+                assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+        archive_write_set_bytes_in_last_block(a, 1);
+        assert_int_equal(archive_write_open(a, &b, NULL, wcb, NULL), ARCHIVE_OK);
+        for (const char *const *e = entries; *e; e++) {
+                struct archive_entry *ae = archive_entry_new();
+                const char *eq = strchr(*e, '=');
+                _cleanup_free_ char *path = eq ? xstrndup(*e, (size_t)(eq - *e)) : xstrdup(*e);
+                archive_entry_set_pathname(ae, path);
+                archive_entry_set_mtime(ae, 1600000000, 0);
+                if (path[strlen(path) - 1] == '/') {
+                        archive_entry_set_filetype(ae, AE_IFDIR);
+                        archive_entry_set_perm(ae, 0755);
+                } else {
+                        archive_entry_set_filetype(ae, AE_IFREG);
+                        archive_entry_set_perm(ae, 0644);
+                        archive_entry_set_size(ae, eq ? (la_int64_t)strlen(eq + 1) : 0);
+                }
+                assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+                if (eq && strlen(eq + 1))
+                        archive_write_data(a, eq + 1, strlen(eq + 1));
+                archive_entry_free(ae);
+        }
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        return b;
+}
+
+static char *sha256_of(const void *p, size_t n)
+{
+        unsigned char md[32];
+        unsigned len = 0;
+        char *s = xmalloc(72);
+        EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+        strcpy(s, "sha256:");
+        for (int i = 0; i < 32; i++)
+                sprintf(s + 7 + 2 * i, "%02x", md[i]);
+        return s;
+}
+
+/* Stores the blob in the content store and makes it visible in ns; returns its digest. */
+static char *store_blob(struct fix *f, const char *ns, const struct blob *b)
+{
+        struct error *err = NULL;
+        struct content_writer *w = NULL;
+        char *dg = sha256_of(b->p, b->len);
+        _cleanup_free_ char *ref = xasprintf("test-%s", dg + 7);
+        assert_int_equal(content_writer_open(f->cs, ref, (int64_t)b->len, dg, &w, &err), 0);
+        assert_int_equal(content_writer_write(w, b->p, b->len, &err), 0);
+        assert_int_equal(content_writer_commit(w, (int64_t)b->len, dg, NULL, &err), 0);
+        content_writer_close(w);
+        assert_int_equal(metadata_content_ref_add(f->db, ns, dg, (int64_t)b->len, NULL, NULL, &err), 0);
+        assert_null(err);
+        return dg;
+}
+
+/* ctr's unpack of one layer; returns the new chain ID. */
+static char *unpack_layer(struct fix *f, const char *ns, const char *parent_chain, const char *blob_digest,
+                          const char *media_type, const char *expect_diff_id)
+{
+        struct error *err = NULL;
+        struct snapshot_info info = {0};
+        struct snapshot_mounts m = {0};
+        struct image_apply_result res;
+        char *chain;
+
+        if (!parent_chain) {
+                chain = xstrdup(expect_diff_id);
+        } else {
+                _cleanup_free_ char *s = xasprintf("%s %s", parent_chain, expect_diff_id);
+                chain = sha256_of(s, strlen(s));
+        }
+        assert_int_equal(services_snapshots_stat(&f->ctx, ns, f->snapshotter, chain, &info, &err), -ENOENT);
+        error_free(&err);
+        _cleanup_free_ char *key = xasprintf("extract-1-%s", chain + 7);
+        assert_int_equal(services_snapshots_prepare(&f->ctx, ns, f->snapshotter, key, parent_chain, NULL, "lease1",
+                                                    false, &m, &err),
+                         0);
+        assert_int_equal(services_diff_apply(&f->ctx, ns, media_type, blob_digest, m.v, m.n, &res, &err), 0);
+        assert_null(err);
+        assert_string_equal(res.diff_id, expect_diff_id);
+        snapshot_mounts_clear(&m);
+        char *labels[] = {"containerd.io/snapshot.ref", chain, NULL};
+        assert_int_equal(services_snapshots_commit(&f->ctx, ns, f->snapshotter, chain, key, labels, NULL, &err), 0);
+        assert_null(err);
+        return chain;
+}
+
+static void test_snapshots_service_unpack_and_run(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        static const char *const l1[] = {"bin/", "bin/sh=#!/bin/sh", "etc/", "etc/passwd=root:x:0:0",
+                                         "data/", "data/old=old", NULL};
+        static const char *const l2[] = {"etc/", "etc/.wh.passwd", "etc/hosts=127.0.0.1 localhost", "data/",
+                                         "data/.wh..wh..opq", "data/new=new", NULL};
+        struct blob t1 = make_layer(l1, false), t2 = make_layer(l2, false);
+        struct blob g1 = make_layer(l1, true), g2 = make_layer(l2, false);
+        _cleanup_free_ char *d1 = sha256_of(t1.p, t1.len), *d2 = sha256_of(t2.p, t2.len);
+        _cleanup_free_ char *b1 = store_blob(f, "default", &g1), *b2 = store_blob(f, "default", &g2);
+        assert_int_equal(metadata_lease_create(f->db, "default", "lease1", NULL, NULL, &err), 0);
+
+        _cleanup_free_ char *c1 = unpack_layer(f, "default", NULL, b1, "application/vnd.oci.image.layer.v1.tar+gzip", d1);
+        _cleanup_free_ char *c2 =
+                unpack_layer(f, "default", c1, b2, "application/vnd.docker.image.rootfs.diff.tar.gzip", d2);
+
+        struct snapshot_info info = {0};
+        assert_int_equal(services_snapshots_stat(&f->ctx, "default", f->snapshotter, c2, &info, &err), 0);
+        assert_int_equal(info.kind, SNAPSHOT_KIND_COMMITTED);
+        assert_string_equal(info.parent, c1);
+        assert_string_equal(snapshot_labels_get(info.labels, "containerd.io/snapshot.ref"), c2);
+        snapshot_info_clear(&info);
+
+        /* another namespace sees nothing */
+        assert_int_equal(services_snapshots_stat(&f->ctx, "other", f->snapshotter, c2, &info, &err), -ENOENT);
+        error_free(&err);
+
+        /* list with filters */
+        struct snapshot_info *list = NULL;
+        size_t n = 0;
+        char *flt[] = {"kind==committed"};
+        assert_int_equal(services_snapshots_list(&f->ctx, "default", f->snapshotter, flt, 1, &list, &n, &err), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                snapshot_info_clear(&list[i]);
+        free(list);
+
+        /* container snapshot, mounted for real */
+        struct snapshot_mounts m = {0};
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "default", f->snapshotter, "ctr1", c2, NULL, NULL, false,
+                                                    &m, &err),
+                         0);
+        if (geteuid() == 0) {
+                _cleanup_free_ char *target = xasprintf("%s/rootfs", f->tmp);
+                assert_int_equal(mkdir(target, 0755), 0);
+                int r = snapshot_mount_all(m.v, m.n, target, &err);
+                if (r == 0) {
+                        _cleanup_free_ char *sh = xasprintf("%s/bin/sh", target), *pw = xasprintf("%s/etc/passwd", target),
+                                            *ho = xasprintf("%s/etc/hosts", target),
+                                            *old = xasprintf("%s/data/old", target),
+                                            *nw = xasprintf("%s/data/new", target);
+                        assert_int_equal(access(sh, F_OK), 0);
+                        assert_int_equal(access(pw, F_OK), -1);
+                        assert_int_equal(access(ho, F_OK), 0);
+                        assert_int_equal(access(old, F_OK), -1);
+                        assert_int_equal(access(nw, F_OK), 0);
+                        assert_int_equal(snapshot_unmount(target, 0, &err), 0);
+                } else {
+                        print_message("mount skipped: %s\n", error_str(err));
+                        error_free(&err);
+                }
+        }
+        snapshot_mounts_clear(&m);
+        struct snapshot_usage u;
+        assert_int_equal(services_snapshots_usage(&f->ctx, "default", f->snapshotter, c1, &u, &err), 0);
+        assert_true(u.inodes > 0);
+
+        /* removal: children first */
+        assert_int_equal(services_snapshots_remove(&f->ctx, "default", f->snapshotter, c2, &err), -EBUSY);
+        error_free(&err);
+        assert_int_equal(services_snapshots_remove(&f->ctx, "default", f->snapshotter, "ctr1", &err), 0);
+        assert_int_equal(services_snapshots_remove(&f->ctx, "default", f->snapshotter, c2, &err), 0);
+        assert_int_equal(services_snapshots_remove(&f->ctx, "default", f->snapshotter, c1, &err), 0);
+        assert_null(err);
+        _cleanup_free_ char *sdir = xasprintf("%s/io.containerd.snapshotter.v1.%s/snapshots", f->tmp,
+                                              strcmp(f->snapshotter, "native") == 0 ? "native" : "overlayfs");
+        _cleanup_free_ char *cmd = xasprintf("test -z \"$(ls -A '%s')\"", sdir);
+        assert_int_equal(system(cmd), 0);
+        free(t1.p);
+        free(t2.p);
+        free(g1.p);
+        free(g2.p);
+}
+
+static void test_snapshots_service_errors(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        struct snapshot_mounts m = {0};
+        struct image_apply_result res;
+        static const char *const l1[] = {"a=1", NULL};
+        struct blob t = make_layer(l1, false);
+        _cleanup_free_ char *dg = store_blob(f, "ns1", &t);
+
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "ns1", "nope", "k", NULL, NULL, NULL, false, &m, &err),
+                         -EINVAL);
+        _cleanup_free_ char *msg = error_message(err);
+        assert_string_equal(msg, "snapshotter not loaded: nope: invalid argument");
+        error_free(&err);
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "ns1", f->snapshotter, "k", "missing", NULL, NULL, false,
+                                                    &m, &err),
+                         -ENOENT);
+        error_free(&err);
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "ns1", f->snapshotter, "k", NULL, NULL, NULL, false, &m,
+                                                    &err),
+                         0);
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "ns1", f->snapshotter, "k", NULL, NULL, NULL, false, &m,
+                                                    &err),
+                         -EEXIST);
+        error_free(&err);
+        assert_int_equal(services_diff_apply(&f->ctx, "ns1", "application/x-foo", dg, m.v, m.n, &res, &err), -ENOSYS);
+        error_free(&err);
+        /* the blob is not visible in ns2 */
+        assert_int_equal(services_diff_apply(&f->ctx, "ns2", IMAGE_MEDIA_TYPE_LAYER_TAR, dg, m.v, m.n, &res, &err),
+                         -ENOENT);
+        error_free(&err);
+        assert_int_equal(services_diff_apply(&f->ctx, "ns1", IMAGE_MEDIA_TYPE_LAYER_TAR, dg, m.v, m.n, &res, &err), 0);
+        snapshot_mounts_clear(&m);
+        assert_int_equal(services_snapshots_commit(&f->ctx, "ns1", f->snapshotter, "c", "k", NULL, NULL, &err), 0);
+        assert_int_equal(services_snapshots_commit(&f->ctx, "ns1", f->snapshotter, "c2", "c", NULL, NULL, &err), -EBUSY);
+        error_free(&err);
+        assert_int_equal(services_snapshots_mounts(&f->ctx, "ns1", f->snapshotter, "c", &m, &err), -EBUSY);
+        error_free(&err);
+        struct snapshot_info in = {.name = "c", .labels = (char *[]){"x", "y", NULL}}, out = {0};
+        char *paths[] = {"labels.x"};
+        assert_int_equal(services_snapshots_update(&f->ctx, "ns1", f->snapshotter, &in, paths, 1, &out, &err), 0);
+        assert_string_equal(snapshot_labels_get(out.labels, "x"), "y");
+        snapshot_info_clear(&out);
+        char *bad[] = {"parent"};
+        assert_int_equal(services_snapshots_update(&f->ctx, "ns1", f->snapshotter, &in, bad, 1, &out, &err), -EINVAL);
+        error_free(&err);
+        assert_int_equal(services_snapshots_cleanup(&f->ctx, f->snapshotter, &err), 0);
+        free(t.p);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_and_run, setup_overlay, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_overlay, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_and_run, setup_native, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_native, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
