@@ -36,7 +36,8 @@ typedef void (*grpc_message_fn)(struct grpc_call *call, const ProtobufCMessage *
 /* Client streams: the client half-closed (END_STREAM). Optional. */
 typedef void (*grpc_half_close_fn)(struct grpc_call *call, void *userdata);
 /* The call ended before the handler finished it: RST_STREAM from the client, deadline expiry, connection
- * closed, or server shutdown. After this returns the handler must not use the call except grpc_call_unref()
+ * closed, server shutdown, or the transport failed the call because a later request message was invalid
+ * (malformed, too large, compressed) — then the status was already sent. After this returns the handler must not use the call except grpc_call_unref()
  * of references it took. */
 typedef void (*grpc_cancel_fn)(struct grpc_call *call, void *userdata);
 

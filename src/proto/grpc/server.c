@@ -46,7 +46,8 @@ struct grpc_server {
         struct grpc_conn *conns; /* doubly linked */
         size_t live_conns;       /* connections not yet freed */
         bool shutting_down;
-        bool listener_closed;
+        uv_idle_t *kick;          /* runs conn_flush for kicked connections on the next loop iteration */
+        struct grpc_conn *kicked; /* singly linked through kick_next, one reference each */
         void (*done_cb)(void *);
         void *done_data;
 };
@@ -64,6 +65,8 @@ struct grpc_conn {
         bool want_flush;
         bool closing;
         bool reading;
+        bool in_kick_list;
+        struct grpc_conn *kick_next;
         uint8_t rbuf[CONN_READ_BUF];
 };
 
@@ -113,6 +116,7 @@ struct grpc_call {
 };
 
 static void conn_flush(struct grpc_conn *conn);
+static void conn_kick(struct grpc_conn *conn);
 static void conn_close(struct grpc_conn *conn);
 static void call_detach(struct grpc_call *c);
 static void conn_unref(struct grpc_conn *conn);
@@ -195,6 +199,9 @@ struct grpc_server *grpc_server_new(uv_loop_t *loop, const struct grpc_server_op
                 s->opts.max_send_msg = GRPC_DEFAULT_MAX_MSG;
         if (s->opts.max_streams == 0)
                 s->opts.max_streams = 1000;
+        s->kick = xcalloc(1, sizeof(*s->kick));
+        uv_idle_init(loop, s->kick);
+        s->kick->data = s;
         return s;
 }
 
@@ -202,7 +209,7 @@ void grpc_server_free(struct grpc_server *s)
 {
         if (!s)
                 return;
-        assert(s->live_conns == 0 && !s->listener);
+        assert(s->live_conns == 0 && !s->listener && !s->kick);
         free(s->methods);
         free(s->socket_path);
         free(s);
@@ -210,7 +217,9 @@ void grpc_server_free(struct grpc_server *s)
 
 static void server_maybe_done(struct grpc_server *s)
 {
-        if (!s->shutting_down || s->live_conns > 0 || s->listener || !s->done_cb)
+        if (!s->shutting_down || s->live_conns > 0 || s->listener || s->kick)
+                return;
+        if (!s->done_cb)
                 return;
         void (*cb)(void *) = s->done_cb;
         s->done_cb = NULL;
@@ -327,7 +336,7 @@ void grpc_call_set_writable_cb(struct grpc_call *c, size_t low_water, void (*fn)
         c->writable_data = userdata;
         c->low_water = low_water;
         if (c->conn && fn)
-                conn_flush(c->conn); /* fires it if already below low_water */
+                conn_kick(c->conn); /* fires it soon if already below low_water */
 }
 
 static void call_log(struct grpc_call *c)
@@ -455,7 +464,7 @@ int grpc_call_send(struct grpc_call *c, const ProtobufCMessage *msg)
                 c->conn->want_flush = true;
         } else
                 call_resume(c);
-        conn_flush(c->conn);
+        conn_kick(c->conn);
         return 0;
 }
 
@@ -493,7 +502,7 @@ void grpc_call_finish(struct grpc_call *c, enum grpc_code code, const char *mess
                 submit_trailers_only(c, code, message);
         } else
                 call_resume(c);
-        conn_flush(c->conn);
+        conn_kick(c->conn);
 }
 
 void grpc_call_reply(struct grpc_call *c, const ProtobufCMessage *msg)
@@ -756,12 +765,28 @@ static void call_detach(struct grpc_call *c)
         grpc_call_unref(c);
 }
 
+/* The transport ends a call the handler may already be working on (a later request message was malformed,
+ * too big or compressed): finish it with the error and tell the handler through its cancel callback, so
+ * references it holds are released exactly as for a client cancellation. */
+static void call_abort(struct grpc_call *c, enum grpc_code code, const char *message)
+{
+        if (grpc_call_is_done(c))
+                return;
+        grpc_call_finish(c, code, message);
+        if (c->cancel_fn) {
+                grpc_cancel_fn fn = c->cancel_fn;
+                c->cancel_fn = NULL;
+                _cleanup_(call_unrefp) struct grpc_call *ref = grpc_call_ref(c);
+                fn(c, c->cancel_data);
+        }
+}
+
 static void deliver(struct grpc_call *c, const uint8_t *p, size_t n)
 {
         ProtobufCMessage *req = protobuf_c_message_unpack(c->method->input, NULL, n, p);
         if (!req) {
-                grpc_call_finish(c, GRPC_INTERNAL, "grpc: error unmarshalling request: proto: cannot parse invalid "
-                                                   "wire-format data");
+                call_abort(c, GRPC_INTERNAL, "grpc: error unmarshalling request: proto: cannot parse invalid "
+                                             "wire-format data");
                 return;
         }
         c->method->on_message(c, req, c->method->userdata);
@@ -794,7 +819,7 @@ static void call_dispatch(struct grpc_call *c)
                         conn->want_flush = true;
                 }
         } else if (c->reject_code > 0 && !grpc_call_is_done(c)) {
-                grpc_call_finish(c, (enum grpc_code)c->reject_code, c->reject_msg);
+                call_abort(c, (enum grpc_code)c->reject_code, c->reject_msg);
         }
         bool streaming = c->method &&
                          (c->method->kind == GRPC_METHOD_CLIENT_STREAM || c->method->kind == GRPC_METHOD_BIDI_STREAM);
@@ -822,7 +847,7 @@ static void call_dispatch(struct grpc_call *c)
         if (c->half_close_pending && !c->half_close_delivered && !grpc_call_is_done(c) && c->method) {
                 c->half_close_delivered = true;
                 if (grpc_buf_pending(&c->in) > 0)
-                        grpc_call_finish(c, GRPC_INTERNAL, "grpc: client sent an incomplete message");
+                        call_abort(c, GRPC_INTERNAL, "grpc: client sent an incomplete message");
                 else if (!streaming) {
                         if (c->nmsgs == 0)
                                 grpc_call_finish(c, GRPC_INTERNAL, "grpc: no request message for a unary call");
@@ -980,6 +1005,34 @@ static void conn_flush(struct grpc_conn *conn)
             !nghttp2_session_want_write(conn->session) && conn->write_pending == 0)
                 conn_close(conn);
         conn_unref(conn);
+}
+
+static void kick_cb(uv_idle_t *h)
+{
+        struct grpc_server *s = h->data;
+        uv_idle_stop(h);
+        while (s->kicked) {
+                struct grpc_conn *conn = s->kicked;
+                s->kicked = conn->kick_next;
+                conn->kick_next = NULL;
+                conn->in_kick_list = false;
+                conn_flush(conn);
+                conn_unref(conn);
+        }
+}
+
+/* Handler API calls (send, finish) only mark the connection: frames go out on the next loop iteration, so
+ * no handler code is ever re-entered from inside another handler's call, and sends are coalesced. */
+static void conn_kick(struct grpc_conn *conn)
+{
+        struct grpc_server *s = conn->server;
+        if (conn->in_kick_list || conn->closing || !s->kick)
+                return;
+        conn->in_kick_list = true;
+        conn->refs++;
+        conn->kick_next = s->kicked;
+        s->kicked = conn;
+        uv_idle_start(s->kick, kick_cb);
 }
 
 static void conn_handle_close_cb(uv_handle_t *h)
@@ -1268,6 +1321,14 @@ static void conn_cancel_all(struct grpc_conn *conn)
         free(v);
 }
 
+static void kick_close_cb(uv_handle_t *h)
+{
+        struct grpc_server *s = h->data;
+        free(h);
+        s->kick = NULL;
+        server_maybe_done(s);
+}
+
 static void listener_close_cb(uv_handle_t *h)
 {
         struct grpc_server *s = h->data;
@@ -1310,5 +1371,15 @@ void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), vo
                 conn_close(conn);
                 conn_unref(conn);
         }
+        /* Kicked connections are all closing now: drop their references, then the idle handle. */
+        while (s->kicked) {
+                struct grpc_conn *conn = s->kicked;
+                s->kicked = conn->kick_next;
+                conn->kick_next = NULL;
+                conn->in_kick_list = false;
+                conn_unref(conn);
+        }
+        if (s->kick && !uv_is_closing((uv_handle_t *)s->kick))
+                uv_close((uv_handle_t *)s->kick, kick_close_cb);
         server_maybe_done(s);
 }
