@@ -289,6 +289,7 @@ static int start_logger(struct shim_stdio *io, const struct shim_uri *u, const c
                 int nul = open("/dev/null", O_RDWR);
                 if (a < 0 || b < 0 || w < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(w, 5) < 0)
                         _exit(126);
+                close(a), close(b), close(w);
                 if (nul >= 0) {
                         dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
                 }
@@ -302,8 +303,18 @@ static int start_logger(struct shim_stdio *io, const struct shim_uri *u, const c
                 close(out[1]), close(errp[1]), close(ready[0]);
                 return error_set(err, errno, "fork logger");
         }
-        while (read(ready[0], &c, 1) < 0 && errno == EINTR)
-                ;
+        /* the logger closes fd 5 (or writes to it) once it is ready; do not hang the loop on a broken one */
+        {
+                struct pollfd pfd = {.fd = ready[0], .events = POLLIN};
+                int pr;
+                do
+                        pr = poll(&pfd, 1, 10000);
+                while (pr < 0 && errno == EINTR);
+                if (pr > 0)
+                        (void)!read(ready[0], &c, 1);
+                else
+                        log_warn("logger %s not ready after 10 s", u->path);
+        }
         close(ready[0]);
         io->logger_pid = pid;
         *ret_out = out[1];

@@ -227,3 +227,54 @@ def test_containerd_restart_readopts(env):
     finally:
         cleanup(env, cid)
     wait_for(lambda: not env.krill_shim_pids(), 10, "shim exit")
+
+
+def test_log_uri_file(env, tmp_path):
+    out = tmp_path / "out.log"
+    r = env.run("t-logfile", "sh", "-c", "echo to-file; echo to-err >&2",
+                extra=["--log-uri", "file://" + str(out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "to-file\n" in text and "to-err\n" in text, text
+
+
+def test_log_uri_binary(env, tmp_path):
+    out = tmp_path / "bin.log"
+    logger = tmp_path / "logger.sh"
+    # containerd's contract: stdout on fd 3, stderr on fd 4, close fd 5 once ready
+    logger.write_text("#!/bin/sh\nexec 5>&-\necho \"args=$* id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE\" > \"$2\"\n"
+                      "cat <&3 >> \"$2\"\n")
+    logger.chmod(0o755)
+    r = env.run("t-logbin", "echo", "via-binary",
+                extra=["--log-uri", "binary://%s?out=%s" % (logger, out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: out.exists() and "via-binary" in out.read_text(), 10, "logger output")
+    text = out.read_text()
+    assert "args=out %s id=t-logbin ns=default" % out in text, text
+
+
+def test_events_and_oom(env):
+    ev = subprocess.Popen([containerd_env.daemons.CTR, "--address", env.address, "events"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cid = "t-events"
+    try:
+        time.sleep(0.3)
+        assert env.run(cid, "sleep", "1000", rm=False, extra=["-d"]).returncode == 0
+        assert env.ctr("tasks", "exec", "--exec-id", "ex", cid, "true").returncode == 0
+        assert env.ctr("tasks", "pause", cid).returncode == 0
+        assert env.ctr("tasks", "resume", cid).returncode == 0
+        cleanup(env, cid)
+        r = env.run("t-oom", "sh", "-c", "x=y; while true; do x=$x$x$x$x; done",
+                    extra=["--memory-limit", str(16 << 20)], timeout=120)
+        assert r.returncode == 137, (r.returncode, r.stderr)
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0]
+    for topic in ("/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/paused",
+                  "/tasks/resumed", "/tasks/exit", "/tasks/delete", "/tasks/oom"):
+        assert topic in out, (topic, out)
+    # ordering: a task's exit precedes its delete
+    lines = [line for line in out.splitlines() if cid in line]
+    topics = [t for line in lines for t in line.split() if t.startswith("/tasks/")]
+    assert topics.index("/tasks/exit") < topics.index("/tasks/delete"), topics
