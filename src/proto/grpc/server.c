@@ -30,6 +30,9 @@
 #define CONN_WINDOW (16 * 1024 * 1024)      /* connection receive window */
 #define MAX_HEADER_BYTES (64 * 1024)        /* request header list bound per stream */
 #define MAX_METADATA 64
+/* Request bytes buffered per connection (partial messages, unary requests awaiting END_STREAM). One
+ * message may be 16 MiB; a client needing more than this at once is abusive and loses the connection. */
+#define CONN_MAX_BUFFERED (64 * 1024 * 1024)
 
 struct method_slot {
         struct grpc_method m;
@@ -60,6 +63,7 @@ struct grpc_conn {
         nghttp2_session *session;
         struct grpc_call *calls; /* doubly linked, one reference each */
         size_t ncalls;
+        size_t in_bytes; /* sum of the calls' in_accounted */
         size_t write_pending; /* bytes handed to uv_write, not yet completed */
         unsigned busy;        /* > 0 while dispatching or flushing: nested flush requests are deferred */
         bool want_flush;
@@ -89,6 +93,7 @@ struct grpc_call {
         bool headers_done, remote_closed, stream_closed;
         struct grpc_buf in;
         size_t in_scanned; /* bytes after in.off already checked to be complete, valid messages */
+        size_t in_accounted; /* this call's share of conn->in_bytes */
         struct grpc_buf unary_msg; /* the single request of unary/server-stream calls */
         unsigned nmsgs;
 
@@ -350,7 +355,8 @@ static void call_log(struct grpc_call *c)
         const char *ns = grpc_call_metadata(c, "containerd-namespace");
         struct log_field f[] = {
                 {"method", grpc_call_path(c)}, {"namespace", ns ? ns : ""}, {"status", status},
-                {"code", status_code_name(c->status)}, {"duration", dur}, {NULL, NULL},
+                {"code", status_code_name(c->status)}, {"duration", dur},
+                {c->status != GRPC_OK && c->status_msg ? "error" : NULL, c->status_msg}, {NULL, NULL},
         };
         log_fields(LOG_LEVEL_DEBUG, f, "grpc call");
 }
@@ -602,6 +608,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         return 0;
 }
 
+static void call_account(struct grpc_call *c)
+{
+        size_t now = c->conn ? grpc_buf_pending(&c->in) + grpc_buf_pending(&c->unary_msg) : 0;
+        if (c->conn)
+                c->conn->in_bytes = c->conn->in_bytes - c->in_accounted + now;
+        c->in_accounted = now;
+}
+
 static void call_reject(struct grpc_call *c, enum grpc_code code, char *msg)
 {
         if (c->reject_code)
@@ -672,10 +686,14 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                               size_t len, void *user_data)
 {
         (void)flags;
-        (void)user_data;
+        struct grpc_conn *conn = user_data;
         struct grpc_call *c = stream_call(session, stream_id);
         if (!c || grpc_call_is_done(c) || c->reject_code)
                 return 0;
+        if (conn->in_bytes + len > CONN_MAX_BUFFERED) {
+                (void)nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+                return 0;
+        }
         /* Bounded before it is buffered: one message may be partial, complete ones are drained at dispatch. */
         grpc_buf_append(&c->in, data, len);
         const uint8_t *msg;
@@ -708,6 +726,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                 off += GRPC_PREFIX_LEN + n;
         }
         c->in_scanned = grpc_buf_pending(&c->in) ? off - c->in.off : 0;
+        call_account(c);
         return 0;
 }
 
@@ -759,6 +778,8 @@ static void call_detach(struct grpc_call *c)
                 c->next->prev = c->prev;
         c->prev = c->next = NULL;
         conn->ncalls--;
+        conn->in_bytes -= c->in_accounted;
+        c->in_accounted = 0;
         if (!c->stream_closed && conn->session)
                 nghttp2_session_set_stream_user_data(conn->session, c->stream_id, NULL);
         c->conn = NULL;
@@ -859,6 +880,7 @@ static void call_dispatch(struct grpc_call *c)
                 } else if (c->method->on_half_close)
                         c->method->on_half_close(c, c->method->userdata);
         }
+        call_account(c);
         if (c->stream_closed)
                 call_detach(c);
 }

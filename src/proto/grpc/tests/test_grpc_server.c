@@ -737,6 +737,47 @@ static void test_grpc_oversized_request_then_serves(void **state)
         grpc_client_free(c);
 }
 
+static void test_grpc_connection_buffer_limit(void **state)
+{
+        struct fixture *f = *state;
+        struct grpc_client *c = connect_client(f);
+        struct error *e = NULL;
+        /* Five unary requests of 15 MiB each that never half-close: the server must hold them all (it waits
+         * for END_STREAM), which exceeds the per-connection bound, so the connection is dropped. */
+        WriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
+        req.data.len = 15 * 1024 * 1024;
+        req.data.data = xcalloc(1, req.data.len);
+        struct grpc_stream *v[5];
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(grpc_client_stream_open(c, PUT_PATH, NULL,
+                                                         &containerd__services__content__v1__write_content_response__descriptor,
+                                                         &v[i], &e),
+                                 0);
+                assert_int_equal(grpc_stream_send(v[i], &req.base, &e), 0);
+        }
+        free(req.data.data);
+        ProtobufCMessage *m = NULL;
+        int failed = 0;
+        for (int i = 0; i < 5; i++) {
+                int r = grpc_stream_recv(v[i], 10000, &m, &e);
+                assert_int_equal(r, -EAGAIN); /* UNAVAILABLE: the connection went away */
+                error_free(&e);
+                failed++;
+                grpc_stream_free(v[i]);
+        }
+        assert_int_equal(failed, 5);
+        grpc_client_free(c);
+
+        /* The server itself is fine. */
+        c = connect_client(f);
+        Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+        assert_int_equal(grpc_client_unary(c, VERSION_PATH, NULL, &empty.base,
+                                           &containerd__services__version__v1__version_response__descriptor, &m, &e),
+                         0);
+        protobuf_c_message_free_unpacked(m, NULL);
+        grpc_client_free(c);
+}
+
 static void test_grpc_deadline_cancels_call(void **state)
 {
         struct fixture *f = *state;
@@ -917,6 +958,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_grpc_bidi_and_early_close, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_slow_call_does_not_block_others, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_oversized_request_then_serves, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_grpc_connection_buffer_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_deadline_cancels_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_client_cancel_reaches_handler, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_shutdown_cancels_open_calls, setup, teardown),
