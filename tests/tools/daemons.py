@@ -523,6 +523,9 @@ class KrillDaemon(Daemon):
         self.extra_args = list(extra_args)
         self.log_level = log_level
         super().__init__(**kw)
+        # krilld finds containerd-shim-krill-v2 through PATH, like containerd
+        self.env = dict(os.environ, PATH=os.path.join(build, "src", "shim") + ":" +
+                        os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
 
     def argv(self):
         return [self.binary, "--root", self.root, "--state", self.state, "--address", self.address,
