@@ -167,3 +167,124 @@ uint64_t time_monotonic_ms(void)
 {
         return time_monotonic_ns() / 1000000ULL;
 }
+
+static bool add_overflows(int64_t a, int64_t b)
+{
+        return b > 0 && a > INT64_MAX - b;
+}
+
+int time_parse_duration(const char *s, int64_t *ret_ns, struct error **err)
+{
+        static const struct {
+                const char *name;
+                int64_t ns;
+        } units[] = {
+                {"ns", 1},           {"us", 1000},          {"\xc2\xb5s", 1000}, {"\xce\xbcs", 1000},
+                {"ms", 1000000},     {"s", NSEC_PER_SEC},   {"m", 60 * NSEC_PER_SEC}, {"h", 3600 * NSEC_PER_SEC},
+        };
+        const char *p = s;
+        bool neg = false;
+        int64_t total = 0;
+
+        if (!s)
+                goto bad;
+        if (*p == '-' || *p == '+') {
+                neg = *p == '-';
+                p++;
+        }
+        if (strcmp(p, "0") == 0) {
+                *ret_ns = 0;
+                return 0;
+        }
+        if (!*p)
+                goto bad;
+        while (*p) {
+                uint64_t whole = 0;
+                double frac = 0, scale = 1;
+                bool digits = false;
+                while (*p >= '0' && *p <= '9') {
+                        if (whole > (UINT64_MAX - 9) / 10)
+                                goto bad;
+                        whole = whole * 10 + (uint64_t)(*p++ - '0');
+                        digits = true;
+                }
+                if (*p == '.') {
+                        p++;
+                        while (*p >= '0' && *p <= '9') {
+                                scale /= 10;
+                                frac += (*p++ - '0') * scale;
+                                digits = true;
+                        }
+                }
+                if (!digits)
+                        goto bad;
+                const char *u = p;
+                while (*p && !(*p >= '0' && *p <= '9') && *p != '.')
+                        p++;
+                size_t ulen = (size_t)(p - u);
+                int64_t unit = 0;
+                for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+                        if (strlen(units[i].name) == ulen && memcmp(units[i].name, u, ulen) == 0)
+                                unit = units[i].ns;
+                if (unit == 0)
+                        goto bad; /* missing or unknown unit */
+                if (whole > (uint64_t)(INT64_MAX / unit))
+                        goto bad;
+                int64_t v = (int64_t)whole * unit;
+                int64_t f = (int64_t)(frac * (double)unit + 0.5);
+                if (add_overflows(v, f) || add_overflows(total, v + f))
+                        goto bad;
+                total += v + f;
+        }
+        *ret_ns = neg ? -total : total;
+        return 0;
+bad:;
+        _cleanup_free_ char *q = str_go_quote(s ? s : "");
+        return error_set(err, EINVAL, "time: invalid duration %s", q);
+}
+
+char *time_format_duration(int64_t ns)
+{
+        /* Go's Duration.String(): sub-second values use the largest unit that keeps an integer part. */
+        bool neg = ns < 0;
+        uint64_t u = neg ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
+        char frac[16] = "";
+        if (u == 0)
+                return xstrdup("0s");
+        if (u < (uint64_t)NSEC_PER_SEC) {
+                const char *unit;
+                uint64_t div;
+                if (u < 1000) {
+                        return xasprintf("%s%lluns", neg ? "-" : "", (unsigned long long)u);
+                } else if (u < 1000000) {
+                        unit = "\xc2\xb5s";
+                        div = 1000;
+                } else {
+                        unit = "ms";
+                        div = 1000000;
+                }
+                uint64_t rem = u % div;
+                if (rem) {
+                        int digits = div == 1000 ? 3 : 6;
+                        snprintf(frac, sizeof(frac), ".%0*llu", digits, (unsigned long long)rem);
+                        size_t l = strlen(frac);
+                        while (frac[l - 1] == '0')
+                                frac[--l] = '\0';
+                }
+                return xasprintf("%s%llu%s%s", neg ? "-" : "", (unsigned long long)(u / div), frac, unit);
+        }
+        uint64_t secs = u / (uint64_t)NSEC_PER_SEC, rem = u % (uint64_t)NSEC_PER_SEC;
+        if (rem) {
+                snprintf(frac, sizeof(frac), ".%09llu", (unsigned long long)rem);
+                size_t l = strlen(frac);
+                while (frac[l - 1] == '0')
+                        frac[--l] = '\0';
+        }
+        uint64_t h = secs / 3600, m = (secs / 60) % 60, s = secs % 60;
+        if (h)
+                return xasprintf("%s%lluh%llum%llu%ss", neg ? "-" : "", (unsigned long long)h, (unsigned long long)m,
+                                 (unsigned long long)s, frac);
+        if (m)
+                return xasprintf("%s%llum%llu%ss", neg ? "-" : "", (unsigned long long)m, (unsigned long long)s, frac);
+        return xasprintf("%s%llu%ss", neg ? "-" : "", (unsigned long long)s, frac);
+}

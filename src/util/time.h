@@ -23,6 +23,12 @@ char *time_format_rfc3339nano_fixed(int64_t sec, int32_t nsec, int utc_offset_se
  * fraction 1..9 digits. Returns 0 with the UTC instant, or -EINVAL with `parsing time "s"` in err. */
 int time_parse_rfc3339(const char *s, int64_t *ret_sec, int32_t *ret_nsec, struct error **err);
 
+/* Parses a Go duration string as time.ParseDuration does ("300ms", "-1.5h", "4h0m0s", "0"; units ns, us,
+ * µs, ms, s, m, h). Returns 0 with nanoseconds, or -EINVAL with `time: invalid duration "x"` (Go's text). */
+int time_parse_duration(const char *s, int64_t *ret_ns, struct error **err);
+/* Returns a new string formatted as Go's Duration.String(): "4h0m0s", "100ms", "1.5s", "0s". */
+char *time_format_duration(int64_t ns);
+
 /* protobuf google.protobuf.Timestamp conventions (util cannot see generated types: pass the fields).
  * Unset means Go's zero time; an absent message should be treated the same by the caller. */
 static inline bool time_pb_is_unset(int64_t seconds, int32_t nanos)

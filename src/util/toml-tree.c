@@ -78,6 +78,11 @@ struct toml_value *toml_table_value(const struct toml_value *t, size_t i)
         return i < toml_table_size(t) ? t->tab.kv[i].val : NULL;
 }
 
+struct toml_value *toml_parent(const struct toml_value *v)
+{
+        return v ? v->parent : NULL;
+}
+
 size_t toml_array_size(const struct toml_value *a)
 {
         return a && a->type == TOML_ARRAY ? a->arr.n : 0;
@@ -161,7 +166,7 @@ static struct toml_value *get_typed(struct toml_value *t, const char *key, enum 
                 return NULL;
         if (v->type != want && !(want == TOML_FLOAT && v->type == TOML_INTEGER)) {
                 _cleanup_free_ char *path = toml_value_path(v);
-                *r = error_set(err, EINVAL, "toml: line %u column %u: \"%s\": expected %s, got %s", v->line, v->col,
+                *r = error_set(err, EINVAL, "toml: line %u column %u: %s: expected %s, got %s", v->line, v->col,
                                path, toml_type_name(want), toml_type_name(v->type));
                 return NULL;
         }
@@ -197,7 +202,7 @@ int toml_get_int_range(struct toml_value *t, const char *key, int64_t min, int64
                 return r;
         if (v->i < min || v->i > max) {
                 _cleanup_free_ char *path = toml_value_path(v);
-                return error_set(err, EINVAL, "toml: line %u column %u: \"%s\": value %lld out of range", v->line,
+                return error_set(err, EINVAL, "toml: line %u column %u: %s: value %lld out of range", v->line,
                                  v->col, path, (long long)v->i);
         }
         *ret = v->i;
@@ -251,7 +256,7 @@ int toml_get_string_array(struct toml_value *t, const char *key, char ***ret, st
                 struct toml_value *e = a->arr.v[i];
                 if (e->type != TOML_STRING) {
                         _cleanup_free_ char *path = toml_value_path(a);
-                        return error_set(err, EINVAL, "toml: line %u column %u: \"%s\": expected string, got %s",
+                        return error_set(err, EINVAL, "toml: line %u column %u: %s: expected string, got %s",
                                          e->line, e->col, path, toml_type_name(e->type));
                 }
                 e->used = true;

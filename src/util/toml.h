@@ -42,7 +42,7 @@ struct toml_value;
 
 /* Parses buf[0..len) (need not be NUL-terminated). On success *ret_root is a new table owned by the
  * caller. Errors are -EINVAL with `toml: line L column C: <reason>` (columns count bytes from 1), e.g.
- * `toml: line 3 column 1: duplicate key "name"`; input over TOML_MAX_INPUT bytes is refused. */
+ * `toml: line 3 column 1: duplicate key name`; input over TOML_MAX_INPUT bytes is refused. */
 int toml_parse(const char *buf, size_t len, struct toml_value **ret_root, struct error **err);
 /* Reads (at most TOML_MAX_INPUT bytes, else -EFBIG) and parses dirfd/path; errors are prefixed with path. */
 int toml_parse_file(int dirfd, const char *path, struct toml_value **ret_root, struct error **err);
@@ -77,6 +77,8 @@ struct toml_value *toml_table_get(const struct toml_value *t, const char *key);
 /* Lookup by a TOML key expression: `plugins."io.containerd.grpc.v1.cri".registry`. NULL if missing,
  * if the expression is not a valid key, or if an intermediate value is not a table. */
 struct toml_value *toml_get_path(const struct toml_value *t, const char *dotted);
+/* The table or array holding v; NULL for the root. */
+struct toml_value *toml_parent(const struct toml_value *v);
 size_t toml_array_size(const struct toml_value *a);
 struct toml_value *toml_array_get(const struct toml_value *a, size_t i);
 /* Returns a new string: the dotted key path of v from the root, keys quoted where TOML requires
@@ -93,10 +95,10 @@ char **toml_unused_keys(const struct toml_value *root);
 
 /* ---- typed getters for loaders: they mark the value used ----
  * Return 1 and set *ret when t has key with the right type, 0 when t is NULL or lacks key (*ret untouched),
- * -EINVAL when the type is wrong: `toml: line L column C: "grpc.address": expected string, got integer`. */
+ * -EINVAL when the type is wrong: `toml: line L column C: grpc.address: expected string, got integer`. */
 int toml_get_string(struct toml_value *t, const char *key, const char **ret, struct error **err);
 int toml_get_int(struct toml_value *t, const char *key, int64_t *ret, struct error **err);
-/* Integer in [min, max], else -EINVAL `...: "x": value N out of range`. */
+/* Integer in [min, max], else -EINVAL `...: x: value N out of range`. */
 int toml_get_int_range(struct toml_value *t, const char *key, int64_t min, int64_t max, int64_t *ret,
                        struct error **err);
 int toml_get_float(struct toml_value *t, const char *key, double *ret, struct error **err); /* integers accepted */

@@ -89,6 +89,48 @@ static void test_time_clocks(void **state)
         assert_true(time_now_ns() / 1000000000 >= s);
 }
 
+static void test_time_duration(void **state)
+{
+        (void)state;
+        struct {
+                const char *in;
+                int64_t ns;
+        } ok[] = {
+                {"0", 0},          {"0s", 0},           {"5s", 5000000000LL},      {"100ms", 100000000},
+                {"4h0m0s", 4 * 3600 * 1000000000LL},   {"1.5h", 5400000000000LL}, {"-1.5s", -1500000000},
+                {"+3m", 180000000000LL}, {"1h2m3s4ms5us6ns", 3723004005006LL}, {"2\xc2\xb5s", 2000},
+                {".5s", 500000000}, {"1.s", 1000000000},
+        };
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                int64_t ns = -1;
+                assert_int_equal(time_parse_duration(ok[i].in, &ns, NULL), 0);
+                assert_true(ns == ok[i].ns);
+        }
+        const char *bad[] = {"", "s", "5", "1x", "1.5", ".s", "-", "9999999999999999999h", "1h 2m"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int64_t ns;
+                assert_int_equal(time_parse_duration(bad[i], &ns, NULL), -EINVAL);
+        }
+        _cleanup_error_ struct error *e = NULL;
+        int64_t ns;
+        time_parse_duration("1x", &ns, &e);
+        assert_string_equal(error_str(e), "time: invalid duration \"1x\": invalid argument");
+
+        struct {
+                int64_t ns;
+                const char *out;
+        } fmt[] = {
+                {0, "0s"}, {1, "1ns"}, {1100, "1.1\xc2\xb5s"}, {100000000, "100ms"}, {1500000000, "1.5s"},
+                {4 * 3600 * 1000000000LL, "4h0m0s"}, {3723004005006LL, "1h2m3.004005006s"}, {-5000000000LL, "-5s"},
+                {90 * 1000000000LL, "1m30s"},
+        };
+        for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+                char *s = time_format_duration(fmt[i].ns);
+                assert_string_equal(s, fmt[i].out);
+                free(s);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -96,6 +138,7 @@ int main(void)
                 cmocka_unit_test(test_time_parse),
                 cmocka_unit_test(test_time_pb_helpers),
                 cmocka_unit_test(test_time_clocks),
+                cmocka_unit_test(test_time_duration),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

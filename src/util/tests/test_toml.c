@@ -555,10 +555,10 @@ static void test_toml_getters_and_unused_keys(void **state)
         assert_true(d == 2.0);
         assert_int_equal(toml_get_bool(grpc, "address", &b, &e), -EINVAL);
         assert_string_equal(error_str(e),
-                            "toml: line 5 column 11: \"grpc.address\": expected boolean, got string: invalid argument");
+                            "toml: line 5 column 11: grpc.address: expected boolean, got string: invalid argument");
         error_free(&e);
         assert_int_equal(toml_get_int_range(r, "version", 3, 4, &i, &e), -EINVAL);
-        assert_string_equal(error_str(e), "toml: line 1 column 11: \"version\": value 2 out of range: invalid argument");
+        assert_string_equal(error_str(e), "toml: line 1 column 11: version: value 2 out of range: invalid argument");
         error_free(&e);
         assert_int_equal(toml_get_table(r, "plugins", &plugins, NULL), 1);
         assert_int_equal(toml_get_table(plugins, "io.containerd.grpc.v1.cri", &cri, NULL), 1);
@@ -574,7 +574,7 @@ static void test_toml_getters_and_unused_keys(void **state)
         char **bad = NULL;
         assert_int_equal(toml_get_string_array(strs, "bad", &bad, &e), -EINVAL);
         assert_null(bad);
-        assert_string_equal(error_str(e), "toml: line 21 column 13: \"strs.bad\": expected string, got integer: invalid argument");
+        assert_string_equal(error_str(e), "toml: line 21 column 13: strs.bad: expected string, got integer: invalid argument");
         assert_int_equal(toml_get_string(NULL, "x", &s, NULL), 0);
 
         _cleanup_strv_free_ char **unused = toml_unused_keys(r);
