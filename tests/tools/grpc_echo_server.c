@@ -5,7 +5,11 @@
  *   /containerd.services.version.v1.Version/Version      -> {version: "krill-echo", revision: <namespace or "">}
  *   /containerd.services.namespaces.v1.Namespaces/Get    -> echoes the name; "sleep:N" answers after N ms
  *                                                           (from a uv timer); "missing" -> NotFound
- *   /containerd.services.content.v1.Content/Read         -> offset = message count, size = bytes per message
+ *   /containerd.services.content.v1.Content/Info         -> any digest exists, size BLOB_SIZE
+ *   /containerd.services.content.v1.Content/Read         -> digest "sha256:...": blob bytes (i % 251) from offset,
+ *                                                           size bytes (0: to the end) in <= 1 MiB messages, as
+ *                                                           `ctr content get` expects; otherwise offset = message
+ *                                                           count, size = bytes per message
  * SIGINT/SIGTERM shut it down gracefully. */
 #include <errno.h>
 #include <signal.h>
@@ -96,11 +100,27 @@ static void on_ns_get(struct grpc_call *call, const ProtobufCMessage *req, void 
         ns_reply(call, r->name);
 }
 
+#define BLOB_SIZE (5 * 1024 * 1024 + 123)
+
 struct reader {
         long long left;
         size_t size;
         uint8_t *buf;
+        bool blob;
+        long long pos, end;
 };
+
+static void on_info(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
+{
+        (void)userdata;
+        const Containerd__Services__Content__V1__InfoRequest *r = (const void *)req;
+        Containerd__Services__Content__V1__Info info = CONTAINERD__SERVICES__CONTENT__V1__INFO__INIT;
+        Containerd__Services__Content__V1__InfoResponse resp = CONTAINERD__SERVICES__CONTENT__V1__INFO_RESPONSE__INIT;
+        info.digest = r->digest;
+        info.size = BLOB_SIZE;
+        resp.info = &info;
+        grpc_call_reply(call, &resp.base);
+}
 
 static void reader_free(struct grpc_call *call, void *userdata)
 {
@@ -120,6 +140,16 @@ static void reader_produce(struct grpc_call *call, void *userdata)
                         CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
                 resp.data.data = rd->buf;
                 resp.data.len = rd->size;
+                if (rd->blob) {
+                        size_t n = rd->end - rd->pos < (long long)rd->size ? (size_t)(rd->end - rd->pos) : rd->size;
+                        for (size_t i = 0; i < n; i++)
+                                rd->buf[i] = (uint8_t)((rd->pos + (long long)i) % 251);
+                        resp.offset = rd->pos;
+                        resp.data.len = n;
+                        rd->pos += (long long)n;
+                        if (rd->pos >= rd->end)
+                                rd->left = 1;
+                }
                 if (grpc_call_send(call, &resp.base) < 0)
                         break;
                 rd->left--;
@@ -138,6 +168,18 @@ static void on_read(struct grpc_call *call, const ProtobufCMessage *req, void *u
         struct reader *rd = xcalloc(1, sizeof(*rd));
         rd->left = r->offset;
         rd->size = r->size > 0 && r->size <= 4 << 20 ? (size_t)r->size : 1024;
+        if (strncmp(r->digest, "sha256:", 7) == 0) {
+                if (r->offset < 0 || r->offset > BLOB_SIZE || r->size < 0) {
+                        grpc_call_finish(call, GRPC_OUT_OF_RANGE, "read out of range");
+                        free(rd);
+                        return;
+                }
+                rd->blob = true;
+                rd->pos = r->offset;
+                rd->end = r->size > 0 && r->offset + r->size < BLOB_SIZE ? r->offset + r->size : BLOB_SIZE;
+                rd->size = 1024 * 1024;
+                rd->left = rd->end > rd->pos ? 1 << 30 : 0;
+        }
         rd->buf = xcalloc(1, rd->size);
         grpc_call_set_data(call, rd);
         grpc_call_ref(call);
@@ -180,6 +222,8 @@ int main(int argc, char **argv)
                  &google__protobuf__empty__descriptor, on_version, NULL, loop},
                 {"/containerd.services.namespaces.v1.Namespaces/Get", GRPC_METHOD_UNARY,
                  &containerd__services__namespaces__v1__get_namespace_request__descriptor, on_ns_get, NULL, loop},
+                {"/containerd.services.content.v1.Content/Info", GRPC_METHOD_UNARY,
+                 &containerd__services__content__v1__info_request__descriptor, on_info, NULL, loop},
                 {"/containerd.services.content.v1.Content/Read", GRPC_METHOD_SERVER_STREAM,
                  &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, loop},
         };
