@@ -326,6 +326,7 @@ class Daemon:
         self.proc = None
         self.pid = None
         self.started_at = None
+        self.socket_ready = None  # seconds from spawn until the socket accepted
         self.namespaces_used = set()
         self.env = None  # environment of the daemon process (None: inherit)
         for d in (self.root, self.state, self.fifo_dir):
@@ -378,14 +379,14 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise TimeoutError("%s: socket %s not created" % (self.name, self.address))
             time.sleep(0.001)
-        if probe in ("socket", "any"):
-            while not socket_accepts(self.address):
-                dead()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("%s: socket does not accept" % self.name)
-                time.sleep(0.001)
-            if probe == "socket":
-                return time.monotonic() - self.started_at
+        while not socket_accepts(self.address):
+            dead()
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s: socket does not accept" % self.name)
+            time.sleep(0.001)
+        self.socket_ready = time.monotonic() - self.started_at
+        if probe == "socket":
+            return self.socket_ready
         if probe == "any":
             t = time.monotonic() - self.started_at
             self.ctr("version", timeout=5)
