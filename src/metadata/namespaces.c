@@ -222,6 +222,8 @@ int metadata_namespace_delete(struct metadata_db *db, const char *name, struct e
                         free(parts[i]);
                 r = mdb_cursor_get(c, &sk, &sv, MDB_NEXT);
         }
+        /* A write transaction frees its cursors when it ends: close ours first. */
+        mdb_cursor_close(TAKE_PTR(c));
         if (kinds)
                 return error_set(err, EBUSY, "namespace \"%s\" must be empty, but it still has %s", name, kinds);
         r = mdb_delete_prefix(db, txn, MT_LEASES, prefix, plen, err);
