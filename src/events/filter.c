@@ -252,6 +252,109 @@ static char *unquote(const char *q, size_t n)
         return TAKE_PTR(out);
 }
 
+/* glibc's regcomp copies the operand of a bounded repetition n times and of stacked quantifiers ("a++++")
+ * exponentially, so a subscriber's ~= value could make the daemon allocate gigabytes. RE2, which containerd
+ * uses, rejects stacked quantifiers and counts over 1000 outright; we refuse those too, plus anything whose
+ * estimated expansion passes REGEX_MAX_EXPANSION, and such a selector never matches (as containerd's does when
+ * its regexp fails to compile). */
+#define REGEX_MAX_LEN 1024
+#define REGEX_MAX_EXPANSION 20000ul
+#define REGEX_MAX_DEPTH 32
+
+static bool regex_acceptable(const char *re)
+{
+        unsigned long seq[REGEX_MAX_DEPTH + 1] = {0}, last[REGEX_MAX_DEPTH + 1] = {0};
+        size_t len = strlen(re), i = 0;
+        bool quantified = false;
+        int d = 0;
+
+        if (len > REGEX_MAX_LEN)
+                return false;
+        while (i < len) {
+                char c = re[i];
+                unsigned long atom = 1;
+
+                if (c == '*' || c == '+' || c == '?') {
+                        if (quantified)
+                                return false;
+                        quantified = true;
+                        i++;
+                        continue;
+                }
+                if (c == '{' && i + 1 < len && isdigit((unsigned char)re[i + 1])) {
+                        unsigned long n = 0, m;
+                        i++;
+                        while (i < len && isdigit((unsigned char)re[i]) && n <= 1000)
+                                n = n * 10 + (unsigned long)(re[i++] - '0');
+                        m = n;
+                        if (i < len && re[i] == ',') {
+                                i++;
+                                m = n + 1;
+                                if (i < len && isdigit((unsigned char)re[i])) {
+                                        m = 0;
+                                        while (i < len && isdigit((unsigned char)re[i]) && m <= 1000)
+                                                m = m * 10 + (unsigned long)(re[i++] - '0');
+                                }
+                        }
+                        if (i < len && re[i] == '}')
+                                i++;
+                        if (quantified || n > 1000 || m > 1000)
+                                return false;
+                        if (m < 1)
+                                m = 1;
+                        seq[d] += last[d] * (m - 1);
+                        last[d] *= m;
+                        if (seq[d] > REGEX_MAX_EXPANSION)
+                                return false;
+                        quantified = true;
+                        continue;
+                }
+                quantified = false;
+                if (c == '(') {
+                        if (d == REGEX_MAX_DEPTH)
+                                return false;
+                        d++;
+                        seq[d] = last[d] = 0;
+                        i++;
+                        continue;
+                }
+                if (c == ')' && d > 0) {
+                        atom = seq[d] ? seq[d] : 1;
+                        d--;
+                        i++;
+                } else if (c == '|') {
+                        last[d] = 0;
+                        i++;
+                        continue;
+                } else if (c == '\\') {
+                        i += 2;
+                } else if (c == '[') {
+                        /* A bracket expression is one position; skip it, including [:class:] items. */
+                        i++;
+                        if (i < len && re[i] == '^')
+                                i++;
+                        if (i < len && re[i] == ']')
+                                i++;
+                        while (i < len && re[i] != ']') {
+                                if (re[i] == '[' && i + 1 < len && strchr(":.=", re[i + 1])) {
+                                        const char *end = strstr(re + i + 2, (char[]){re[i + 1], ']', 0});
+                                        i = end ? (size_t)(end - re) + 2 : len;
+                                        continue;
+                                }
+                                i++;
+                        }
+                        i++;
+                } else {
+                        i++;
+                }
+                seq[d] += atom;
+                last[d] = atom;
+                if (seq[d] > REGEX_MAX_EXPANSION)
+                        return false;
+        }
+        return true;
+}
+
 static int parse_quoted(struct scanner *s, size_t start, bool allow_alt, char **ret, struct error **err)
 {
         char *v;
@@ -347,7 +450,8 @@ static int parse_selector(struct scanner *s, struct selector *sel, struct error 
         }
         if (sel->op == OP_MATCHES)
                 /* containerd logs a bad regexp and never matches; do the same (no error at parse time). */
-                sel->re_ok = regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
+                sel->re_ok = regex_acceptable(sel->value) &&
+                             regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
         return 0;
 }
 

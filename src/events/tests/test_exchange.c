@@ -319,6 +319,13 @@ static void test_events_filter_syntax(void **state _unused_)
         assert_true(match1("\"a.b\"==dotted", obj));     /* quoted field with a dot */
         assert_true(match1("labels.\"k.1\"==\"v 1\"", lab));
         assert_true(match1("namespace==\"def\\x61ult\"", obj));
+        assert_true(match1("topic~=\"^/tasks/(exit|start)$\"", obj));
+        assert_true(match1("topic~=\"^/t[[:alpha:]]{4}/e.{2,3}$\"", obj));
+        /* Regexps glibc would blow up on never match (RE2 rejects them; containerd then never matches). */
+        assert_false(match1("topic~=\"/tasks/exit++++++\"", obj));
+        assert_false(match1("topic~=\"((x{100}){100}){10}|exit\"", obj));
+        assert_false(match1("topic~=\"x{1001}|exit\"", obj));
+        assert_true(match1("topic~=\"(x{100}){100}|exit\"", obj));
 
         /* containerd rejects an unquoted value starting with '/' after == (only ~= takes /re/). */
         assert_int_equal(events_filter_parse(bad1, 1, &flt, &e), -EINVAL);
