@@ -50,6 +50,7 @@ struct grpc_server {
         size_t live_conns;       /* connections not yet freed */
         bool shutting_down;
         uv_idle_t *kick;          /* runs conn_flush for kicked connections on the next loop iteration */
+        uv_timer_t *drain_timer;  /* bounds how long shutdown waits for connections to drain */
         struct grpc_conn *kicked; /* singly linked through kick_next, one reference each */
         void (*done_cb)(void *);
         void *done_data;
@@ -214,17 +215,25 @@ void grpc_server_free(struct grpc_server *s)
 {
         if (!s)
                 return;
-        assert(s->live_conns == 0 && !s->listener && !s->kick);
+        assert(s->live_conns == 0 && !s->listener && !s->kick && !s->drain_timer);
         free(s->methods);
         free(s->socket_path);
         free(s);
 }
 
+static void kick_close_cb(uv_handle_t *h);
+static void drain_close_cb(uv_handle_t *h);
+
+/* Shutdown completes in steps: connections gone, then the server's own handles closed, then done_cb. */
 static void server_maybe_done(struct grpc_server *s)
 {
-        if (!s->shutting_down || s->live_conns > 0 || s->listener || s->kick)
+        if (!s->shutting_down || s->live_conns > 0)
                 return;
-        if (!s->done_cb)
+        if (s->kick && !uv_is_closing((uv_handle_t *)s->kick))
+                uv_close((uv_handle_t *)s->kick, kick_close_cb);
+        if (s->drain_timer && !uv_is_closing((uv_handle_t *)s->drain_timer))
+                uv_close((uv_handle_t *)s->drain_timer, drain_close_cb);
+        if (s->listener || s->kick || s->drain_timer || !s->done_cb)
                 return;
         void (*cb)(void *) = s->done_cb;
         s->done_cb = NULL;
@@ -1351,6 +1360,14 @@ static void kick_close_cb(uv_handle_t *h)
         server_maybe_done(s);
 }
 
+static void drain_close_cb(uv_handle_t *h)
+{
+        struct grpc_server *s = h->data;
+        free(h);
+        s->drain_timer = NULL;
+        server_maybe_done(s);
+}
+
 static void listener_close_cb(uv_handle_t *h)
 {
         struct grpc_server *s = h->data;
@@ -1359,8 +1376,18 @@ static void listener_close_cb(uv_handle_t *h)
         server_maybe_done(s);
 }
 
+static void drain_cb(uv_timer_t *t)
+{
+        struct grpc_server *s = t->data;
+        /* Peers that did not read our GOAWAY in time: close regardless. */
+        while (s->conns)
+                conn_close(s->conns);
+}
+
 void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), void *data)
 {
+        if (s->shutting_down)
+                return;
         s->shutting_down = true;
         s->done_cb = done_cb;
         s->done_data = data;
@@ -1371,37 +1398,37 @@ void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), vo
         }
         if (s->listener && !uv_is_closing((uv_handle_t *)s->listener))
                 uv_close((uv_handle_t *)s->listener, listener_close_cb);
-        while (s->conns) {
-                struct grpc_conn *conn = s->conns;
+        size_t n = 0;
+        for (struct grpc_conn *conn = s->conns; conn; conn = conn->next)
+                n++;
+        struct grpc_conn **v = xmalloc((n + 1) * sizeof(*v));
+        n = 0;
+        for (struct grpc_conn *conn = s->conns; conn; conn = conn->next) {
                 conn->refs++;
-                if (conn->session) {
+                v[n++] = conn;
+        }
+        /* GOAWAY with the last stream we processed, RST_STREAM(CANCEL) for every open call (cancel callbacks
+         * run now), then each connection closes by itself once that is written: nghttp2 stops wanting to
+         * read once GOAWAY is sent and no stream is left. */
+        for (size_t i = 0; i < n; i++) {
+                struct grpc_conn *conn = v[i];
+                if (!conn->closing) {
                         (void)nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE,
                                                     nghttp2_session_get_last_proc_stream_id(conn->session),
                                                     NGHTTP2_NO_ERROR, NULL, 0);
                         conn->busy++;
                         conn_cancel_all(conn);
                         conn->busy--;
-                        /* Best effort: push GOAWAY and RST_STREAMs out before closing. */
-                        const uint8_t *p;
-                        ssize_t n;
-                        while ((n = nghttp2_session_mem_send(conn->session, &p)) > 0) {
-                                uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-                                if (uv_try_write((uv_stream_t *)&conn->handle, &b, 1) != n)
-                                        break;
-                        }
+                        conn_flush(conn);
                 }
-                conn_close(conn);
                 conn_unref(conn);
         }
-        /* Kicked connections are all closing now: drop their references, then the idle handle. */
-        while (s->kicked) {
-                struct grpc_conn *conn = s->kicked;
-                s->kicked = conn->kick_next;
-                conn->kick_next = NULL;
-                conn->in_kick_list = false;
-                conn_unref(conn);
+        free(v);
+        if (s->conns) {
+                s->drain_timer = xmalloc(sizeof(*s->drain_timer));
+                uv_timer_init(s->loop, s->drain_timer);
+                s->drain_timer->data = s;
+                uv_timer_start(s->drain_timer, drain_cb, 2000, 0);
         }
-        if (s->kick && !uv_is_closing((uv_handle_t *)s->kick))
-                uv_close((uv_handle_t *)s->kick, kick_close_cb);
         server_maybe_done(s);
 }
