@@ -235,3 +235,32 @@ def test_tools_mkimage_registry_push_pull(registry, containerd, busybox_oci):
     assert ref in r.stdout
     r = containerd.ctr("run", "--rm", ref, "p1", "echo", "pulled", ns="t")
     assert r.returncode == 0 and r.stdout.strip() == "pulled", r.stderr
+
+
+def test_tools_mkimage_multi_platform(tmp_path, containerd, registry):
+    out = str(tmp_path / "multi.tar")
+    top = mkimage.build("busybox", out, name="docker.io/library/busybox:multi",
+                        platforms=["linux/amd64", "linux/arm64/v8"])
+    m = members(out)
+    index = json.loads(m["index.json"][1])
+    assert index["manifests"][0]["mediaType"] == mkimage.MT_OCI_INDEX
+    assert index["manifests"][0]["digest"] == top
+    inner = json.loads(m["blobs/sha256/" + top[7:]][1])
+    plats = [d["platform"] for d in inner["manifests"]]
+    assert plats == [{"os": "linux", "architecture": "amd64"},
+                     {"os": "linux", "architecture": "arm64", "variant": "v8"}]
+    configs = []
+    for d in inner["manifests"]:
+        man = json.loads(m["blobs/sha256/" + d["digest"][7:]][1])
+        configs.append(json.loads(m["blobs/sha256/" + man["config"]["digest"][7:]][1]))
+    assert [c["architecture"] for c in configs] == ["amd64", "arm64"] and configs[1]["variant"] == "v8"
+    r = containerd.ctr("images", "import", "--all-platforms", out, ns="t")
+    assert r.returncode == 0, r.stderr
+    r = containerd.ctr("images", "ls", ns="t")
+    line = next(l for l in r.stdout.splitlines() if "busybox:multi" in l)
+    assert "linux/amd64" in line and "linux/arm64/v8" in line, line
+    ref = registry.push(out, "test/multi:1")
+    r = containerd.ctr("images", "pull", "--plain-http", "--platform", "linux/amd64", ref, ns="t2")
+    assert r.returncode == 0, r.stderr
+    r = containerd.ctr("run", "--rm", ref, "m1", "echo", "multi", ns="t2")
+    assert r.returncode == 0 and r.stdout.strip() == "multi", r.stderr

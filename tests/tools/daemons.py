@@ -607,7 +607,7 @@ class Registry:
 
         Returns the full reference (127.0.0.1:PORT/test/busybox:1)."""
         dest = "%s/%s" % (self.host, ref)
-        r = subprocess.run([SKOPEO, "copy", "--quiet", "--dest-tls-verify=false",
+        r = subprocess.run([SKOPEO, "copy", "--quiet", "--all", "--dest-tls-verify=false",
                             "%s:%s" % (fmt, archive), "docker://" + dest],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
         if r.returncode != 0:

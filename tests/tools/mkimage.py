@@ -20,6 +20,10 @@ same digests on every run.
       See LARGE_EXPECT below for what an unpacked rootfs must contain.
       --size small keeps the same layer structure but only a few MB.
 
+  mkimage.py busybox OUT.tar --platforms linux/amd64,linux/arm64/v8
+      An OCI image index with one manifest (and config) per platform, all
+      sharing the same layer (for platform-matching tests).
+
   mkimage.py path KIND [options]
       Print the path of a cached archive under $KRILL_BUILD/test-images/
       (default /work/main/build/test-images), building it first when missing.
@@ -488,37 +492,68 @@ def _outer(members, out):
     os.rename(tmp, out)
 
 
-def write_archive(layers_entries, history, cmd, name, fmt, comp, out):
+def parse_platform(p):
+    """{"os", "architecture"[, "variant"]} of "linux/arm64/v8"."""
+    parts = p.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise SystemExit("mkimage: bad platform %r (want os/arch[/variant])" % p)
+    out = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        out["variant"] = parts[2]
+    return out
+
+
+def write_archive(layers_entries, history, cmd, name, fmt, comp, out, platforms=None):
     raw = [build_tar(ents) for ents in layers_entries]
     diff_ids = [sha(r) for r in raw]
     blobs = [compress(r, comp) for r in raw]
     del raw
-    config = jdump(make_config(diff_ids, history, cmd))
+    plats = [parse_platform(p) for p in platforms] if platforms else \
+        [{"os": "linux", "architecture": host_arch()}]
+    configs = []
+    for p in plats:
+        c = make_config(diff_ids, history, cmd)
+        c.update(p)
+        configs.append(jdump(c))
+    config = configs[0]
     full, tag = split_ref(name)
     if fmt == "oci":
-        manifest = jdump({
+        manifests = [jdump({
             "schemaVersion": 2,
             "mediaType": MT_OCI_MANIFEST,
-            "config": {"mediaType": MT_OCI_CONFIG, "digest": sha(config), "size": len(config)},
+            "config": {"mediaType": MT_OCI_CONFIG, "digest": sha(c), "size": len(c)},
             "layers": [{"mediaType": MT_OCI_LAYER[comp], "digest": sha(b), "size": len(b)} for b in blobs],
-        })
-        index = jdump({
-            "schemaVersion": 2,
-            "mediaType": MT_OCI_INDEX,
-            "manifests": [{
-                "mediaType": MT_OCI_MANIFEST, "digest": sha(manifest), "size": len(manifest),
-                "annotations": {"io.containerd.image.name": full,
-                                "org.opencontainers.image.ref.name": tag},
-                "platform": {"architecture": host_arch(), "os": "linux"},
-            }],
-        })
+        }) for c in configs]
+        ann = {"io.containerd.image.name": full, "org.opencontainers.image.ref.name": tag}
+        extra = []
+        if platforms:
+            # multi-platform: index.json points at an image index blob that
+            # lists one manifest per platform (the same layers under each;
+            # only platform matching is exercised, not foreign binaries)
+            image_index = jdump({
+                "schemaVersion": 2,
+                "mediaType": MT_OCI_INDEX,
+                "manifests": [{"mediaType": MT_OCI_MANIFEST, "digest": sha(m), "size": len(m),
+                               "platform": p} for m, p in zip(manifests, plats)],
+            })
+            extra = [image_index]
+            top = {"mediaType": MT_OCI_INDEX, "digest": sha(image_index), "size": len(image_index),
+                   "annotations": ann}
+            result = sha(image_index)
+        else:
+            top = {"mediaType": MT_OCI_MANIFEST, "digest": sha(manifests[0]), "size": len(manifests[0]),
+                   "annotations": ann, "platform": plats[0]}
+            result = sha(manifests[0])
+        index = jdump({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": [top]})
         members = [("oci-layout", jdump({"imageLayoutVersion": "1.0.0"})), ("index.json", index)]
         blobmap = {}
-        for b in [manifest, config] + blobs:
+        for b in extra + manifests + configs + blobs:
             blobmap["blobs/sha256/" + sha(b)[7:]] = b
         members += sorted(blobmap.items())
         _outer(members, out)
-        return sha(manifest)
+        return result
+    if platforms:
+        raise SystemExit("mkimage: --platforms needs --format oci")
     if fmt == "docker":
         members = []
         layer_paths = []
@@ -546,7 +581,7 @@ def write_archive(layers_entries, history, cmd, name, fmt, comp, out):
 
 # ---------------------------------------------------------------- commands
 
-def build(kind, out, name=None, fmt="oci", comp=None, size="large"):
+def build(kind, out, name=None, fmt="oci", comp=None, size="large", platforms=None):
     name = name or DEFAULT_NAMES[kind]
     if comp is None:
         comp = "none" if fmt == "docker" else "gzip"
@@ -560,7 +595,7 @@ def build(kind, out, name=None, fmt="oci", comp=None, size="large"):
         cmd = ["/bin/sh"]
     else:
         raise SystemExit("mkimage: unknown image kind " + kind)
-    return write_archive(layers, hist, cmd, name, fmt, comp, out)
+    return write_archive(layers, hist, cmd, name, fmt, comp, out, platforms)
 
 
 def _file_sha(p):
@@ -571,11 +606,11 @@ def _file_sha(p):
     return h.hexdigest()
 
 
-def cache_key(kind, name, fmt, comp, size):
+def cache_key(kind, name, fmt, comp, size, platforms=None):
     h = hashlib.sha256()
     with open(os.path.abspath(__file__), "rb") as f:
         h.update(f.read())
-    h.update(jdump([kind, name or DEFAULT_NAMES[kind], fmt, comp, size, host_arch()]))
+    h.update(jdump([kind, name or DEFAULT_NAMES[kind], fmt, comp, size, host_arch(), platforms or []]))
     if os.path.exists(BUSYBOX):
         h.update(_file_sha(BUSYBOX).encode())
     if kind == "large":
@@ -589,21 +624,23 @@ def cache_dir():
     return os.path.join(base, "test-images")
 
 
-def cached(kind, name=None, fmt="oci", comp=None, size="large", directory=None):
+def cached(kind, name=None, fmt="oci", comp=None, size="large", directory=None, platforms=None):
     """Path of the cached archive, built first if missing (safe across processes)."""
     d = directory or cache_dir()
     os.makedirs(d, exist_ok=True)
     if comp is None:
         comp = "none" if fmt == "docker" else "gzip"
-    key = cache_key(kind, name, fmt, comp, size)
+    key = cache_key(kind, name, fmt, comp, size, platforms)
     tag = kind if kind != "large" else "large-" + size
+    if platforms:
+        tag += "-multi"
     out = os.path.join(d, "%s-%s-%s-%s.tar" % (tag, fmt, comp, key))
     if os.path.exists(out):
         return out
     with open(os.path.join(d, ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if not os.path.exists(out):
-            build(kind, out, name, fmt, comp, size)
+            build(kind, out, name, fmt, comp, size, platforms)
     return out
 
 
@@ -615,14 +652,18 @@ def main(argv=None):
     ap.add_argument("--format", default="oci", choices=["oci", "docker"])
     ap.add_argument("--compression", default=None, choices=["gzip", "zstd", "none"])
     ap.add_argument("--size", default="large", choices=["large", "small"])
+    ap.add_argument("--platforms", default=None,
+                    help="comma list such as linux/amd64,linux/arm64/v8: an OCI image index "
+                         "with one manifest per platform")
     a = ap.parse_args(argv)
+    plats = [p for p in a.platforms.split(",") if p] if a.platforms else None
     if a.cmd in ("busybox", "large"):
-        d = build(a.cmd, a.arg, a.name, a.format, a.compression, a.size)
+        d = build(a.cmd, a.arg, a.name, a.format, a.compression, a.size, plats)
         print(d)
     elif a.cmd == "path":
         if a.arg not in DEFAULT_NAMES:
             ap.error("unknown image kind " + a.arg)
-        print(cached(a.arg, a.name, a.format, a.compression, a.size))
+        print(cached(a.arg, a.name, a.format, a.compression, a.size, platforms=plats))
     else:
         if a.arg != "large":
             ap.error("expect is only defined for large")
