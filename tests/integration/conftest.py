@@ -6,8 +6,9 @@ Fixtures
   busybox_docker     session: the same image as a docker `save` archive
   large_image        session: the ~50 MB / 4-layer test image (OCI, gzip)
   large_image_small  session: the same layer structure, a few MB
-  image_archive      session: factory image_archive(kind, fmt=, compression=, size=, name=)
+  image_archive      session: factory image_archive(kind, fmt=, compression=, size=, name=, platforms=)
   krilld             function: a running krilld on temp dirs (see KrillFixture)
+  krilld_factory     function: factory for krillds with a config / extra args / not started
   containerd         function: Debian's containerd in a private mount namespace
   registry           session: Debian's docker-registry on 127.0.0.1, .push(archive, ref)
 
@@ -128,8 +129,8 @@ def image_archive(krill_build):
     if not os.path.exists(mkimage.BUSYBOX):
         pytest.skip("busybox-static not installed (%s)" % mkimage.BUSYBOX)
 
-    def make(kind="busybox", fmt="oci", compression=None, size="large", name=None):
-        return mkimage.cached(kind, name, fmt, compression, size, directory=cache)
+    def make(kind="busybox", fmt="oci", compression=None, size="large", name=None, platforms=None):
+        return mkimage.cached(kind, name, fmt, compression, size, directory=cache, platforms=platforms)
 
     return make
 
@@ -212,6 +213,44 @@ def krilld(request, krill_build):
             if _failed(request):
                 print("---- krilld log (%s) ----" % d.log)
                 print(d.log_tail(300))
+
+
+@pytest.fixture
+def krilld_factory(request, krill_build):
+    """Factory for more krillds, or one with options:
+
+        k = krilld_factory(config='version = 2\n...', extra_args=["--foo"], start=True)
+
+    config (TOML text) is written to T/config.toml and passed as --config.
+    Returns a KrillFixture; all are stopped and cleaned up after the test."""
+    skip_unless_root()
+    require_binary(os.path.join(krill_build, "src", "daemon", "krilld"), "krilld")
+    made = []
+
+    def make(config=None, extra_args=(), start=True, log_level="debug", probe="any"):
+        d = daemons.KrillDaemon(krill_build, log_level=log_level)
+        made.append(d)
+        args = list(extra_args)
+        if config is not None:
+            path = os.path.join(d.dir, "config.toml")
+            with open(path, "w") as f:
+                f.write(config)
+            args = ["--config", path] + args
+        d.extra_args = args
+        if start:
+            d.start(timeout=30, probe=probe)
+        return KrillFixture(d, krill_build)
+
+    try:
+        yield make
+    finally:
+        for d in made:
+            try:
+                d.close()
+            finally:
+                if _failed(request):
+                    print("---- krilld log (%s) ----" % d.log)
+                    print(d.log_tail(300))
 
 
 @pytest.fixture

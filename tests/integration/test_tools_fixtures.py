@@ -47,3 +47,11 @@ def test_tools_krilld_fixture(krilld):
 def test_tools_registry_fixture(registry, busybox_docker):
     ref = registry.push(busybox_docker, "test/bbdocker:1", fmt="docker-archive")
     assert ref.startswith("127.0.0.1:")
+
+
+def test_tools_krilld_factory(krilld_factory):
+    a = krilld_factory()
+    b = krilld_factory(start=False)
+    assert a.address != b.address and not b.running()
+    b.start()
+    assert b.running() and daemons.socket_accepts(b.address)
