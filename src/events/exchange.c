@@ -379,10 +379,10 @@ int events_forward(struct events_exchange *ex, const events_envelope *env, struc
                 return r;
         if (!env->timestamp || (env->timestamp->seconds == 0 && env->timestamp->nanos == 0))
                 return error_set(err, EINVAL, "timestamp must be set on forwarded event");
-        exchange_broadcast(ex, entry_new(ns, env->topic, env->timestamp->seconds, env->timestamp->nanos,
-                                         env->event ? env->event->type_url : "",
-                                         env->event ? env->event->value.data : NULL,
-                                         env->event ? env->event->value.len : 0));
+        exchange_broadcast(ex,
+                           entry_new(ns, env->topic, env->timestamp->seconds, env->timestamp->nanos,
+                                     env->event ? env->event->type_url : "", env->event ? env->event->value.data : NULL,
+                                     env->event ? env->event->value.len : 0));
         log_debug("event forwarded: topic=%s ns=%s", env->topic, ns);
         return 0;
 }

@@ -126,7 +126,7 @@ static enum tok scan(struct scanner *s, size_t *ret_start)
 
 /* filters/parser.go mkerr: "filters: parse error: [before >|c|< after]: msg", or "[input]: msg" at the end. */
 static int mkerr(const struct scanner *s, size_t pos, struct error **err, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int mkerr(const struct scanner *s, size_t pos, struct error **err, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;
@@ -136,8 +136,8 @@ static int mkerr(const struct scanner *s, size_t pos, struct error **err, const 
         msg = xvasprintf(fmt, ap);
         va_end(ap);
         if (pos < s->len)
-                return error_set(err, EINVAL, "filters: parse error: [%.*s >|%c|< %s]: %s", (int)pos, s->in,
-                                 s->in[pos], s->in + pos + 1, msg);
+                return error_set(err, EINVAL, "filters: parse error: [%.*s >|%c|< %s]: %s", (int)pos, s->in, s->in[pos],
+                                 s->in + pos + 1, msg);
         return error_set(err, EINVAL, "filters: parse error: [%s]: %s", s->in, msg);
 }
 
@@ -203,22 +203,47 @@ static char *unquote(const char *q, size_t n)
                         return NULL;
                 c = q[i++];
                 switch (c) {
-                case 'a': out[o++] = '\a'; continue;
-                case 'b': out[o++] = '\b'; continue;
-                case 'f': out[o++] = '\f'; continue;
-                case 'n': out[o++] = '\n'; continue;
-                case 'r': out[o++] = '\r'; continue;
-                case 't': out[o++] = '\t'; continue;
-                case 'v': out[o++] = '\v'; continue;
-                case '\\': out[o++] = '\\'; continue;
-                case '\'': case '"': case '|': case '/':
+                case 'a':
+                        out[o++] = '\a';
+                        continue;
+                case 'b':
+                        out[o++] = '\b';
+                        continue;
+                case 'f':
+                        out[o++] = '\f';
+                        continue;
+                case 'n':
+                        out[o++] = '\n';
+                        continue;
+                case 'r':
+                        out[o++] = '\r';
+                        continue;
+                case 't':
+                        out[o++] = '\t';
+                        continue;
+                case 'v':
+                        out[o++] = '\v';
+                        continue;
+                case '\\':
+                        out[o++] = '\\';
+                        continue;
+                case '\'':
+                case '"':
+                case '|':
+                case '/':
                         if (c != quote)
                                 return NULL;
                         out[o++] = c;
                         continue;
-                case 'x': digits = 2; break;
-                case 'u': digits = 4; break;
-                case 'U': digits = 8; break;
+                case 'x':
+                        digits = 2;
+                        break;
+                case 'u':
+                        digits = 4;
+                        break;
+                case 'U':
+                        digits = 8;
+                        break;
                 default:
                         if (c < '0' || c > '7' || i + 2 > n - 1)
                                 return NULL;
@@ -450,8 +475,8 @@ static int parse_selector(struct scanner *s, struct selector *sel, struct error 
         }
         if (sel->op == OP_MATCHES)
                 /* containerd logs a bad regexp and never matches; do the same (no error at parse time). */
-                sel->re_ok = regex_acceptable(sel->value) &&
-                             regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
+                sel->re_ok =
+                    regex_acceptable(sel->value) && regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
         return 0;
 }
 

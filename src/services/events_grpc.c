@@ -55,7 +55,7 @@ static void on_forward(struct grpc_call *call, const ProtobufCMessage *req, void
 struct subscriber {
         struct grpc_call *call;
         struct events_subscription *sub;
-        bool in_send;   /* inside grpc_call_send: a cancel arriving now is finished afterwards */
+        bool in_send; /* inside grpc_call_send: a cancel arriving now is finished afterwards */
         bool cancelled;
 };
 
@@ -133,27 +133,27 @@ static void on_subscribe(struct grpc_call *call, const ProtobufCMessage *req, vo
 void services_events_register(struct grpc_server *s, struct services_ctx *ctx)
 {
         const struct grpc_method methods[] = {
-                {
-                        .path = "/containerd.services.events.v1.Events/Publish",
-                        .kind = GRPC_METHOD_UNARY,
-                        .input = &containerd__services__events__v1__publish_request__descriptor,
-                        .on_message = on_publish,
-                        .userdata = ctx,
-                },
-                {
-                        .path = "/containerd.services.events.v1.Events/Forward",
-                        .kind = GRPC_METHOD_UNARY,
-                        .input = &containerd__services__events__v1__forward_request__descriptor,
-                        .on_message = on_forward,
-                        .userdata = ctx,
-                },
-                {
-                        .path = "/containerd.services.events.v1.Events/Subscribe",
-                        .kind = GRPC_METHOD_SERVER_STREAM,
-                        .input = &containerd__services__events__v1__subscribe_request__descriptor,
-                        .on_message = on_subscribe,
-                        .userdata = ctx,
-                },
+            {
+                .path = "/containerd.services.events.v1.Events/Publish",
+                .kind = GRPC_METHOD_UNARY,
+                .input = &containerd__services__events__v1__publish_request__descriptor,
+                .on_message = on_publish,
+                .userdata = ctx,
+            },
+            {
+                .path = "/containerd.services.events.v1.Events/Forward",
+                .kind = GRPC_METHOD_UNARY,
+                .input = &containerd__services__events__v1__forward_request__descriptor,
+                .on_message = on_forward,
+                .userdata = ctx,
+            },
+            {
+                .path = "/containerd.services.events.v1.Events/Subscribe",
+                .kind = GRPC_METHOD_SERVER_STREAM,
+                .input = &containerd__services__events__v1__subscribe_request__descriptor,
+                .on_message = on_subscribe,
+                .userdata = ctx,
+            },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)

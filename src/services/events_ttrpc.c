@@ -15,10 +15,10 @@ static void on_forward(struct ttrpc_call *call, const ProtobufCMessage *req, voi
         r = services_events_forward_ttrpc(ctx->events, in->envelope, &err);
         if (r < 0) {
                 const struct log_field fields[] = {
-                        {"error", error_str(err)},
-                        {"ns", in->envelope && in->envelope->namespace_ ? in->envelope->namespace_ : ""},
-                        {"topic", in->envelope && in->envelope->topic ? in->envelope->topic : ""},
-                        {NULL, NULL},
+                    {"error", error_str(err)},
+                    {"ns", in->envelope && in->envelope->namespace_ ? in->envelope->namespace_ : ""},
+                    {"topic", in->envelope && in->envelope->topic ? in->envelope->topic : ""},
+                    {NULL, NULL},
                 };
                 log_fields(LOG_LEVEL_ERROR, fields, "error forwarding event");
                 ttrpc_call_fail(call, r, err);
@@ -30,11 +30,11 @@ static void on_forward(struct ttrpc_call *call, const ProtobufCMessage *req, voi
 int services_events_ttrpc_register(struct ttrpc_server *s, struct services_ctx *ctx)
 {
         const struct ttrpc_method m = {
-                .service = "containerd.services.events.ttrpc.v1.Events",
-                .method = "Forward",
-                .input = &containerd__services__events__ttrpc__v1__forward_request__descriptor,
-                .handler = on_forward,
-                .userdata = ctx,
+            .service = "containerd.services.events.ttrpc.v1.Events",
+            .method = "Forward",
+            .input = &containerd__services__events__ttrpc__v1__forward_request__descriptor,
+            .handler = on_forward,
+            .userdata = ctx,
         };
 
         return ttrpc_server_add_method(s, &m);

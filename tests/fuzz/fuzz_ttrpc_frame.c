@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         s = ttrpc_server_new(&loop);
         const struct ttrpc_method m[] = {
-                {"containerd.task.v2.Task", "State", &containerd__task__v2__state_request__descriptor, h_state, NULL},
-                {"containerd.task.v2.Task", "Kill", &containerd__task__v2__kill_request__descriptor, h_kill, NULL},
-                {"containerd.task.v2.Task", "Wait", &containerd__task__v2__wait_request__descriptor, h_wait, NULL},
+            {"containerd.task.v2.Task", "State", &containerd__task__v2__state_request__descriptor, h_state, NULL},
+            {"containerd.task.v2.Task", "Kill", &containerd__task__v2__kill_request__descriptor, h_kill, NULL},
+            {"containerd.task.v2.Task", "Wait", &containerd__task__v2__wait_request__descriptor, h_wait, NULL},
         };
         for (size_t i = 0; i < ELEMENTSOF(m); i++)
                 (void)ttrpc_server_add_method(s, &m[i]);

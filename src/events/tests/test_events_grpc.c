@@ -78,7 +78,7 @@ static Containerd__Services__Events__V1__Envelope *recv_env(struct grpc_stream *
 static struct grpc_stream *subscribe(struct grpc_client *c, char **filters, size_t n)
 {
         Containerd__Services__Events__V1__SubscribeRequest req =
-                CONTAINERD__SERVICES__EVENTS__V1__SUBSCRIBE_REQUEST__INIT;
+            CONTAINERD__SERVICES__EVENTS__V1__SUBSCRIBE_REQUEST__INIT;
         _cleanup_error_ struct error *e = NULL;
         struct grpc_stream *st = NULL;
 
@@ -123,9 +123,8 @@ static void forward_sync(struct grpc_client *c)
         fe.namespace_ = (char *)"sync";
         fe.topic = (char *)"/tasks/exit";
         fr.envelope = &fe;
-        assert_int_equal(grpc_client_unary(c, EVENTS "Forward", NULL, &fr.base, &google__protobuf__empty__descriptor,
-                                           &resp, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(c, EVENTS "Forward", NULL, &fr.base, &google__protobuf__empty__descriptor, &resp, &e), 0);
         protobuf_c_message_free_unpacked(resp, NULL);
 }
 
@@ -209,7 +208,7 @@ static void test_events_grpc_subscribe_publish_forward(void **state _unused_)
         /* Forward keeps namespace and timestamp as sent. */
         {
                 Containerd__Services__Events__V1__ForwardRequest fr =
-                        CONTAINERD__SERVICES__EVENTS__V1__FORWARD_REQUEST__INIT;
+                    CONTAINERD__SERVICES__EVENTS__V1__FORWARD_REQUEST__INIT;
                 Containerd__Services__Events__V1__Envelope fe = CONTAINERD__SERVICES__EVENTS__V1__ENVELOPE__INIT;
                 Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
                 Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
@@ -270,7 +269,7 @@ static void test_events_grpc_subscribe_publish_forward(void **state _unused_)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_events_grpc_subscribe_publish_forward),
+            cmocka_unit_test(test_events_grpc_subscribe_publish_forward),
         };
 
         signal(SIGPIPE, SIG_IGN);

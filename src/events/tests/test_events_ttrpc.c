@@ -19,8 +19,9 @@
 #define EVENTS_TTRPC "containerd.services.events.ttrpc.v1.Events"
 
 /* shim-ttrpc-trace.txt: the payload of the /tasks/exec-added Forward request. */
-static const uint8_t exec_added[] = "\nW\n\014\010\376\247\212\330\006\020\377\234\236\240\002\022\007protons\032\021"
-                                    "/tasks/exec-added\"+\n\037containerd.events.TaskExecAdded\022\010\n\002t3\022\002e4";
+static const uint8_t exec_added[] =
+    "\nW\n\014\010\376\247\212\330\006\020\377\234\236\240\002\022\007protons\032\021"
+    "/tasks/exec-added\"+\n\037containerd.events.TaskExecAdded\022\010\n\002t3\022\002e4";
 
 struct fx {
         char dir[64];
@@ -96,9 +97,9 @@ static void test_events_ttrpc_forward(void **state _unused_)
         const char *md[] = {"containerd-namespace-ttrpc", "protons", NULL};
         Containerd__Services__Events__Ttrpc__V1__ForwardRequest *req;
         Containerd__Services__Events__Ttrpc__V1__ForwardRequest badreq =
-                CONTAINERD__SERVICES__EVENTS__TTRPC__V1__FORWARD_REQUEST__INIT;
+            CONTAINERD__SERVICES__EVENTS__TTRPC__V1__FORWARD_REQUEST__INIT;
         Containerd__Services__Events__Ttrpc__V1__Envelope badenv =
-                CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
+            CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
 
         strcpy(f.dir, "/tmp/krill-evttrpc-XXXXXX");
         assert_non_null(mkdtemp(f.dir));
@@ -115,8 +116,8 @@ static void test_events_ttrpc_forward(void **state _unused_)
         assert_int_equal(ttrpc_client_connect(&f.loop, f.sock, on_connected, &f, &f.cli, &e), 0);
         run_until(&f, &f.connected);
 
-        req = containerd__services__events__ttrpc__v1__forward_request__unpack(NULL, sizeof(exec_added) - 1,
-                                                                               exec_added);
+        req =
+            containerd__services__events__ttrpc__v1__forward_request__unpack(NULL, sizeof(exec_added) - 1, exec_added);
         assert_non_null(req);
         assert_int_equal(ttrpc_client_call(f.cli, EVENTS_TTRPC, "Forward", &req->base, NULL, md, 5000, on_reply, &ok),
                          0);
@@ -139,9 +140,8 @@ static void test_events_ttrpc_forward(void **state _unused_)
         badenv.topic = (char *)"/tasks/exit";
         badreq.envelope = &badenv;
         log_set_level(LOG_LEVEL_FATAL); /* the expected "error forwarding event" line */
-        assert_int_equal(ttrpc_client_call(f.cli, EVENTS_TTRPC, "Forward", &badreq.base, NULL, md, 5000, on_reply,
-                                           &bad),
-                         0);
+        assert_int_equal(
+            ttrpc_client_call(f.cli, EVENTS_TTRPC, "Forward", &badreq.base, NULL, md, 5000, on_reply, &bad), 0);
         run_until(&f, &bad.done);
         log_set_level(LOG_LEVEL_INFO);
         assert_int_equal(bad.r, -EINVAL);
@@ -167,7 +167,7 @@ static void test_events_ttrpc_forward(void **state _unused_)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_events_ttrpc_forward),
+            cmocka_unit_test(test_events_ttrpc_forward),
         };
 
         signal(SIGPIPE, SIG_IGN);

@@ -50,8 +50,8 @@ static void on_event(struct events_subscription *sub, const events_envelope *env
         if (env->event && strcmp(env->event->type_url, "containerd.events.TaskCreate") == 0) {
                 if (g->last_create)
                         containerd__events__task_create__free_unpacked(g->last_create, NULL);
-                g->last_create = containerd__events__task_create__unpack(NULL, env->event->value.len,
-                                                                         env->event->value.data);
+                g->last_create =
+                    containerd__events__task_create__unpack(NULL, env->event->value.len, env->event->value.data);
                 assert_non_null(g->last_create);
         }
         if (g->republish) {
@@ -133,7 +133,8 @@ static void test_events_topic_validation(void **state _unused_)
                             "failed validation on component \"\": identifier must not be empty: invalid argument");
         error_free(&e);
         assert_int_equal(events_validate_topic("/tasks/ex it", &e), -EINVAL);
-        assert_non_null(strstr(error_str(e), "failed validation on component \"ex it\": identifier \"ex it\" must match"));
+        assert_non_null(
+            strstr(error_str(e), "failed validation on component \"ex it\": identifier \"ex it\" must match"));
         error_free(&e);
         assert_int_equal(events_validate_topic("/tasks/exit/", &e), -EINVAL);
 }
@@ -294,8 +295,8 @@ static bool match1(const char *filter, const char *const *kv)
 
 static void test_events_filter_syntax(void **state _unused_)
 {
-        const char *const obj[] = {"topic", "/tasks/exit", "namespace", "default", "labels", "x",
-                                   "a.b", "dotted", NULL};
+        const char *const obj[] = {"topic", "/tasks/exit", "namespace", "default", "labels",
+                                   "x",     "a.b",         "dotted",    NULL};
         const char *const lab[] = {"k.1", "v 1", NULL};
         struct events_filter *flt = NULL;
         _cleanup_error_ struct error *e = NULL;
@@ -311,12 +312,12 @@ static void test_events_filter_syntax(void **state _unused_)
         assert_true(match1("topic~=/^\\/tasks\\//", obj));
         assert_true(match1("topic~=\"exit$\"", obj));
         assert_false(match1("topic~=\"^exit\"", obj));
-        assert_true(match1("namespace", obj));           /* presence */
+        assert_true(match1("namespace", obj)); /* presence */
         assert_false(match1("missing", obj));
-        assert_true(match1("missing!=x", obj));          /* absent reads as "" for != */
+        assert_true(match1("missing!=x", obj)); /* absent reads as "" for != */
         assert_true(match1("namespace==default,topic~=tasks", obj));
         assert_false(match1("namespace==default,topic~=images", obj));
-        assert_true(match1("\"a.b\"==dotted", obj));     /* quoted field with a dot */
+        assert_true(match1("\"a.b\"==dotted", obj)); /* quoted field with a dot */
         assert_true(match1("labels.\"k.1\"==\"v 1\"", lab));
         assert_true(match1("namespace==\"def\\x61ult\"", obj));
         assert_true(match1("topic~=\"^/tasks/(exit|start)$\"", obj));
@@ -329,11 +330,13 @@ static void test_events_filter_syntax(void **state _unused_)
 
         /* containerd rejects an unquoted value starting with '/' after == (only ~= takes /re/). */
         assert_int_equal(events_filter_parse(bad1, 1, &flt, &e), -EINVAL);
-        assert_string_equal(error_str(e),
-                            "filters: parse error: [topic== >|/|< tasks/exit]: invalid quote encountered: invalid argument");
+        assert_string_equal(
+            error_str(e),
+            "filters: parse error: [topic== >|/|< tasks/exit]: invalid quote encountered: invalid argument");
         error_free(&e);
         assert_int_equal(events_filter_parse(bad2, 1, &flt, &e), -EINVAL);
-        assert_string_equal(error_str(e), "filters: parse error: [topic==]: expected value or quoted: invalid argument");
+        assert_string_equal(error_str(e),
+                            "filters: parse error: [topic==]: expected value or quoted: invalid argument");
         error_free(&e);
         assert_int_equal(events_filter_parse(bad3, 1, &flt, &e), -EINVAL);
         error_free(&e);
@@ -414,7 +417,8 @@ static void test_events_forward_as_is(void **state)
         _cleanup_error_ struct error *e = NULL;
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
         Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-        Containerd__Services__Events__Ttrpc__V1__Envelope tenv = CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
+        Containerd__Services__Events__Ttrpc__V1__Envelope tenv =
+            CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
         events_envelope env = CONTAINERD__SERVICES__EVENTS__V1__ENVELOPE__INIT;
 
         assert_int_equal(events_subscribe(f->ex, NULL, 0, on_event, &g, &sub, NULL), 0);
@@ -495,7 +499,9 @@ static void test_events_exchange_free_with_subscribers(void **state _unused_)
         assert_int_equal(uv_loop_init(&loop), 0);
         ex = events_exchange_new(&loop);
         assert_int_equal(events_subscribe(ex, NULL, 0, on_event, &g, &sub, NULL), 0);
-        assert_int_equal(events_publish(ex, "ns", "/x", &(Containerd__Events__TaskExit)CONTAINERD__EVENTS__TASK_EXIT__INIT.base, NULL), 0);
+        assert_int_equal(events_publish(ex, "ns", "/x",
+                                        &(Containerd__Events__TaskExit)CONTAINERD__EVENTS__TASK_EXIT__INIT.base, NULL),
+                         0);
         ex = events_exchange_free(ex);
         assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
         assert_int_equal(g.n, 0); /* queued envelopes were dropped, not delivered */
@@ -506,16 +512,16 @@ static void test_events_exchange_free_with_subscribers(void **state _unused_)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_events_topic_validation),
-                cmocka_unit_test_setup_teardown(test_events_publish_packs_any, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_events_order_to_every_subscriber, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_events_filters, setup, teardown),
-                cmocka_unit_test(test_events_filter_syntax),
-                cmocka_unit_test_setup_teardown(test_events_subscribe_bad_filter, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_events_slow_subscriber_drops, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_events_forward_as_is, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_events_reentrancy, setup, teardown),
-                cmocka_unit_test(test_events_exchange_free_with_subscribers),
+            cmocka_unit_test(test_events_topic_validation),
+            cmocka_unit_test_setup_teardown(test_events_publish_packs_any, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_events_order_to_every_subscriber, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_events_filters, setup, teardown),
+            cmocka_unit_test(test_events_filter_syntax),
+            cmocka_unit_test_setup_teardown(test_events_subscribe_bad_filter, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_events_slow_subscriber_drops, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_events_forward_as_is, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_events_reentrancy, setup, teardown),
+            cmocka_unit_test(test_events_exchange_free_with_subscribers),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

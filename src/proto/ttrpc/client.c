@@ -17,8 +17,7 @@
 
 /* Builds the Request frame. metadata is a NULL-terminated flat list key, value, key, value, ... */
 static struct ttrpc_wbuf *request_frame(uint32_t stream_id, const char *service, const char *method,
-                                        const ProtobufCMessage *req, const char *const *metadata,
-                                        uint32_t timeout_ms)
+                                        const ProtobufCMessage *req, const char *const *metadata, uint32_t timeout_ms)
 {
         Ttrpc__Request r = TTRPC__REQUEST__INIT;
         _cleanup_free_ uint8_t *payload = NULL;
@@ -98,7 +97,7 @@ struct pending {
         const ProtobufCMessageDescriptor *resp_desc;
         ttrpc_reply_fn cb;
         void *userdata;
-        uint64_t deadline;          /* uv_now() ms, 0 = none */
+        uint64_t deadline;         /* uv_now() ms, 0 = none */
         struct ttrpc_wbuf *unsent; /* queued while connecting */
 };
 

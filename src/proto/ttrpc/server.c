@@ -171,8 +171,8 @@ static void conn_send_status(struct ttrpc_conn *conn, uint32_t stream_id, enum g
         conn_write(conn, ttrpc_wbuf_new(stream_id, TTRPC_TYPE_RESPONSE, &resp.base));
 }
 
-static void conn_send_statusf(struct ttrpc_conn *conn, uint32_t stream_id, enum grpc_code code, const char *fmt,
-                              ...) __attribute__((format(printf, 4, 5)));
+static void conn_send_statusf(struct ttrpc_conn *conn, uint32_t stream_id, enum grpc_code code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void conn_send_statusf(struct ttrpc_conn *conn, uint32_t stream_id, enum grpc_code code, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL;

@@ -11,7 +11,7 @@
 #include "proto/ttrpc/ttrpc.h"
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 #define TTRPC_HEADER_LEN 10
@@ -35,8 +35,8 @@ struct ttrpc_reader {
         struct ttrpc_header h;
         uint8_t *buf; /* payload of the current frame; grows as bytes arrive, never past h.length */
         size_t cap;
-        size_t have;   /* payload bytes received (or discarded) so far */
-        bool in_body;  /* header complete, reading payload */
+        size_t have;  /* payload bytes received (or discarded) so far */
+        bool in_body; /* header complete, reading payload */
 };
 
 void ttrpc_reader_init(struct ttrpc_reader *r);

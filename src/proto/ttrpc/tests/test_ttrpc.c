@@ -252,11 +252,11 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *req _unused_
 static void add_methods(struct ttrpc_server *srv, void *ud)
 {
         const struct ttrpc_method m[] = {
-                {TASK, "State", &containerd__task__v2__state_request__descriptor, h_state, ud},
-                {TASK, "Kill", &containerd__task__v2__kill_request__descriptor, h_kill, ud},
-                {TASK, "Delete", &containerd__task__v2__delete_request__descriptor, h_delete, ud},
-                {TASK, "Wait", &containerd__task__v2__wait_request__descriptor, h_wait, ud},
-                {TASK, "Pids", &containerd__task__v2__pids_request__descriptor, h_pids, ud},
+            {TASK, "State", &containerd__task__v2__state_request__descriptor, h_state, ud},
+            {TASK, "Kill", &containerd__task__v2__kill_request__descriptor, h_kill, ud},
+            {TASK, "Delete", &containerd__task__v2__delete_request__descriptor, h_delete, ud},
+            {TASK, "Wait", &containerd__task__v2__wait_request__descriptor, h_wait, ud},
+            {TASK, "Pids", &containerd__task__v2__pids_request__descriptor, h_pids, ud},
         };
         for (size_t i = 0; i < ELEMENTSOF(m); i++)
                 assert_int_equal(ttrpc_server_add_method(srv, &m[i]), 0);
@@ -338,8 +338,7 @@ static int teardown(void **state)
         return 0;
 }
 
-static int call_state(struct fixture *f, const char *id, const char *const *md, uint32_t timeout_ms,
-                      struct result *res)
+static int call_state(struct fixture *f, const char *id, const char *const *md, uint32_t timeout_ms, struct result *res)
 {
         Containerd__Task__V2__StateRequest req = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
 
@@ -678,8 +677,8 @@ static void test_ttrpc_sync_client(void **state _unused_)
         ts_start(&t);
         addr = xasprintf("unix://%s", t.sock);
         req.id = (char *)"s1";
-        assert_int_equal(ttrpc_call_sync(addr, TASK, "State", &req.base, &containerd__task__v2__state_response__descriptor,
-                                         md, 2000, &resp, &e),
+        assert_int_equal(ttrpc_call_sync(addr, TASK, "State", &req.base,
+                                         &containerd__task__v2__state_response__descriptor, md, 2000, &resp, &e),
                          0);
         assert_string_equal(((Containerd__Task__V2__StateResponse *)resp)->id, "s1");
         assert_string_equal(((Containerd__Task__V2__StateResponse *)resp)->bundle, "syncns");
@@ -739,19 +738,19 @@ static void test_ttrpc_sync_client(void **state _unused_)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_ttrpc_header_roundtrip),
-                cmocka_unit_test(test_ttrpc_reader_split_and_oversize),
-                cmocka_unit_test(test_ttrpc_address_path),
-                cmocka_unit_test_setup_teardown(test_ttrpc_unary_roundtrip, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_empty_reply_and_errors, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_raw_wire, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_oversize_keeps_connection, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_out_of_order, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_client_timeout, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_connection_drop, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_connect_refused, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ttrpc_idle_cb, setup, teardown),
-                cmocka_unit_test(test_ttrpc_sync_client),
+            cmocka_unit_test(test_ttrpc_header_roundtrip),
+            cmocka_unit_test(test_ttrpc_reader_split_and_oversize),
+            cmocka_unit_test(test_ttrpc_address_path),
+            cmocka_unit_test_setup_teardown(test_ttrpc_unary_roundtrip, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_empty_reply_and_errors, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_raw_wire, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_oversize_keeps_connection, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_out_of_order, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_client_timeout, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_connection_drop, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_connect_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_idle_cb, setup, teardown),
+            cmocka_unit_test(test_ttrpc_sync_client),
         };
 
         /* libuv writes with write(2): a peer that went away must give EPIPE, not kill the test. */

@@ -53,9 +53,9 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         s = ttrpc_server_new(loop);
         const struct ttrpc_method m[] = {
-                {TASK, "Connect", &containerd__task__v2__connect_request__descriptor, h_connect, s},
-                {TASK, "State", &containerd__task__v2__state_request__descriptor, h_state, s},
-                {TASK, "Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown, s},
+            {TASK, "Connect", &containerd__task__v2__connect_request__descriptor, h_connect, s},
+            {TASK, "State", &containerd__task__v2__state_request__descriptor, h_state, s},
+            {TASK, "Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown, s},
         };
         for (size_t i = 0; i < ELEMENTSOF(m); i++)
                 (void)ttrpc_server_add_method(s, &m[i]);
