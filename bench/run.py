@@ -99,6 +99,7 @@ class Bench:
             "pull": 2 if quick else 3,
             "floor": 10 if quick else 30,
             "thousand": 0 if quick else 1000,
+            "leak": 20 if quick else 100,
         }
 
     # ------------------------------------------------------------ plumbing
@@ -469,6 +470,41 @@ class Bench:
         self.row("krill", "1000 containers: total PSS daemon + shims", "MiB", None, [x["pss"]], "report", None)
         self.row("krill", "1000 containers: daemon CPU while idle", "%", None, [x["cpu"]], "report", None)
 
+    def sc_leak(self):
+        """krill only: daemon RSS after create/delete cycles (after a warm-up)."""
+        n = self.reps["leak"]
+        warm = 10
+        try:
+            d, _ = self.start("krill")
+        except NA as e:
+            self.row("krill", "daemon RSS growth over container create/delete cycles (leak check)", "MiB",
+                     None, e, "no growth (< 1 MiB)", 1.0, absolute=True)
+            return
+        try:
+            try:
+                self.import_busybox(d, "krill")
+                m0 = None
+                for i in range(warm + n):
+                    if i == warm:
+                        time.sleep(0.5)
+                        m0 = d.memory()
+                    cid = "leak-%d" % i
+                    check(d.ctr("containers", "create", BUSYBOX_REF, cid, "/bin/true", ns=NS),
+                          "ctr containers create", "krill")
+                    check(d.ctr("containers", "delete", cid, ns=NS), "ctr containers delete", "krill")
+                time.sleep(0.5)
+                m1 = d.memory()
+                res = [(m1["rss"] - m0["rss"]) / 1024]
+                after = [m1["rss"] / 1024]
+            except NA as e:
+                res = after = e
+        finally:
+            self.close(d)
+        self.row("krill", "daemon RSS after %d container create/delete cycles" % n, "MiB", None, after,
+                 "report", None)
+        self.row("krill", "daemon RSS growth over those cycles (after %d warm-up; leak check)" % warm, "MiB",
+                 None, res, "no growth (< 1 MiB)", 1.0, absolute=True)
+
     def _import(self, kind, no_unpack):
         d, _ = self.start(kind)
         try:
@@ -655,7 +691,7 @@ class Bench:
         self.prepare()
         scenarios = [("start", self.sc_start), ("run", self.sc_run), ("shim", self.sc_shim),
                      ("hundred", self.sc_hundred), ("import", self.sc_import), ("pull", self.sc_pull),
-                     ("floor", self.sc_floor), ("thousand", self.sc_thousand)]
+                     ("floor", self.sc_floor), ("leak", self.sc_leak), ("thousand", self.sc_thousand)]
         for name, fn in scenarios:
             if self.only and name not in self.only:
                 continue
@@ -826,7 +862,7 @@ def main(argv=None):
     ap.add_argument("--build", default=os.environ.get("KRILL_BUILD", os.path.join(REPO, "build")))
     ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
     ap.add_argument("--only", default="", help="comma list of scenarios: start,run,shim,hundred,import,"
-                                                "pull,floor,thousand")
+                                                "pull,floor,leak,thousand")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
