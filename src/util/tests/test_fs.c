@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -192,6 +195,60 @@ static void test_fs_rm_rf_does_not_follow_symlinks(void **state)
         assert_int_equal(faccessat(f->dfd, "keep/precious", F_OK, 0), -1);
 }
 
+/* In a private mount namespace (child process): a tmpfs mounted inside the tree must be neither emptied
+ * nor crossed; rm_rf reports EBUSY for it and removes everything else. Returns the child's verdict. */
+static int rm_rf_mount_child(const char *dir)
+{
+        char *mnt = NULL, *tree = NULL;
+        if (unshare(CLONE_NEWNS) < 0)
+                return 77;
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return 77;
+        if (asprintf(&tree, "%s/tree", dir) < 0 || asprintf(&mnt, "%s/tree/sub/mnt", dir) < 0)
+                return 1;
+        if (fs_mkdir_p(AT_FDCWD, mnt, 0755, NULL) < 0)
+                return 2;
+        if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") < 0)
+                return 77;
+        int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mfd < 0 || fs_write_file_atomic(mfd, "keep", "x", 1, 0644, NULL) < 0)
+                return 4;
+        if (fs_is_mountpoint(AT_FDCWD, mnt) != 1)
+                return 6;
+        struct error *e = NULL;
+        int r = fs_rm_rf_at(AT_FDCWD, tree, &e);
+        error_free(&e);
+        if (r != -EBUSY)
+                return 7;
+        if (faccessat(mfd, "keep", F_OK, 0) < 0)
+                return 8; /* the mounted filesystem was entered and emptied */
+        close(mfd);
+        if (umount2(mnt, MNT_DETACH) < 0)
+                return 9;
+        if (fs_rm_rf_at(AT_FDCWD, tree, NULL) < 0)
+                return 10;
+        free(mnt);
+        free(tree);
+        return 0;
+}
+
+static void test_fs_rm_rf_stops_at_mounts(void **state)
+{
+        struct fixture *f = *state;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(rm_rf_mount_child(f->dir));
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77) {
+                print_message("skipped: needs CAP_SYS_ADMIN for a private mount namespace and tmpfs\n");
+                skip();
+        }
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_fs_is_mountpoint(void **state)
 {
         struct fixture *f = *state;
@@ -256,6 +313,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_fs_write_atomic_and_read_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fs_rm_rf_does_not_follow_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fs_is_mountpoint, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fs_rm_rf_stops_at_mounts, setup, teardown),
                 cmocka_unit_test(test_fs_path_helpers),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
