@@ -154,9 +154,15 @@ int fs_open_resolve_fallback(int dirfd, const char *path, int flags, mode_t mode
                         }
                         if (fd < 0) {
                                 /* ELOOP/ENOTDIR: maybe a symlink we must resolve ourselves. */
+                                int e0 = errno;
                                 fd = openat(walk_top(&w), comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                                 if (fd < 0) {
                                         r = error_set(err, errno, "open %s", path);
+                                        goto out;
+                                }
+                                if (fstat(fd, &st) == 0 && !S_ISLNK(st.st_mode)) {
+                                        (void)close(fd);
+                                        r = error_set(err, e0, "open %s", path);
                                         goto out;
                                 }
                         }

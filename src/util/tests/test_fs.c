@@ -93,6 +93,15 @@ static void check_resolve(int dfd, open_fn fn)
         close(fd);
         assert_int_equal(faccessat(root, "new", F_OK, 0), 0);
         assert_int_equal(unlinkat(root, "new", 0), 0);
+        /* O_DIRECTORY on a regular file fails as the kernel does; O_NOFOLLOW on a final symlink is ELOOP. */
+        assert_int_equal(fn(root, "a/b/file", O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH, NULL), -ENOTDIR);
+        assert_int_equal(fn(root, "a/rel", O_RDONLY | O_NOFOLLOW, 0, FS_RESOLVE_BENEATH, NULL), -ELOOP);
+        fd = fn(root, "a/rel", O_PATH | O_NOFOLLOW, 0, FS_RESOLVE_BENEATH, NULL);
+        assert_true(fd >= 0);
+        struct stat lst;
+        assert_int_equal(fstat(fd, &lst), 0);
+        assert_true(S_ISLNK(lst.st_mode));
+        close(fd);
         /* A directory target. */
         fd = fn(root, "a/b/", O_RDONLY | O_DIRECTORY, 0, FS_RESOLVE_BENEATH, NULL);
         assert_true(fd >= 0);
