@@ -189,7 +189,7 @@ static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void 
                 return;
         struct job *j = xcalloc(1, sizeof(*j));
         j->op = OP_CREATE;
-        j->id = xstrdup(in->id ? in->id : "");
+        j->id = in->id && in->id[0] ? xstrdup(in->id) : services_leases_random_id();
         for (size_t i = 0; i < in->n_labels; i++)
                 metadata_labels_set(&j->labels, in->labels[i]->key ? in->labels[i]->key : "",
                                     in->labels[i]->value ? in->labels[i]->value : "");

@@ -512,6 +512,13 @@ static void test_leases_service_protects_content(void **state)
                          0);
         assert_string_equal(((Containerd__Services__Leases__V1__CreateResponse *)m)->lease->id, "402034150-vf5O");
         protobuf_c_message_free_unpacked(m, NULL);
+        /* no id: the server makes one up */
+        creq.id = NULL;
+        assert_int_equal(grpc_client_unary(f->c, LSVC "Create", NULL, &creq.base,
+                                           &containerd__services__leases__v1__create_response__descriptor, &m, &e),
+                         0);
+        assert_non_null(strchr(((Containerd__Services__Leases__V1__CreateResponse *)m)->lease->id, '-'));
+        protobuf_c_message_free_unpacked(m, NULL);
         static const struct grpc_metadata lease_md[] = {{"containerd-lease", "402034150-vf5O"}, {NULL, NULL}};
         write_blob(f, "leased", "hello world", lease_md, 0);
 
@@ -532,7 +539,7 @@ static void test_leases_service_protects_content(void **state)
         assert_int_equal(grpc_client_unary(f->c, LSVC "List", NULL, &lreq.base,
                                            &containerd__services__leases__v1__list_response__descriptor, &m, &e),
                          0);
-        assert_int_equal(((Containerd__Services__Leases__V1__ListResponse *)m)->n_leases, 1);
+        assert_int_equal(((Containerd__Services__Leases__V1__ListResponse *)m)->n_leases, 2);
         protobuf_c_message_free_unpacked(m, NULL);
 
         /* unknown lease in the header: NotFound */
