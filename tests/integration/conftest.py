@@ -11,6 +11,7 @@ Fixtures
   krilld_factory     function: factory for krillds with a config / extra args / not started
   containerd         function: Debian's containerd in a private mount namespace
   registry           session: Debian's docker-registry on 127.0.0.1, .push(archive, ref)
+  registry_factory   function: more registries, with TLS (own CA: .ca_cert, .certs_dir) or Basic auth
 
 Helpers (import from conftest or use the fixtures of the same name)
   require_binary(name_or_path, what=None)  skip "<what> not built/installed" when missing
@@ -270,6 +271,31 @@ def containerd(request):
             if _failed(request):
                 print("---- containerd log (%s) ----" % d.log)
                 print(d.log_tail(200))
+
+
+@pytest.fixture
+def registry_factory():
+    """Factory for more registries: registry_factory(tls=True, htpasswd={"u": "p"}).
+
+    Skips when a tool it needs is missing (htpasswd for Basic auth)."""
+    require_binary(daemons.REGISTRY)
+    require_binary(daemons.SKOPEO)
+    made = []
+
+    def make(tls=False, htpasswd=None):
+        if tls:
+            require_binary("openssl")
+        if htpasswd:
+            require_binary("htpasswd", "htpasswd (apache2-utils)")
+        r = daemons.Registry(tls=tls, htpasswd=htpasswd)
+        made.append(r)
+        return r.start()
+
+    try:
+        yield make
+    finally:
+        for r in made:
+            r.close()
 
 
 @pytest.fixture(scope="session")

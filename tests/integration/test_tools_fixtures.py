@@ -55,3 +55,18 @@ def test_tools_krilld_factory(krilld_factory):
     assert a.address != b.address and not b.running()
     b.start()
     assert b.running() and daemons.socket_accepts(b.address)
+
+
+def test_tools_registry_tls(registry_factory, busybox_oci, containerd):
+    reg = registry_factory(tls=True)
+    assert reg.scheme == "https" and os.path.exists(reg.ca_cert)
+    ref = reg.push(busybox_oci, "test/tls:1")
+    # ctr verifies the registry with the CA made by the fixture
+    hosts = os.path.join(containerd.dir, "hosts", reg.host)
+    os.makedirs(hosts)
+    with open(os.path.join(hosts, "hosts.toml"), "w") as f:
+        f.write('server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' % (reg.host, reg.host, reg.ca_cert))
+    r = containerd.ctr("images", "pull", "--hosts-dir", os.path.join(containerd.dir, "hosts"), ref, ns="tls")
+    assert r.returncode == 0, r.stderr
+    r = containerd.ctr("images", "pull", ref, ns="tls2")
+    assert r.returncode != 0  # without the CA (ctr falls back to plain HTTP for 127.0.0.1: 400)

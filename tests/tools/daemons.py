@@ -569,32 +569,87 @@ class PrivateContainerd(Daemon):
 # ---------------------------------------------------------------- registry
 
 class Registry:
-    """Debian's docker-registry serving plain HTTP on 127.0.0.1:<free port>."""
+    """Debian's docker-registry on 127.0.0.1:<free port>.
 
-    def __init__(self, base=None):
+    Plain HTTP by default.  tls=True serves HTTPS with a certificate for
+    127.0.0.1 signed by a CA made here (.ca_cert; .certs_dir holds ca.crt for
+    clients that take a directory).  htpasswd={"user": "password"} turns on
+    Basic auth (needs the `htpasswd` tool of apache2-utils for bcrypt)."""
+
+    def __init__(self, base=None, tls=False, htpasswd=None):
         self.dir = tempfile.mkdtemp(prefix="krill-registry-", dir=base or "/tmp")
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
         self.log = os.path.join(self.dir, "registry.log")
         self.config = os.path.join(self.dir, "config.yml")
+        self.ca_cert = None
+        self.certs_dir = None
+        self.auth = None
+        conf = ("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+                "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
+                "http:\n  addr: %s\n" % (os.path.join(self.dir, "data"), self.host))
+        if tls:
+            cert, key = self._make_certs()
+            conf += "  tls:\n    certificate: %s\n    key: %s\n" % (cert, key)
+        if htpasswd:
+            tool = shutil.which("htpasswd")
+            if not tool:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise FileNotFoundError("htpasswd (apache2-utils) not installed")
+            path = os.path.join(self.dir, "htpasswd")
+            for i, (user, pw) in enumerate(sorted(htpasswd.items())):
+                subprocess.run([tool, "-B", "-b"] + (["-c"] if i == 0 else []) + [path, user, pw],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            conf += "auth:\n  htpasswd:\n    realm: krill-test\n    path: %s\n" % path
+            self.auth = dict(htpasswd)
         with open(self.config, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
-                    "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
-                    "http:\n  addr: %s\n" % (os.path.join(self.dir, "data"), self.host))
+            f.write(conf)
         self.proc = None
 
+    def _make_certs(self):
+        d = os.path.join(self.dir, "certs")
+        os.makedirs(d)
+        ca_key, ca = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+        key, csr, cert = os.path.join(d, "server.key"), os.path.join(d, "server.csr"), os.path.join(d, "server.crt")
+        ext = os.path.join(d, "ext.cnf")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        q = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key,
+                        "-out", ca, "-days", "2", "-subj", "/CN=krill test CA"], **q)
+        subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                        "-subj", "/CN=127.0.0.1"], **q)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                        "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext], **q)
+        self.ca_cert = ca
+        self.certs_dir = os.path.join(self.dir, "client-certs")
+        os.makedirs(self.certs_dir)
+        shutil.copy(ca, os.path.join(self.certs_dir, "ca.crt"))
+        return cert, key
+
     def start(self, timeout=20.0):
+        import ssl
+        import base64
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([REGISTRY, "serve", self.config], stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
         _OWNED.add(self.proc.pid)
+        ctx = ssl.create_default_context(cafile=self.ca_cert) if self.tls else None
+        headers = {}
+        if self.auth:
+            user, pw = sorted(self.auth.items())[0]
+            headers["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
 
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError("docker-registry exited: " + open(self.log).read()[-2000:])
             try:
-                with urllib.request.urlopen("http://%s/v2/" % self.host, timeout=1) as r:
+                req = urllib.request.Request("%s://%s/v2/" % (self.scheme, self.host), headers=headers)
+                with urllib.request.urlopen(req, timeout=1, context=ctx) as r:
                     return r.status == 200
             except OSError:
                 return False
@@ -607,8 +662,12 @@ class Registry:
 
         Returns the full reference (127.0.0.1:PORT/test/busybox:1)."""
         dest = "%s/%s" % (self.host, ref)
-        r = subprocess.run([SKOPEO, "copy", "--quiet", "--all", "--dest-tls-verify=false",
-                            "%s:%s" % (fmt, archive), "docker://" + dest],
+        creds = []
+        if self.auth:
+            user, pw = sorted(self.auth.items())[0]
+            creds = ["--dest-creds", "%s:%s" % (user, pw)]
+        r = subprocess.run([SKOPEO, "copy", "--quiet", "--all", "--dest-tls-verify=false"] + creds +
+                           ["%s:%s" % (fmt, archive), "docker://" + dest],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError("skopeo copy to %s failed: %s" % (dest, r.stderr.strip()))
