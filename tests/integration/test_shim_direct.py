@@ -240,3 +240,191 @@ def test_delete_prints_delete_response(shim, workdir):
 def test_bad_flags(shim):
     r = subprocess.run([shim, "-nosuch", "x", "start"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert r.returncode != 0 and b"not defined" in r.stderr
+
+
+class EventsServer:
+    """Answers Events/Forward on TTRPC_ADDRESS with an empty Response and records the topics."""
+
+    def __init__(self, path):
+        import threading
+        self.path = path
+        self.topics = []
+        self.metadata = []
+        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.ls.bind(path)
+        self.ls.listen(4)
+        self.ls.settimeout(0.2)
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            c.settimeout(0.2)
+            buf = b""
+            while not self.stop:
+                try:
+                    chunk = c.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 10:
+                    length, sid, typ, _ = struct.unpack(">IIBB", buf[:10])
+                    if len(buf) < 10 + length:
+                        break
+                    req = _parse(buf[10:10 + length])
+                    buf = buf[10 + length:]
+                    fwd = _parse(req[3][0])
+                    env = _parse(fwd[1][0])
+                    self.topics.append(env[3][0].decode())
+                    self.metadata.append([_parse(kv) for kv in req.get(5, [])])
+                    c.sendall(struct.pack(">IIBB", 0, sid, 2, 0))
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.t.join(5)
+        self.ls.close()
+
+
+def make_oci_bundle(workdir, cid, args):
+    b = os.path.join(workdir, "ob-" + cid)
+    rootfs = os.path.join(b, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    for d in ("proc", "dev", "sys", "tmp"):
+        os.makedirs(os.path.join(rootfs, d))
+    subprocess.run(["cp", "/bin/busybox", os.path.join(rootfs, "bin", "busybox")], check=True)
+    for app in ("sh", "echo", "sleep", "cat"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", app))
+    subprocess.run(["/usr/sbin/runc", "spec"], cwd=b, check=True)
+    with open(os.path.join(b, "config.json")) as f:
+        spec = json.load(f)
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = args
+    spec["root"]["readonly"] = False
+    spec["linux"]["cgroupsPath"] = "/krill-shim-test/" + cid
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(spec, f)
+    os.mkfifo(os.path.join(b, "log"))
+    return b
+
+
+def _read_fifo(fd, want, timeout=10):
+    import select
+    out = b""
+    deadline = time.monotonic() + timeout
+    while want not in out and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except BlockingIOError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_direct_lifecycle(shim, workdir, runtime):
+    binary = require_binary("/usr/bin/" + runtime if runtime == "crun" else "/usr/sbin/runc", runtime)
+    cid = "lc-" + runtime
+    b = make_oci_bundle(workdir, cid, ["sh", "-c", "echo hello-$0; exec sleep 1000"])
+    ev = EventsServer(os.path.join(workdir, "d.sock.ttrpc"))
+    out_fifo = os.path.join(workdir, cid + "-stdout")
+    os.mkfifo(out_fifo)
+    out_fd = os.open(out_fifo, os.O_RDONLY | os.O_NONBLOCK)
+    r, logfd, _ = start(shim, workdir, cid, b)
+    assert r.returncode == 0, r.stderr
+    path = r.stdout.decode()[len("unix://"):]
+    c = Ttrpc(path)
+    try:
+        opts = _field(6, binary)
+        anyopts = _field(1, "containerd.runc.v1.Options") + _field(2, opts)
+        code, msg, payload = c.call("Create", _field(1, cid) + _field(2, b) + _field(6, out_fifo) +
+                                    _field(10, anyopts))
+        if code != 0 and runtime == "crun":
+            assert "OCI runtime create failed: " in msg, msg
+            print("SKIP: crun refuses hybrid cgroups on this machine: " + msg)
+            c.call("Shutdown", _field(1, cid))
+            pytest.skip("crun refuses hybrid cgroups on this machine")
+        assert code == 0, msg
+        pid = _parse(payload)[1][0]
+        with open(os.path.join(b, "runtime")) as f:
+            assert f.read() == binary
+        assert json.load(open(os.path.join(b, "options.json")))["BinaryName"] == binary
+        code, msg, payload = c.call("State", _field(1, cid))
+        assert code == 0 and _parse(payload)[4] == [1]  # CREATED
+        code, msg, payload = c.call("Start", _field(1, cid))
+        assert code == 0, msg
+        assert _parse(payload)[1][0] == pid
+        assert b"hello-sh" in _read_fifo(out_fd, b"hello-sh")
+
+        # Update: LinuxResources JSON through `runc update -r -`
+        res = json.dumps({"pids": {"limit": 42}}).encode()
+        anyres = _field(1, "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources") + _field(2, res)
+        code, msg, _ = c.call("Update", _field(1, cid) + _field(2, anyres))
+        assert code == 0, msg
+        pids_max = [p for p in ("/sys/fs/cgroup/pids/krill-shim-test/%s/pids.max" % cid,
+                                "/sys/fs/cgroup/krill-shim-test/%s/pids.max" % cid) if os.path.exists(p)]
+        if pids_max:
+            assert open(pids_max[0]).read().strip() == "42"
+
+        code, msg, payload = c.call("Stats", _field(1, cid))
+        assert code == 0, msg
+        anym = _parse(_parse(payload)[1][0])
+        assert anym[1][0].decode() in ("io.containerd.cgroups.v1.Metrics", "io.containerd.cgroups.v2.Metrics")
+        code, msg, payload = c.call("Pids", _field(1, cid))
+        assert code == 0, msg
+        assert [_parse(p)[1][0] for p in _parse(payload)[1]] == [pid]
+
+        code, msg, _ = c.call("ResizePty", _field(1, cid) + _vfield(3, 80) + _vfield(4, 24))
+        assert code != 0  # no terminal
+        code, msg, _ = c.call("Delete", _field(1, cid))
+        assert code == 9 and "running" in msg, (code, msg)
+
+        code, msg, _ = c.call("Kill", _field(1, cid) + _vfield(3, 9))
+        assert code == 0, msg
+        code, msg, payload = c.call("Wait", _field(1, cid))
+        assert code == 0, msg
+        assert _parse(payload)[1] == [137]
+        code, msg, payload = c.call("State", _field(1, cid))
+        assert _parse(payload)[4] == [3] and _parse(payload)[9] == [137]  # STOPPED, exit 137
+        code, msg, _ = c.call("Kill", _field(1, cid) + _vfield(3, 9))
+        assert code == 5 and "process already finished" in msg, (code, msg)
+        code, msg, payload = c.call("Delete", _field(1, cid))
+        assert code == 0, msg
+        assert _parse(payload)[2] == [137]
+        code, msg, _ = c.call("Shutdown", _field(1, cid))
+        assert code == 0, msg
+    finally:
+        c.close()
+        os.close(out_fd)
+        os.close(logfd)
+        subprocess.run([binary, "--root", os.path.join(workdir, "runc", "ns1"), "delete", "--force", cid],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import glob
+        for d in glob.glob("/sys/fs/cgroup/*/krill-shim-test") + glob.glob("/sys/fs/cgroup/krill-shim-test"):
+            for sub in (os.path.join(d, cid), d):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+    deadline = time.monotonic() + 10
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(path)
+    ev.close()
+    for t in ("/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"):
+        assert t in ev.topics, ev.topics
+    assert ev.topics.index("/tasks/exit") < ev.topics.index("/tasks/delete")
+    md = ev.metadata[0][0]
+    assert md[1][0] == b"containerd-namespace-ttrpc" and md[2][0] == b"ns1", md
