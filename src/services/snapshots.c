@@ -48,6 +48,26 @@ static int get_snapshotter(struct services_ctx *ctx, const char *name, struct sn
         return 0;
 }
 
+/* Looks a reference up, wording a missing one as containerd's metadata snapshotter does
+ * (`snapshot k does not exist: not found`). */
+static int ref_get(struct services_ctx *ctx, const char *ns, const char *snapshotter, const char *key,
+                   struct metadata_snapshot_ref *ret, struct error **err)
+{
+        struct error *e = NULL;
+        int r = metadata_snapshot_ref_get(ctx->db, ns, snapshotter, key ? key : "", ret, &e);
+        if (r == -ENOENT) {
+                error_free(&e);
+                return error_set(err, ENOENT, "snapshot %s does not exist", key ? key : "");
+        }
+        if (r < 0) {
+                if (err && !*err)
+                        *err = e;
+                else
+                        error_free(&e);
+        }
+        return r;
+}
+
 static enum snapshot_kind kind_from_string(const char *k)
 {
         if (!k)
@@ -93,11 +113,11 @@ int services_snapshots_prepare(struct services_ctx *ctx, const char *ns, const c
         if (parent && !parent[0])
                 parent = NULL;
         if (parent) {
-                r = metadata_snapshot_ref_get(ctx->db, ns, s->name, parent, &pref, err);
-                if (r == -ENOENT) {
-                        error_free(err);
-                        return error_set(err, ENOENT, "parent snapshot \"%s\"", parent);
-                }
+                r = metadata_snapshot_ref_get(ctx->db, ns, s->name, parent, &pref, NULL);
+                if (r == -ENOENT)
+                        return error_set(err, ENOENT, "parent snapshot %s does not exist", parent);
+                if (r < 0)
+                        return error_set(err, -r, "parent snapshot %s", parent);
                 if (r < 0)
                         return r;
         }
@@ -134,7 +154,7 @@ int services_snapshots_mounts(struct services_ctx *ctx, const char *ns, const ch
         int r = get_snapshotter(ctx, snapshotter, &s, err);
         if (r < 0)
                 return r;
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        r = ref_get(ctx, ns, s->name, key, &ref, err);
         if (r < 0)
                 return r;
         r = snapshot_mounts(s, ref.backend_key, ret, err);
@@ -156,18 +176,14 @@ int services_snapshots_commit(struct services_ctx *ctx, const char *ns, const ch
         r = metadata_labels_validate(labels, err);
         if (r < 0)
                 return r;
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        /* containerd checks the target name before the source key */
+        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, name, &other, NULL);
+        metadata_snapshot_ref_clear(&other);
+        if (r == 0)
+                return error_set(err, EEXIST, "snapshot \"%s\"", name);
+        r = ref_get(ctx, ns, s->name, key, &ref, err);
         if (r < 0)
                 return r;
-        if (kind_from_string(ref.kind) != SNAPSHOT_KIND_ACTIVE) {
-                r = error_set(err, EBUSY, "snapshot \"%s\" is not active", key);
-                goto out;
-        }
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, name, &other, NULL);
-        if (r == 0) {
-                r = error_set(err, EEXIST, "snapshot \"%s\"", name);
-                goto out;
-        }
         bname = backend_key(ns, name);
         r = snapshot_commit(s, bname, ref.backend_key, NULL, err);
         if (r < 0)
@@ -175,7 +191,6 @@ int services_snapshots_commit(struct services_ctx *ctx, const char *ns, const ch
         r = metadata_snapshot_ref_commit(ctx->db, ns, s->name, key, name, bname, labels, lease, err);
 out:
         metadata_snapshot_ref_clear(&ref);
-        metadata_snapshot_ref_clear(&other);
         return r;
 }
 
@@ -187,7 +202,7 @@ int services_snapshots_remove(struct services_ctx *ctx, const char *ns, const ch
         int r = get_snapshotter(ctx, snapshotter, &s, err);
         if (r < 0)
                 return r;
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        r = ref_get(ctx, ns, s->name, key, &ref, err);
         if (r < 0)
                 return r;
         r = metadata_snapshot_ref_remove(ctx->db, ns, s->name, key, err);
@@ -209,7 +224,7 @@ int services_snapshots_stat(struct services_ctx *ctx, const char *ns, const char
         int r = get_snapshotter(ctx, snapshotter, &s, err);
         if (r < 0)
                 return r;
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        r = ref_get(ctx, ns, s->name, key, &ref, err);
         if (r < 0)
                 return r;
         ref_to_info(&ref, ret);
@@ -278,7 +293,7 @@ int services_snapshots_usage(struct services_ctx *ctx, const char *ns, const cha
         int r = get_snapshotter(ctx, snapshotter, &s, err);
         if (r < 0)
                 return r;
-        r = metadata_snapshot_ref_get(ctx->db, ns, s->name, key ? key : "", &ref, err);
+        r = ref_get(ctx, ns, s->name, key, &ref, err);
         if (r < 0)
                 return r;
         r = snapshot_usage(s, ref.backend_key, ret, err);

@@ -345,7 +345,7 @@ static int create_snapshot(struct snapshotter *s, enum snapshot_kind kind, const
                 x = rec_get(b, txn, parent, &p, err);
                 mdb_txn_abort(TAKE_PTR(txn));
                 if (x == -ENOENT)
-                        return error_set(err, ENOENT, "parent snapshot \"%s\"", parent);
+                        return error_set(err, ENOENT, "failed to create snapshot: missing parent \"%s\" bucket", parent);
                 if (x < 0)
                         return x;
                 parent_id = TAKE_PTR(p.id);
@@ -370,7 +370,7 @@ static int create_snapshot(struct snapshotter *s, enum snapshot_kind kind, const
                 x = rec_get(b, txn, key, &old, err);
                 if (x == 0) {
                         rec_clear(&old);
-                        x = error_set(err, EEXIST, "snapshot \"%s\"", key);
+                        x = error_set(err, EEXIST, "failed to create snapshot: snapshot %s", key);
                         goto fail;
                 }
                 if (x != -ENOENT)
@@ -380,14 +380,15 @@ static int create_snapshot(struct snapshotter *s, enum snapshot_kind kind, const
                 struct rec p;
                 x = rec_get(b, txn, parent, &p, err);
                 if (x == -ENOENT) {
-                        x = error_set(err, ENOENT, "parent snapshot \"%s\"", parent);
+                        x = error_set(err, ENOENT, "failed to create snapshot: missing parent \"%s\" bucket", parent);
                         goto fail;
                 }
                 if (x < 0)
                         goto fail;
                 if (p.kind != SNAPSHOT_KIND_COMMITTED || strcmp(p.id, parent_id) != 0) {
                         rec_clear(&p);
-                        x = error_set(err, EINVAL, "parent \"%s\" is not committed snapshot", parent);
+                        x = error_set(err, EINVAL, "failed to create snapshot: parent \"%s\" is not committed snapshot",
+                                      parent);
                         goto fail;
                 }
                 p.children++;
@@ -479,12 +480,13 @@ static int op_mounts(struct snapshotter *s, const char *key, struct snapshot_mou
                 return x;
         x = rec_get(b, txn, key, &r, err);
         if (x == -ENOENT)
-                return error_set(err, ENOENT, "snapshot \"%s\"", key);
+                return error_set(err, ENOENT, "failed to get active mount: snapshot does not exist");
         if (x < 0)
                 return x;
         if (r.kind != SNAPSHOT_KIND_ACTIVE && r.kind != SNAPSHOT_KIND_VIEW) {
                 rec_clear(&r);
-                return error_set(err, EBUSY, "requested snapshot \"%s\" not active or view", key);
+                return error_set(err, EBUSY, "failed to get active mount: requested snapshot %s not active or view",
+                                 key);
         }
         x = parent_chain(b, txn, r.parent, &chain, err);
         if (x == 0) {
@@ -518,12 +520,12 @@ static int op_commit(struct snapshotter *s, const char *name, const char *key, c
         x = rec_get(b, txn, key, &r, err);
         mdb_txn_abort(TAKE_PTR(txn));
         if (x == -ENOENT)
-                return error_set(err, ENOENT, "failed to get active snapshot \"%s\"", key);
+                return error_set(err, ENOENT, "snapshot does not exist");
         if (x < 0)
                 return x;
         if (r.kind != SNAPSHOT_KIND_ACTIVE) {
                 rec_clear(&r);
-                return error_set(err, EBUSY, "snapshot \"%s\" is not active", key);
+                return error_set(err, EBUSY, "failed to commit snapshot: snapshot \"%s\" is not active", key);
         }
         udir = b->be->usage_dir(r.id);
         x = snap_disk_usage(b->snaps_fd, udir, &u, err);
@@ -544,18 +546,19 @@ static int op_commit(struct snapshotter *s, const char *name, const char *key, c
                 return x;
         x = rec_get(b, txn, key, &r, err);
         if (x == -ENOENT)
-                return error_set(err, ENOENT, "failed to get active snapshot \"%s\"", key);
+                return error_set(err, ENOENT, "failed to commit snapshot: failed to get active snapshot \"%s\"",
+                                 key);
         if (x < 0)
                 return x;
         if (r.kind != SNAPSHOT_KIND_ACTIVE || strcmp(r.id, id) != 0) {
                 rec_clear(&r);
-                return error_set(err, EBUSY, "snapshot \"%s\" is not active", key);
+                return error_set(err, EBUSY, "failed to commit snapshot: snapshot \"%s\" is not active", key);
         }
         x = rec_get(b, txn, name, &other, err);
         if (x == 0) {
                 rec_clear(&other);
                 rec_clear(&r);
-                return error_set(err, EEXIST, "committed snapshot \"%s\"", name);
+                return error_set(err, EEXIST, "failed to commit snapshot: committed snapshot %s", name);
         }
         if (x != -ENOENT) {
                 rec_clear(&r);
@@ -599,7 +602,7 @@ static int op_remove(struct snapshotter *s, const char *key, struct error **err)
                 return x;
         if (r.children > 0) {
                 rec_clear(&r);
-                return error_set(err, EBUSY, "cannot remove snapshot \"%s\" with child", key);
+                return error_set(err, EBUSY, "cannot remove snapshot with child");
         }
         if (r.parent) {
                 struct rec p;
