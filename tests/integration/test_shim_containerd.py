@@ -153,17 +153,19 @@ def test_detached_exec_ps_pause_metrics_kill(env):
         cleanup(env, cid)
 
 
-def test_tty(env):
+def run_in_pty(argv, rows=33, cols=77, timeout=60):
+    """Runs argv with a pty as its controlling terminal of the given size; returns (rc, output)."""
+    import fcntl
+    import struct as st
+    import termios
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, st.pack("HHHH", rows, cols, 0, 0))
     try:
-        p = subprocess.Popen([containerd_env.daemons.CTR, "--address", env.address, "run", "--fifo-dir",
-                              env.fifo_dir, "--rm", "-t", "--runtime", env.RUNTIME, env.IMAGE, "t-tty",
-                              "sh", "-c", "tty; echo tty-ok"],
-                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
         slave = -1
         out = b""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r, _, _ = select.select([master], [], [], 0.5)
             if r:
@@ -174,16 +176,40 @@ def test_tty(env):
                 if not chunk:
                     break
                 out += chunk
-            if p.poll() is not None and not r:
+            elif p.poll() is not None:
                 break
-        rc = p.wait(30)
-        assert rc == 0, out
-        assert b"/dev/pts/" in out, out
-        assert b"tty-ok" in out, out
+        return p.wait(30), out
     finally:
         os.close(master)
         if slave >= 0:
             os.close(slave)
+
+
+def ctr_argv(env, *args):
+    return [containerd_env.daemons.CTR, "--address", env.address] + \
+        containerd_env.daemons.add_fifo_dir(list(args), env.fifo_dir)
+
+
+def test_tty(env):
+    # ctr -t sends the terminal size with ResizePty; stty inside the container must see it
+    rc, out = run_in_pty(ctr_argv(env, "run", "--rm", "-t", "--runtime", env.RUNTIME, env.IMAGE, "t-tty",
+                                  "sh", "-c", "tty; sleep 0.5; stty size; echo tty-ok"))
+    assert rc == 0, out
+    assert b"/dev/pts/" in out, out
+    assert b"33 77" in out, out
+    assert b"tty-ok" in out, out
+
+
+def test_exec_tty(env):
+    cid = "t-exectty"
+    assert env.run(cid, "sleep", "1000", rm=False, extra=["-d"]).returncode == 0
+    try:
+        rc, out = run_in_pty(ctr_argv(env, "tasks", "exec", "-t", "--exec-id", "et", cid,
+                                      "sh", "-c", "sleep 0.5; stty size; tty; exit 4"), rows=20, cols=90)
+        assert rc == 4, out
+        assert b"20 90" in out and b"/dev/pts/" in out, out
+    finally:
+        cleanup(env, cid)
 
 
 def test_group_shares_one_shim(env):
