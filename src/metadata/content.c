@@ -326,6 +326,16 @@ int metadata_content_writer_open(struct metadata_db *db, struct content_store *c
         r = lease_add_resource_txn(db, txn, ns, lease, "ingests", ref, err);
         if (r < 0)
                 return r;
+        if (lease) {
+                /* Remember that this ingest belonged to a lease: once no live lease holds it, GC aborts it
+                 * right away instead of waiting for the unleased-ingest expiry. */
+                size_t kl;
+                _cleanup_free_ void *key = mkey(&kl, 3, "ingest", ns, ref);
+                MDB_val k = {kl, key}, v = {0, (void *)""};
+                int rc = mdb_put(txn, db->dbi[MT_META], &k, &v, 0);
+                if (rc != 0)
+                        return mdb_err(err, rc, "put ingest marker");
+        }
         r = mdb_commit(TAKE_PTR(txn), err);
         if (r < 0)
                 return r;

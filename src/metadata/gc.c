@@ -472,6 +472,90 @@ out:
         return r;
 }
 
+/* --- ingests --- */
+
+static int live_ingest_cb(const MDB_val *k, const MDB_val *v, void *ud)
+{
+        struct nset *live = ud;
+        char *p[4] = {0};
+        (void)v;
+        size_t n = key_parts(k, p, 4); /* ns, lease, type, id */
+        if (n == 4 && strcmp(p[2], "ingests") == 0) {
+                size_t kl;
+                _cleanup_free_ void *key = mkey(&kl, 2, p[0], p[3]);
+                nset_add(live, key, kl);
+        }
+        free_parts(p, n);
+        return 0;
+}
+
+struct ingest_ctx {
+        struct metadata_db *db;
+        MDB_txn *txn;
+        struct nset *live;
+        int64_t now;
+        char **dead; /* store refs */
+        size_t n;
+};
+
+static int ingest_cb(const struct content_status *st, void *ud)
+{
+        struct ingest_ctx *c = ud;
+        const char *slash = strchr(st->ref, '/');
+        if (!slash)
+                return 0; /* not written through the metadata layer */
+        _cleanup_free_ char *ns = xstrndup(st->ref, (size_t)(slash - st->ref));
+        size_t kl, ml;
+        _cleanup_free_ void *key = mkey(&kl, 2, ns, slash + 1);
+        if (nset_has(c->live, key, kl))
+                return 0;
+        _cleanup_free_ void *mk = mkey(&ml, 3, "ingest", ns, slash + 1);
+        MDB_val k = {ml, mk}, v;
+        bool was_leased = mdb_get(c->txn, c->db->dbi[MT_META], &k, &v) == 0;
+        if (!was_leased && c->now - st->updated_at < METADATA_GC_INGEST_EXPIRE_NS)
+                return 0;
+        c->dead = xreallocarray(c->dead, c->n + 1, sizeof(char *));
+        c->dead[c->n++] = xstrdup(st->ref);
+        return 0;
+}
+
+/* Aborts ingests nobody protects any more; an ingest with an open writer is skipped (its ref is locked). */
+static void sweep_ingests(struct metadata_db *db, struct content_store *cs, struct metadata_gc_stats *st)
+{
+        struct nset live = {0};
+        struct ingest_ctx c = {.db = db, .live = &live, .now = metadata_now()};
+        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
+        if (mdb_begin(db, false, &txn, NULL) < 0)
+                return;
+        c.txn = txn;
+        (void)mdb_foreach_prefix(db, txn, MT_LEASE_RESOURCES, "", 0, live_ingest_cb, &live);
+        (void)content_ingest_walk(cs, ingest_cb, &c, NULL);
+        mdb_txn_abort(TAKE_PTR(txn));
+        _cleanup_(txn_abortp) MDB_txn *wtxn = NULL;
+        bool have_w = mdb_begin(db, true, &wtxn, NULL) == 0;
+        for (size_t i = 0; i < c.n; i++) {
+                int r = content_ingest_abort(cs, c.dead[i], NULL);
+                if (r == 0 || r == -ENOENT) {
+                        if (r == 0)
+                                st->ingests++;
+                        char *slash = strchr(c.dead[i], '/');
+                        *slash = '\0';
+                        size_t ml;
+                        _cleanup_free_ void *mk = mkey(&ml, 3, "ingest", c.dead[i], slash + 1);
+                        MDB_val k = {ml, mk};
+                        if (have_w)
+                                (void)mdb_del(wtxn, db->dbi[MT_META], &k, NULL);
+                } else if (r != -EAGAIN) {
+                        st->errors++;
+                }
+                free(c.dead[i]);
+        }
+        free(c.dead);
+        if (have_w)
+                (void)mdb_txn_commit(TAKE_PTR(wtxn));
+        nset_clear(&live);
+}
+
 /* Children before parents: emit a removed snapshot only once no other pending one names it as parent. */
 static void remove_snapshots(struct sweeper *s, metadata_gc_snapshot_fn fn, void *ud, struct metadata_gc_stats *st)
 {
@@ -559,8 +643,10 @@ int metadata_gc_run(struct metadata_db *db, struct content_store *cs, metadata_g
         st.snapshots = s.nsnaps;
         st.leases = s.leases;
         remove_snapshots(&s, snapshot_fn, userdata, &st);
-        if (cs)
+        if (cs) {
                 r = sweep_blobs(db, cs, &st, err);
+                sweep_ingests(db, cs, &st);
+        }
 out:
         pthread_mutex_unlock(&db->gc_run);
         sweeper_reset(&s);

@@ -5,7 +5,8 @@
  *         = key on content, snapshots, images and containers; a snapshot's parent;
  * sweep   unreachable content references and snapshot references are removed, expired leases deleted,
  *         then blobs that no namespace references are deleted from the content store and the snapshot
- *         callback is told which backend snapshots to remove (children before parents).
+ *         callback is told which backend snapshots to remove (children before parents); ingests whose lease
+ *         is gone, and unleased ingests idle for METADATA_GC_INGEST_EXPIRE_NS, are aborted.
  * Marking runs in a read transaction; the write transaction that deletes is short (marking is redone inside
  * it only if something was written in between). Blocking: run on a worker thread. Thread-safe; one
  * collection runs at a time. */
@@ -16,6 +17,9 @@
 
 #include "content/store.h"
 #include "metadata/db.h"
+
+/* containerd expires unleased ingests after 24 hours. */
+#define METADATA_GC_INGEST_EXPIRE_NS (24LL * 3600 * 1000000000LL)
 
 #define METADATA_LABEL_GC_ROOT "containerd.io/gc.root"
 #define METADATA_LABEL_GC_REF_CONTENT "containerd.io/gc.ref.content"
@@ -29,6 +33,7 @@ struct metadata_gc_stats {
         size_t blobs;        /* blobs deleted from the store */
         size_t snapshots;    /* snapshot references removed */
         size_t leases;       /* expired leases removed */
+        size_t ingests;      /* ingests aborted: their lease is gone, or unleased and idle for 24 hours */
         size_t errors;       /* blob or snapshot removals that failed */
         int64_t duration_ns;
 };

@@ -192,12 +192,53 @@ static void test_gc_keeps_half_written_ingest(void **state)
         assert_true(visible(f, "default", TU_HELLO_WORLD));
 }
 
+static int count_ingests(const struct content_status *st, void *ud)
+{
+        (void)st;
+        (*(int *)ud)++;
+        return 0;
+}
+
+static void test_gc_aborts_ingests_of_gone_leases(void **state)
+{
+        struct tu_fx *f = *state;
+        struct error *e = NULL;
+        struct metadata_content_writer *w = NULL;
+        struct metadata_gc_stats st;
+        int n = 0;
+        assert_int_equal(metadata_lease_create(f->db, "default", "pull", NULL, NULL, &e), 0);
+        assert_int_equal(metadata_content_writer_open(f->db, f->cs, "default", "leased-ingest", 0, NULL, "pull", &w, &e),
+                         0);
+        assert_int_equal(metadata_content_writer_write(w, "abc", 3, &e), 0);
+        metadata_content_writer_close(w);
+        assert_int_equal(metadata_content_writer_open(f->db, f->cs, "default", "fresh", 0, NULL, NULL, &w, &e), 0);
+        metadata_content_writer_close(w);
+        /* an open writer is never aborted under it */
+        assert_int_equal(metadata_content_writer_open(f->db, f->cs, "default", "busy", 0, NULL, NULL, &w, &e), 0);
+
+        assert_int_equal(metadata_gc_run(f->db, f->cs, NULL, NULL, &st, &e), 0);
+        assert_int_equal(st.ingests, 0);
+        assert_int_equal(content_ingest_walk(f->cs, count_ingests, &n, &e), 0);
+        assert_int_equal(n, 3);
+
+        assert_int_equal(metadata_lease_delete(f->db, "default", "pull", &e), 0);
+        assert_int_equal(metadata_gc_run(f->db, f->cs, NULL, NULL, &st, &e), 0);
+        assert_int_equal(st.ingests, 1);
+        n = 0;
+        assert_int_equal(content_ingest_walk(f->cs, count_ingests, &n, &e), 0);
+        assert_int_equal(n, 2);
+        struct content_status cs = {0};
+        assert_err(metadata_content_status(f->cs, "default", "leased-ingest", &cs, &e), e, -ENOENT, NULL);
+        metadata_content_writer_close(w);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_gc_image_keeps_its_graph, tu_setup, tu_teardown),
                 cmocka_unit_test_setup_teardown(test_gc_leases_and_roots, tu_setup, tu_teardown),
                 cmocka_unit_test_setup_teardown(test_gc_keeps_half_written_ingest, tu_setup, tu_teardown),
+                cmocka_unit_test_setup_teardown(test_gc_aborts_ingests_of_gone_leases, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
