@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <protobuf-c/protobuf-c.h>
+
+#include "google/protobuf/any.pb-c.h"
 #include "util/error.h"
 
 struct events_filter;
@@ -24,3 +27,10 @@ typedef bool (*events_field_fn)(const char *const *path, size_t npath, const cha
 int events_filter_parse(char *const *strs, size_t n, struct events_filter **ret, struct error **err);
 bool events_filter_match(const struct events_filter *f, events_field_fn lookup, void *userdata);
 void events_filter_free(struct events_filter *f); /* NULL-safe */
+
+/* Decodes an event Any whose type_url is one of containerd's event types (the api/events protos, by full name).
+ * Returns a new message (protobuf_c_message_free_unpacked) or NULL if the type is unknown or the bytes bad. */
+ProtobufCMessage *events_decode_any(const Google__Protobuf__Any *any);
+/* containerd's generated Field(fieldpath) for event messages (fieldpath.c). *ret_value is borrowed from m or
+ * static. */
+bool events_message_field(const ProtobufCMessage *m, const char *const *path, size_t npath, const char **ret_value);

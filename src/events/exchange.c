@@ -171,13 +171,31 @@ static void sub_unref(struct events_subscription *sub)
         free(sub);
 }
 
+/* What a filter sees of one envelope: containerd's Envelope.Field. The event is decoded at most once per
+ * broadcast, and only if some filter asks for an `event.` path. */
+struct match_ctx {
+        const events_envelope *env;
+        ProtobufCMessage *event;
+        bool decoded;
+};
+
 static bool envelope_field(const char *const *path, size_t npath, const char **ret_value, void *userdata)
 {
-        const events_envelope *env = userdata;
+        struct match_ctx *mc = userdata;
+        const events_envelope *env = mc->env;
         const char *v = NULL;
 
+        if (npath == 0)
+                return false;
+        if (strcmp(path[0], "event") == 0) {
+                if (!mc->decoded) {
+                        mc->decoded = true;
+                        mc->event = events_decode_any(env->event);
+                }
+                return mc->event && events_message_field(mc->event, path + 1, npath - 1, ret_value);
+        }
         if (npath != 1)
-                return false; /* event.<field> would need the event's fieldpath adaptor: not decoded here */
+                return false;
         if (strcmp(path[0], "namespace") == 0)
                 v = env->namespace_;
         else if (strcmp(path[0], "topic") == 0)
@@ -212,14 +230,17 @@ static void sub_enqueue(struct events_subscription *sub, struct entry *e)
 /* Takes ownership of e. */
 static void exchange_broadcast(struct events_exchange *ex, struct entry *e)
 {
+        struct match_ctx mc = {.env = &e->env};
         bool any = false;
 
         for (struct events_subscription *sub = ex->subs; sub; sub = sub->next) {
-                if (!events_filter_match(sub->filter, envelope_field, &e->env))
+                if (!events_filter_match(sub->filter, envelope_field, &mc))
                         continue;
                 sub_enqueue(sub, e);
                 any = true;
         }
+        if (mc.event)
+                protobuf_c_message_free_unpacked(mc.event, NULL);
         if (any)
                 schedule_flush(ex);
         entry_unref(e);

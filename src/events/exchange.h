@@ -35,8 +35,9 @@ typedef void (*events_subscriber_fn)(struct events_subscription *sub, const even
 
 /* Never fails (allocation aborts). */
 struct events_exchange *events_exchange_new(uv_loop_t *loop);
-/* Drops queued envelopes and every subscription (their callbacks are not called again; subscription handles
- * become invalid). The loop must run afterwards to close the exchange's timer. NULL-safe. Returns NULL. */
+/* Drops queued envelopes and detaches every subscription (their callbacks are not called again; the handles
+ * stay valid until events_subscription_free()). Not from inside a subscriber callback. The loop must run afterwards to
+ * close the exchange's timer. NULL-safe. Returns NULL. */
 struct events_exchange *events_exchange_free(struct events_exchange *ex);
 
 /* Packs event into an Any whose type_url is the message's full name with no "type.googleapis.com/" prefix
@@ -55,7 +56,9 @@ int events_forward_ttrpc(struct events_exchange *ex, const Containerd__Services_
                          struct error **err);
 
 /* Subscribes with containerd filter strings (OR between strings, "," = AND inside one; no strings = all).
- * Fields: `topic`, `namespace`; `event.*` paths are not decoded yet and count as absent.
+ * Fields: `topic`, `namespace`, and `event.<field>` of containerd's own event types (e.g.
+ * `event.container_id==abc`, `event.labels."k"==v`), with containerd's fieldpath rules (strings present when
+ * non-empty, bools, nested messages, labels maps; numbers and timestamps are never present).
  * -EINVAL with containerd's message for a bad filter. *ret is owned by the caller until
  * events_subscription_free(). */
 int events_subscribe(struct events_exchange *ex, char *const *filters, size_t n_filters, events_subscriber_fn fn,

@@ -134,11 +134,13 @@ def test_forward_reaches_ctr_events(daemon):
     fwd = Forwarder(daemon.address)
     everything = CtrEvents(daemon.address)
     exits = CtrEvents(daemon.address, 'topic=="/tasks/exit"')
+    # event.* paths go through the event's own fields (containerd's fieldpath plugin); OR with a marker match.
+    execs = CtrEvents(daemon.address, 'event.exec_id=="e4"', 'topic=="/tasks/exit",event.id=="t3"')
     try:
         # ctr subscribes asynchronously: forward markers until both subscribers have seen one.
-        seen_all = seen_exit = 0
+        seen_all = seen_exit = seen_exec = 0
         deadline = time.monotonic() + 20
-        while not (seen_all and seen_exit):
+        while not (seen_all and seen_exit and seen_exec):
             assert time.monotonic() < deadline, "ctr events never received anything"
             assert fwd.forward(TASK_EXIT) == b""  # Empty reply: a zero-length body
             time.sleep(0.1)
@@ -146,10 +148,14 @@ def test_forward_reaches_ctr_events(daemon):
                 seen_all += 1
             while exits.get(0) is not None:
                 seen_exit += 1
+            while execs.get(0) is not None:
+                seen_exec += 1
         # Drain markers still in flight.
         while everything.get(0.5) is not None:
             pass
         while exits.get(0.5) is not None:
+            pass
+        while execs.get(0.5) is not None:
             pass
 
         assert fwd.forward(EXEC_ADDED) == b""
@@ -163,6 +169,10 @@ def test_forward_reaches_ctr_events(daemon):
         ns, topic, _ = parse(exits.get(10))
         assert topic == "/tasks/exit"
         assert exits.get(0.5) is None  # the filter kept /tasks/exec-added out
+        ns, topic, _ = parse(execs.get(10))
+        assert topic == "/tasks/exec-added"
+        ns, topic, _ = parse(execs.get(10))
+        assert topic == "/tasks/exit"
 
         # An envelope without a timestamp: InvalidArgument, and nothing is delivered.
         bad = ld(1, ld(2, b"protons") + ld(3, b"/tasks/exit") + ld(4, ld(1, b"containerd.events.TaskExit")))
@@ -174,6 +184,7 @@ def test_forward_reaches_ctr_events(daemon):
         fwd.close()
         everything.stop()
         exits.stop()
+        execs.stop()
 
 
 def test_ctr_events_stays_open_until_daemon_stops(daemon):

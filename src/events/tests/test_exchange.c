@@ -10,6 +10,7 @@
 
 #include "events/events-internal.h"
 #include "events/exchange.h"
+#include "github.com/containerd/containerd/api/events/container.pb-c.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
@@ -112,6 +113,29 @@ static int publish_exit(struct fx *f, const char *ns, const char *topic, struct 
         return events_publish(f->ex, ns, topic, &ev.base, err);
 }
 
+static int publish_exit_c2(struct fx *f, const char *ns, const char *topic)
+{
+        Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+
+        ev.container_id = (char *)"c2";
+        ev.exit_status = 3;
+        return events_publish(f->ex, ns, topic, &ev.base, NULL);
+}
+
+static int publish_container_c2(struct fx *f, const char *ns, const char *topic)
+{
+        Containerd__Events__ContainerUpdate ev = CONTAINERD__EVENTS__CONTAINER_UPDATE__INIT;
+        Containerd__Events__ContainerUpdate__LabelsEntry l1 = CONTAINERD__EVENTS__CONTAINER_UPDATE__LABELS_ENTRY__INIT;
+        Containerd__Events__ContainerUpdate__LabelsEntry *labels[] = {&l1};
+
+        ev.id = (char *)"c2";
+        l1.key = (char *)"io.k";
+        l1.value = (char *)"v";
+        ev.labels = labels;
+        ev.n_labels = 1;
+        return events_publish(f->ex, ns, topic, &ev.base, NULL);
+}
+
 static void test_events_topic_validation(void **state _unused_)
 {
         _cleanup_error_ struct error *e = NULL;
@@ -212,24 +236,28 @@ static void test_events_order_to_every_subscriber(void **state)
 static void test_events_filters(void **state)
 {
         struct fx *f = *state;
-        struct events_subscription *sa = NULL, *sb = NULL, *sc = NULL, *sd = NULL, *se = NULL;
-        struct got ga = {0}, gb = {0}, gc = {0}, gd = {0}, ge = {0};
+        struct events_subscription *sa = NULL, *sb = NULL, *sc = NULL, *sd = NULL, *se = NULL, *sf = NULL, *sg = NULL;
+        struct got ga = {0}, gb = {0}, gc = {0}, gd = {0}, ge = {0}, gf = {0}, gg = {0};
+        char *ff[] = {(char *)"event.container_id==c2"};
+        char *fg[] = {(char *)"event.labels.\"io.k\"==v,event.id==c2"};
         _cleanup_error_ struct error *e = NULL;
         char *fa[] = {(char *)"topic==\"/tasks/exit\""};
         char *fb[] = {(char *)"namespace==ns1"};
         char *fc[] = {(char *)"topic~=|^/containers/|", (char *)"namespace==other"};
         char *fd[] = {(char *)"topic==\"/tasks/exit\",namespace==ns2"};
-        char *fe[] = {(char *)"event.container_id==c1"}; /* event.* is not decoded: never present */
+        char *fe[] = {(char *)"event.container_id==c2,event.exit_status"}; /* numbers are never present */
 
         assert_int_equal(events_subscribe(f->ex, fa, 1, on_event, &ga, &sa, &e), 0);
         assert_int_equal(events_subscribe(f->ex, fb, 1, on_event, &gb, &sb, &e), 0);
         assert_int_equal(events_subscribe(f->ex, fc, 2, on_event, &gc, &sc, &e), 0);
         assert_int_equal(events_subscribe(f->ex, fd, 1, on_event, &gd, &sd, &e), 0);
         assert_int_equal(events_subscribe(f->ex, fe, 1, on_event, &ge, &se, &e), 0);
+        assert_int_equal(events_subscribe(f->ex, ff, 1, on_event, &gf, &sf, &e), 0);
+        assert_int_equal(events_subscribe(f->ex, fg, 1, on_event, &gg, &sg, &e), 0);
 
         assert_int_equal(publish_exit(f, "ns1", "/tasks/exit", NULL), 0);
-        assert_int_equal(publish_exit(f, "ns2", "/tasks/exit", NULL), 0);
-        assert_int_equal(publish_exit(f, "ns1", "/containers/create", NULL), 0);
+        assert_int_equal(publish_exit_c2(f, "ns2", "/tasks/exit"), 0);
+        assert_int_equal(publish_container_c2(f, "ns1", "/containers/create"), 0);
         assert_int_equal(publish_exit(f, "other", "/snapshot/prepare", NULL), 0);
         assert_int_equal(publish_exit(f, "ns2", "/tasks/start", NULL), 0);
         drain(f);
@@ -246,12 +274,21 @@ static void test_events_filters(void **state)
         assert_int_equal(gd.n, 1);
         assert_string_equal(gd.nss[0], "ns2");
         assert_int_equal(ge.n, 0);
+        assert_int_equal(gf.n, 1); /* event.container_id==c2: the TaskExit of c2 (ContainerUpdate has no such field) */
+        assert_string_equal(gf.topics[0], "/tasks/exit");
+        assert_string_equal(gf.nss[0], "ns2");
+        assert_int_equal(gg.n, 1);
+        assert_string_equal(gg.topics[0], "/containers/create");
 
         events_subscription_free(sa);
         events_subscription_free(sb);
         events_subscription_free(sc);
         events_subscription_free(sd);
         events_subscription_free(se);
+        events_subscription_free(sf);
+        events_subscription_free(sg);
+        got_clear(&gf);
+        got_clear(&gg);
         got_clear(&ga);
         got_clear(&gb);
         got_clear(&gc);
