@@ -167,7 +167,12 @@ class KrillFixture:
     .krill(*args, timeout=120, input=None, check=False) -> CompletedProcess
         krill's own CLI against krilld
     .stop() -> seconds   .kill9()   .restart()   .memory() -> {rss,pss,uss} kB
-    .log_text()
+    .log_text()   .nsenter(*argv) (in krilld's mount namespace when private_ns)
+
+    The plain `krilld` fixture runs krilld in the host mount namespace (its
+    mounts are visible to the test); krill's shim keeps its sockets under the
+    temp dir.  A test that makes krilld start containerd-shim-runc-v2 (which
+    writes /run/containerd/...) must use krilld_factory(private_ns=True).
     """
 
     def __init__(self, d, build):
@@ -223,13 +228,16 @@ def krilld_factory(request, krill_build):
         k = krilld_factory(config='version = 2\n...', extra_args=["--foo"], start=True)
 
     config (TOML text) is written to T/config.toml and passed as --config.
+    private_ns=True runs krilld in its own mount namespace with a tmpfs on /run
+    (needed when krilld drives containerd-shim-runc-v2, which hard-codes
+    /run/containerd; use .nsenter(...) to look at its mounts).
     Returns a KrillFixture; all are stopped and cleaned up after the test."""
     skip_unless_root()
     require_binary(os.path.join(krill_build, "src", "daemon", "krilld"), "krilld")
     made = []
 
-    def make(config=None, extra_args=(), start=True, log_level="debug", probe="any"):
-        d = daemons.KrillDaemon(krill_build, log_level=log_level)
+    def make(config=None, extra_args=(), start=True, log_level="debug", probe="any", private_ns=False):
+        d = daemons.KrillDaemon(krill_build, log_level=log_level, private_ns=private_ns)
         made.append(d)
         args = list(extra_args)
         if config is not None:

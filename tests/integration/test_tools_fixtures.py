@@ -70,3 +70,10 @@ def test_tools_registry_tls(registry_factory, busybox_oci, containerd):
     assert r.returncode == 0, r.stderr
     r = containerd.ctr("images", "pull", ref, ns="tls2")
     assert r.returncode != 0  # without the CA (ctr falls back to plain HTTP for 127.0.0.1: 400)
+
+
+def test_tools_krilld_private_ns(krilld_factory):
+    k = krilld_factory(private_ns=True)
+    r = k.nsenter("/bin/sh", "-c", "grep ' /run ' /proc/self/mountinfo")
+    assert r.returncode == 0 and "tmpfs" in r.stdout
+    assert daemons.socket_accepts(k.address)

@@ -414,6 +414,13 @@ class Daemon:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def nsenter(self, *argv, timeout=60):
+        """Run argv in the daemon's mount namespace (sees its private /run and
+        mounts when private_ns); CompletedProcess (text)."""
+        pre = ["/usr/bin/nsenter", "-m", "-t", str(self.pid)] if self.private_ns and self.running() else []
+        return subprocess.run(pre + list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+
     def stop(self, timeout=20.0):
         """SIGTERM, wait; SIGKILL after timeout.  Returns seconds until gone."""
         if not self.running():
