@@ -214,6 +214,7 @@ int main(int argc, char **argv)
         }
         if (getenv("KRILL_GRPC_DEBUG"))
                 log_set_level(LOG_LEVEL_DEBUG);
+        signal(SIGPIPE, SIG_IGN);
         uv_loop_t *loop = uv_default_loop();
         struct grpc_server_options o = {.log_calls = true};
         server = grpc_server_new(loop, &o);

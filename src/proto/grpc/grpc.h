@@ -6,7 +6,9 @@
  * struct grpc_call. The server decodes each 5-byte-framed request message with the method's input
  * descriptor (bounded by max_recv_msg, default 16 MiB) and calls on_message. A handler answers
  * synchronously or later (async: after a worker job or a shim reply) with grpc_call_send()/grpc_call_finish().
- * Calls on one connection run concurrently: a handler that does not finish immediately never blocks others. */
+ * Calls on one connection run concurrently: a handler that does not finish immediately never blocks others.
+ * The process must ignore SIGPIPE: libuv writes to sockets with write(2), and a client that went away would
+ * otherwise kill it. */
 #pragma once
 
 #include <stdbool.h>

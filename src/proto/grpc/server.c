@@ -1307,33 +1307,40 @@ int grpc_server_listen_unix(struct grpc_server *s, const char *path, struct erro
         /* Bind under a temporary name, fix the mode, then rename over the path: the socket never appears
          * with the wrong permissions, and a stale file is replaced atomically. */
         _cleanup_free_ char *tmp = xasprintf("%s.%d.tmp", path, (int)getpid());
-        r = unix_addr(tmp, &tmp_sa);
-        if (r < 0)
-                return error_set(err, -r, "grpc: socket path %s", tmp);
+        if (unix_addr(tmp, &tmp_sa) < 0) {
+                /* No room in sun_path for the temporary name: replace the stale file in place. */
+                free(tmp);
+                tmp = NULL;
+                (void)unlink(path);
+                tmp_sa = sa;
+        }
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return error_set(err, errno, "grpc: socket");
-        (void)unlink(tmp);
-        if (bind(fd, (struct sockaddr *)&tmp_sa, sizeof(tmp_sa)) < 0)
-                return error_set(err, errno, "grpc: bind %s", tmp);
-        if (chmod(tmp, 0660) < 0 || listen(fd, 512) < 0 || rename(tmp, path) < 0) {
-                r = errno;
+        const char *bound = tmp ? tmp : path;
+        if (tmp)
                 (void)unlink(tmp);
+        if (bind(fd, (struct sockaddr *)&tmp_sa, sizeof(tmp_sa)) < 0)
+                return error_set(err, errno, "grpc: bind %s", bound);
+        if (chmod(bound, 0660) < 0 || listen(fd, 512) < 0 || (tmp && rename(tmp, path) < 0)) {
+                r = errno;
+                (void)unlink(bound);
                 return error_set(err, r, "grpc: listen %s", path);
         }
         s->listener = xcalloc(1, sizeof(*s->listener));
         uv_pipe_init(s->loop, s->listener, 0);
         s->listener->data = s;
         r = uv_pipe_open(s->listener, fd);
-        if (r == 0)
+        if (r == 0) {
+                TAKE_FD(fd); /* the handle owns it now */
                 r = uv_listen((uv_stream_t *)s->listener, 512, on_connection);
+        }
         if (r < 0) {
                 uv_close((uv_handle_t *)s->listener, timer_free_cb);
                 s->listener = NULL;
                 (void)unlink(path);
                 return error_set(err, -r, "grpc: listen %s", path);
         }
-        TAKE_FD(fd);
         s->socket_path = xstrdup(path);
         return 0;
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -929,9 +930,28 @@ static void test_grpc_socket_stale_replaced_active_refused(void **state)
         assert_int_equal(stat(newdir, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0711);
 
+        /* A path so long that no temporary name fits next to it in sun_path: replaced in place. */
+        char *lng = xasprintf("%s/new/%.*s", dir, (int)(sizeof(sa.sun_path) - 1 - strlen(dir) - 5),
+                              "ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss"
+                              "ssssssssssssssssssssssssssssssssssssss");
+        assert_int_equal(strlen(lng), sizeof(sa.sun_path) - 1);
+        struct sockaddr_un lsa = {.sun_family = AF_UNIX};
+        strcpy(lsa.sun_path, lng);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&lsa, sizeof(lsa)), 0);
+        close(fd);
+        struct grpc_server *s3 = grpc_server_new(&loop, NULL);
+        assert_int_equal(grpc_server_listen_unix(s3, lng, &e), 0);
+        assert_int_equal(stat(lng, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0660);
+
         grpc_server_shutdown(s1, NULL, NULL);
         grpc_server_shutdown(s2, NULL, NULL);
+        grpc_server_shutdown(s3, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
+        grpc_server_free(s3);
+        assert_int_equal(access(lng, F_OK), -1);
+        free(lng);
         grpc_server_free(s1);
         grpc_server_free(s2);
         assert_int_equal(uv_loop_close(&loop), 0);
@@ -954,6 +974,7 @@ static void test_grpc_socket_stale_replaced_active_refused(void **state)
 
 int main(void)
 {
+        signal(SIGPIPE, SIG_IGN); /* as in the daemon: libuv writes with write(2) */
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_grpc_unary_version_and_metadata, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_unary_errors_map_to_errno, setup, teardown),
