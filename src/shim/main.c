@@ -137,6 +137,15 @@ static Containerd__Runc__V1__Options *options_from_stdin(void)
         return o;
 }
 
+static int write_string_file(const char *path, const char *v)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0 || write(fd, v, strlen(v)) < 0)
+                return -errno;
+        return 0;
+}
+
 static char *dir_of(const char *path)
 {
         const char *p = strncmp(path, "unix://", 7) == 0 ? path + 7 : path;
@@ -217,6 +226,22 @@ static int listen_socket(const char *path, int *ret_fd)
         return -EADDRINUSE;
 }
 
+/* Like containerd's shim: one point above the daemon's oom_score_adj, so the OOM killer picks the shim before
+ * the daemon. Raising needs no privilege; failures are ignored (DESIGN.md 8: no CAP_SYS_RESOURCE here). */
+static void adjust_oom_score(pid_t daemon)
+{
+        _cleanup_free_ char *p = xasprintf("/proc/%d/oom_score_adj", (int)daemon), *s = NULL, *v = NULL;
+        long score;
+
+        if (shim_read_file(p, 64, &s, NULL, NULL) < 0)
+                return;
+        score = strtol(s, NULL, 10) + 1;
+        if (score > 1000)
+                score = 1000;
+        v = xasprintf("%ld", score);
+        (void)write_string_file("/proc/self/oom_score_adj", v);
+}
+
 static int cmd_start(struct args *a)
 {
         _cleanup_free_ char *config = NULL, *group = NULL, *path = NULL, *address = NULL;
@@ -224,7 +249,7 @@ static int cmd_start(struct args *a)
         struct shim_config cfg = {0};
         size_t config_len = 0;
         int fd = -1, r;
-        pid_t pid;
+        pid_t pid, daemon;
 
         if (!a->ns || !a->id || !a->address) {
                 fprintf(stderr, "start: -namespace, -id and -address are required\n");
@@ -261,6 +286,7 @@ static int cmd_start(struct args *a)
                 return 0;
         }
         fflush(stdout);
+        daemon = getppid();
         pid = fork();
         if (pid < 0) {
                 fprintf(stderr, "fork: %s\n", strerror(errno));
@@ -272,6 +298,7 @@ static int cmd_start(struct args *a)
                 int nul = open("/dev/null", O_RDWR | O_CLOEXEC), logfd;
                 const char *ttrpc = getenv("TTRPC_ADDRESS");
                 (void)setsid();
+                adjust_oom_score(daemon);
                 if (nul >= 0) {
                         dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
                         close(nul);

@@ -428,3 +428,50 @@ def test_direct_lifecycle(shim, workdir, runtime):
     assert ev.topics.index("/tasks/exit") < ev.topics.index("/tasks/delete")
     md = ev.metadata[0][0]
     assert md[1][0] == b"containerd-namespace-ttrpc" and md[2][0] == b"ns1", md
+
+
+def test_direct_closeio(shim, workdir):
+    """CloseIO closes the container's stdin after handing on what the FIFO holds."""
+    require_binary("/usr/sbin/runc", "runc")
+    cid = "cio"
+    b = make_oci_bundle(workdir, cid, ["cat"])
+    ev = EventsServer(os.path.join(workdir, "d.sock.ttrpc"))
+    fifos = {}
+    for n in ("stdin", "stdout"):
+        fifos[n] = os.path.join(workdir, cid + "-" + n)
+        os.mkfifo(fifos[n])
+    out_fd = os.open(fifos["stdout"], os.O_RDONLY | os.O_NONBLOCK)
+    in_fd = os.open(fifos["stdin"], os.O_RDWR | os.O_NONBLOCK)  # a writer that never goes away
+    r, logfd, _ = start(shim, workdir, cid, b)
+    assert r.returncode == 0, r.stderr
+    path = r.stdout.decode()[len("unix://"):]
+    c = Ttrpc(path)
+    try:
+        code, msg, _ = c.call("Create", _field(1, cid) + _field(2, b) + _field(5, fifos["stdin"]) +
+                              _field(6, fifos["stdout"]))
+        assert code == 0, msg
+        assert c.call("Start", _field(1, cid))[0] == 0
+        os.write(in_fd, b"through-stdin\n")
+        assert b"through-stdin" in _read_fifo(out_fd, b"through-stdin")
+        os.write(in_fd, b"last-line\n")
+        code, msg, _ = c.call("CloseIO", _field(1, cid) + _vfield(3, 1))
+        assert code == 0, msg
+        code, msg, payload = c.call("Wait", _field(1, cid))  # cat saw EOF and exited
+        assert code == 0 and _parse(payload).get(1, [0]) == [0], (code, msg)
+        assert b"last-line" in _read_fifo(out_fd, b"last-line", 5)
+        assert c.call("Delete", _field(1, cid))[0] == 0
+        assert c.call("Shutdown", _field(1, cid))[0] == 0
+    finally:
+        c.close()
+        for fd in (out_fd, in_fd, logfd):
+            os.close(fd)
+        subprocess.run(["/usr/sbin/runc", "--root", os.path.join(workdir, "runc", "ns1"), "delete", "--force", cid],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ev.close()
+        import glob
+        for d in glob.glob("/sys/fs/cgroup/*/krill-shim-test") + glob.glob("/sys/fs/cgroup/krill-shim-test"):
+            for sub in (os.path.join(d, cid), d):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
