@@ -19,6 +19,8 @@
 #define READ_CHUNK (1u << 20)        /* containerd's copy buffer */
 #define READ_HIGH_WATER (4u << 20)   /* stop producing above this many queued bytes */
 #define LIST_BATCH 100
+/* A client that pipelines WRITE messages without reading replies may queue at most this much. */
+#define WRITE_QUEUE_MAX (64u << 20)
 
 typedef Containerd__Services__Content__V1__Info Info;
 typedef Containerd__Services__Content__V1__Info__LabelsEntry InfoLabel;
@@ -507,6 +509,7 @@ struct wstream {
         struct services_content_write *s;
         struct wreq *head, *tail;
         struct wreq *cur;
+        size_t queued_bytes;
         uv_work_t work;
         bool busy;
         bool gone;        /* cancelled: free when the running step returns */
@@ -601,6 +604,7 @@ static void wstream_next(struct wstream *ws)
                 return;
         ws->cur = ws->head;
         ws->head = ws->cur->next;
+        ws->queued_bytes -= ws->cur->req.len;
         if (!ws->head)
                 ws->tail = NULL;
         ws->busy = true;
@@ -642,6 +646,16 @@ static void on_write_msg(struct grpc_call *call, const ProtobufCMessage *req, vo
                 grpc_call_set_data(call, ws);
                 grpc_call_set_cancel_cb(call, write_cancel, ws);
         }
+        if (ws->queued_bytes + in->data.len > WRITE_QUEUE_MAX) {
+                grpc_call_set_cancel_cb(call, NULL, NULL);
+                grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "too much write data queued");
+                if (ws->busy)
+                        ws->gone = true;
+                else
+                        wstream_free(ws);
+                return;
+        }
+        ws->queued_bytes += in->data.len;
         struct wreq *q = xcalloc(1, sizeof(*q));
         q->req.action = (enum services_write_action)in->action;
         q->req.ref = xstrdup(in->ref);
