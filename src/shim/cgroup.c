@@ -131,9 +131,25 @@ static void fill_kv(ProtobufCMessage *msg, const char *data, const char *const *
 }
 
 static const char *const v1_aliases[] = {
-        "pgpgin", "pg_pg_in", "pgpgout", "pg_pg_out", "pgfault", "pg_fault", "pgmajfault", "pg_maj_fault",
-        "total_pgpgin", "total_pg_pg_in", "total_pgpgout", "total_pg_pg_out", "total_pgfault", "total_pg_fault",
-        "total_pgmajfault", "total_pg_maj_fault", "hierarchical_memsw_limit", "hierarchical_swap_limit", NULL,
+    "pgpgin",
+    "pg_pg_in",
+    "pgpgout",
+    "pg_pg_out",
+    "pgfault",
+    "pg_fault",
+    "pgmajfault",
+    "pg_maj_fault",
+    "total_pgpgin",
+    "total_pg_pg_in",
+    "total_pgpgout",
+    "total_pg_pg_out",
+    "total_pgfault",
+    "total_pg_fault",
+    "total_pgmajfault",
+    "total_pg_maj_fault",
+    "hierarchical_memsw_limit",
+    "hierarchical_swap_limit",
+    NULL,
 };
 
 static Io__Containerd__Cgroups__V1__MemoryEntry *mem_entry(const char *dir, const char *prefix)

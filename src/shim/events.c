@@ -93,8 +93,8 @@ static void on_reply(int r, ProtobufCMessage *resp, const struct error *e, void 
                 return;
         if (r < 0) {
                 log_fields(LOG_LEVEL_DEBUG, NULL, "forward event: %s", e ? error_str(e) : "failed");
-                schedule_retry(ev, r == -ECONNRESET || r == -EPIPE || r == -ECANCELED || r == -ENOTCONN ||
-                                           r == -ETIMEDOUT);
+                schedule_retry(ev,
+                               r == -ECONNRESET || r == -EPIPE || r == -ECANCELED || r == -ENOTCONN || r == -ETIMEDOUT);
                 return;
         }
         pop(ev);
@@ -106,10 +106,9 @@ static void send_head(struct shim_events *ev)
         struct ev_item *it = ev->head;
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
         Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-        Containerd__Services__Events__Ttrpc__V1__Envelope env =
-                CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
+        Containerd__Services__Events__Ttrpc__V1__Envelope env = CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
         Containerd__Services__Events__Ttrpc__V1__ForwardRequest req =
-                CONTAINERD__SERVICES__EVENTS__TTRPC__V1__FORWARD_REQUEST__INIT;
+            CONTAINERD__SERVICES__EVENTS__TTRPC__V1__FORWARD_REQUEST__INIT;
         const char *md[] = {"containerd-namespace-ttrpc", ev->ns, NULL};
         int r;
 
@@ -123,8 +122,8 @@ static void send_head(struct shim_events *ev)
         env.topic = it->topic;
         env.event = &any;
         req.envelope = &env;
-        r = ttrpc_client_call(ev->client, "containerd.services.events.ttrpc.v1.Events", "Forward",
-                              &req.base, NULL, md, EVENTS_TIMEOUT_MS, on_reply, ev);
+        r = ttrpc_client_call(ev->client, "containerd.services.events.ttrpc.v1.Events", "Forward", &req.base, NULL, md,
+                              EVENTS_TIMEOUT_MS, on_reply, ev);
         if (r < 0) {
                 schedule_retry(ev, true);
                 return;

@@ -108,7 +108,7 @@ static bool pump_transfer(struct shim_pump *p)
                         }
                         if (errno == EIO)
                                 return true; /* pty: the last slave closed */
-                        p->use_rw = true;     /* EINVAL: splice does not support these fds */
+                        p->use_rw = true;    /* EINVAL: splice does not support these fds */
                 }
                 if (!p->buf)
                         p->buf = xmalloc(PUMP_BUF);
@@ -202,8 +202,7 @@ static void pump_finish(struct shim_pump *p)
 }
 
 /* Takes ownership of src and dst (even on failure). */
-static struct shim_pump *pump_new(uv_loop_t *loop, struct shim_stdio *io, int src, int dst, bool output,
-                                  bool close_dst)
+static struct shim_pump *pump_new(uv_loop_t *loop, struct shim_stdio *io, int src, int dst, bool output, bool close_dst)
 {
         struct shim_pump *p = xcalloc(1, sizeof(*p));
         int r;
@@ -253,8 +252,8 @@ static int open_output(const struct shim_uri *u, int *ret_fd, struct error **err
         return 0;
 }
 
-static int start_logger(struct shim_stdio *io, const struct shim_uri *u, const char *ns, const char *id,
-                        int *ret_out, int *ret_err, struct error **err)
+static int start_logger(struct shim_stdio *io, const struct shim_uri *u, const char *ns, const char *id, int *ret_out,
+                        int *ret_err, struct error **err)
 {
         int out[2], errp[2], ready[2];
         _cleanup_strv_free_ char **argv = NULL;
@@ -396,8 +395,12 @@ int shim_stdio_open(uv_loop_t *loop, struct shim_stdio *io, const char *in, cons
 
         (void)loop;
         (void)dir;
-        *io = (struct shim_stdio){.terminal = terminal, .container_fds = {-1, -1, -1}, .console_fd = -1,
-                                  .console_listen_fd = -1, .tty_in_fd = -1, .tty_out_fd = -1};
+        *io = (struct shim_stdio){.terminal = terminal,
+                                  .container_fds = {-1, -1, -1},
+                                  .console_fd = -1,
+                                  .console_listen_fd = -1,
+                                  .tty_in_fd = -1,
+                                  .tty_out_fd = -1};
         r = shim_uri_parse(in, &uin, err);
         if (r >= 0)
                 r = shim_uri_parse(out, &uout, err);

@@ -338,8 +338,8 @@ static int cmd_start(struct args *a)
 
 static int cmd_delete(struct args *a)
 {
-        _cleanup_free_ char *bundle = NULL, *opts = NULL, *binary = NULL, *root = NULL, *rootfs = NULL,
-                            *addr = NULL, *dir = NULL;
+        _cleanup_free_ char *bundle = NULL, *opts = NULL, *binary = NULL, *root = NULL, *rootfs = NULL, *addr = NULL,
+                            *dir = NULL;
         struct shim_runtime rt = {0};
         Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;

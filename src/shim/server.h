@@ -18,14 +18,14 @@ struct shim_pump;
 
 struct shim_stdio {
         bool terminal;
-        int container_fds[3];   /* handed to the runtime, closed by shim_stdio_after_start */
+        int container_fds[3];       /* handed to the runtime, closed by shim_stdio_after_start */
         struct shim_pump *pumps[3]; /* stdin, stdout, stderr (stdout only for a terminal) */
-        int console_fd;          /* pty master, or -1 */
-        int console_listen_fd;   /* console socket, or -1 */
-        int tty_in_fd, tty_out_fd; /* terminal: the stdin FIFO and the output, pumped once the pty exists */
+        int console_fd;             /* pty master, or -1 */
+        int console_listen_fd;      /* console socket, or -1 */
+        int tty_in_fd, tty_out_fd;  /* terminal: the stdin FIFO and the output, pumped once the pty exists */
         char *console_path;
-        pid_t logger_pid;        /* binary:// logger, or 0 */
-        int pending;             /* output pumps still copying */
+        pid_t logger_pid; /* binary:// logger, or 0 */
+        int pending;      /* output pumps still copying */
         void (*drained_cb)(void *data);
         void *drained_data;
 };
@@ -75,7 +75,7 @@ struct shim_config {
         char *address;       /* -address */
         char *ttrpc_address; /* TTRPC_ADDRESS */
         char *socket_path;
-        char *runtime_root;  /* default runc root (<dir of address>/runc) */
+        char *runtime_root; /* default runc root (<dir of address>/runc) */
         bool debug;
         Containerd__Runc__V1__Options *start_options; /* from start's stdin, may be NULL */
 };

@@ -398,8 +398,8 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                         goto fail;
                 c->mounted = true;
         }
-        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal,
-                            c->bundle, s->cfg->ns, c->id, &e);
+        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal, c->bundle,
+                            s->cfg->ns, c->id, &e);
         if (r < 0)
                 goto fail;
         p->io_open = true;
@@ -419,10 +419,10 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 args[n++] = "--no-new-keyring";
         args[n++] = c->id;
         args[n] = NULL;
-        r = shim_runtime_run(&c->rt, "OCI runtime create failed", args,
-                             &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1],
-                                                               p->io.container_fds[2]}},
-                             &e);
+        r = shim_runtime_run(
+            &c->rt, "OCI runtime create failed", args,
+            &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1], p->io.container_fds[2]}},
+            &e);
         if (r < 0)
                 goto fail;
         r = shim_stdio_after_start(&s->loop, &p->io, &e);
@@ -474,8 +474,8 @@ static bool valid_exec_id(const char *id)
         if (!id || !*id || id[0] == '.' || strlen(id) > 76)
                 return false;
         for (const char *p = id; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '_' || *p == '-' || *p == '.'))
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                      *p == '-' || *p == '.'))
                         return false;
         return true;
 }
@@ -491,8 +491,8 @@ static int start_exec(struct shim_server *s, struct shim_container *c, struct sh
         r = shim_write_file(spec, p->spec, p->spec_len, err);
         if (r < 0)
                 return r;
-        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal,
-                            c->bundle, s->cfg->ns, c->id, err);
+        r = shim_stdio_open(&s->loop, &p->io, p->stdin_path, p->stdout_path, p->stderr_path, p->terminal, c->bundle,
+                            s->cfg->ns, c->id, err);
         if (r < 0) {
                 (void)unlink(spec);
                 return r;
@@ -510,10 +510,10 @@ static int start_exec(struct shim_server *s, struct shim_container *c, struct sh
         }
         args[n++] = c->id;
         args[n] = NULL;
-        r = shim_runtime_run(&c->rt, "OCI runtime exec failed", args,
-                             &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1],
-                                                               p->io.container_fds[2]}},
-                             err);
+        r = shim_runtime_run(
+            &c->rt, "OCI runtime exec failed", args,
+            &(struct shim_runtime_io){.fds = {p->io.container_fds[0], p->io.container_fds[1], p->io.container_fds[2]}},
+            err);
         (void)unlink(spec);
         if (r >= 0)
                 r = shim_stdio_after_start(&s->loop, &p->io, err);
@@ -1016,23 +1016,23 @@ static const struct {
         const ProtobufCMessageDescriptor *input;
         ttrpc_handler_fn fn;
 } methods[] = {
-        {"State", &containerd__task__v2__state_request__descriptor, h_state},
-        {"Create", &containerd__task__v2__create_task_request__descriptor, h_create},
-        {"Start", &containerd__task__v2__start_request__descriptor, h_start},
-        {"Delete", &containerd__task__v2__delete_request__descriptor, h_delete},
-        {"Pids", &containerd__task__v2__pids_request__descriptor, h_pids},
-        {"Pause", &containerd__task__v2__pause_request__descriptor, h_pause},
-        {"Resume", &containerd__task__v2__resume_request__descriptor, h_resume},
-        {"Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor, h_checkpoint},
-        {"Kill", &containerd__task__v2__kill_request__descriptor, h_kill},
-        {"Exec", &containerd__task__v2__exec_process_request__descriptor, h_exec},
-        {"ResizePty", &containerd__task__v2__resize_pty_request__descriptor, h_resize},
-        {"CloseIO", &containerd__task__v2__close_iorequest__descriptor, h_closeio},
-        {"Update", &containerd__task__v2__update_task_request__descriptor, h_update},
-        {"Wait", &containerd__task__v2__wait_request__descriptor, h_wait},
-        {"Stats", &containerd__task__v2__stats_request__descriptor, h_stats},
-        {"Connect", &containerd__task__v2__connect_request__descriptor, h_connect},
-        {"Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown},
+    {"State", &containerd__task__v2__state_request__descriptor, h_state},
+    {"Create", &containerd__task__v2__create_task_request__descriptor, h_create},
+    {"Start", &containerd__task__v2__start_request__descriptor, h_start},
+    {"Delete", &containerd__task__v2__delete_request__descriptor, h_delete},
+    {"Pids", &containerd__task__v2__pids_request__descriptor, h_pids},
+    {"Pause", &containerd__task__v2__pause_request__descriptor, h_pause},
+    {"Resume", &containerd__task__v2__resume_request__descriptor, h_resume},
+    {"Checkpoint", &containerd__task__v2__checkpoint_task_request__descriptor, h_checkpoint},
+    {"Kill", &containerd__task__v2__kill_request__descriptor, h_kill},
+    {"Exec", &containerd__task__v2__exec_process_request__descriptor, h_exec},
+    {"ResizePty", &containerd__task__v2__resize_pty_request__descriptor, h_resize},
+    {"CloseIO", &containerd__task__v2__close_iorequest__descriptor, h_closeio},
+    {"Update", &containerd__task__v2__update_task_request__descriptor, h_update},
+    {"Wait", &containerd__task__v2__wait_request__descriptor, h_wait},
+    {"Stats", &containerd__task__v2__stats_request__descriptor, h_stats},
+    {"Connect", &containerd__task__v2__connect_request__descriptor, h_connect},
+    {"Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown},
 };
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -1072,8 +1072,11 @@ int shim_server_run(struct shim_config *cfg, int listen_fd)
 
         s->ttrpc = ttrpc_server_new(&s->loop);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
-                struct ttrpc_method m = {.service = TASK_SERVICE, .method = methods[i].name,
-                                         .input = methods[i].input, .handler = methods[i].fn, .userdata = s};
+                struct ttrpc_method m = {.service = TASK_SERVICE,
+                                         .method = methods[i].name,
+                                         .input = methods[i].input,
+                                         .handler = methods[i].fn,
+                                         .userdata = s};
                 ttrpc_server_add_method(s->ttrpc, &m);
         }
         r = ttrpc_server_listen_fd(s->ttrpc, listen_fd, true, &e);

@@ -56,9 +56,9 @@ uint32_t shim_exit_status(int wstatus);
 /* ---------- uri.c: stdio URIs (pure) ---------- */
 
 enum shim_uri_kind {
-        SHIM_URI_NONE, /* empty: no stream */
-        SHIM_URI_FIFO, /* a plain path (or fifo://path): containerd's FIFO */
-        SHIM_URI_FILE, /* file:///path */
+        SHIM_URI_NONE,   /* empty: no stream */
+        SHIM_URI_FIFO,   /* a plain path (or fifo://path): containerd's FIFO */
+        SHIM_URI_FILE,   /* file:///path */
         SHIM_URI_BINARY, /* binary:///path?k=v: a logging binary */
 };
 
@@ -81,10 +81,10 @@ struct shim_runtime {
 };
 
 struct shim_runtime_io {
-        int fds[3];            /* stdin/stdout/stderr for the runtime (and the container), -1 = /dev/null */
-        const char *input;     /* written to the runtime's stdin (fds[0] must be -1) */
+        int fds[3];        /* stdin/stdout/stderr for the runtime (and the container), -1 = /dev/null */
+        const char *input; /* written to the runtime's stdin (fds[0] must be -1) */
         size_t input_len;
-        char **output;         /* if not NULL, receives the runtime's stdout (new string) */
+        char **output; /* if not NULL, receives the runtime's stdout (new string) */
 };
 
 /* Runs `<binary> --root R --log <bundle>/log.json --log-format json [--systemd-cgroup] args...`, waits for it

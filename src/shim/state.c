@@ -8,8 +8,8 @@
 #include "util/cleanup.h"
 
 static const char *const state_names[] = {
-        [SHIM_STATE_CREATED] = "created", [SHIM_STATE_RUNNING] = "running", [SHIM_STATE_PAUSED] = "paused",
-        [SHIM_STATE_STOPPED] = "stopped", [SHIM_STATE_DELETED] = "deleted",
+    [SHIM_STATE_CREATED] = "created", [SHIM_STATE_RUNNING] = "running", [SHIM_STATE_PAUSED] = "paused",
+    [SHIM_STATE_STOPPED] = "stopped", [SHIM_STATE_DELETED] = "deleted",
 };
 
 int shim_state_check(enum shim_state s, enum shim_op op, struct error **err)
@@ -20,9 +20,9 @@ int shim_state_check(enum shim_state s, enum shim_op op, struct error **err)
         case SHIM_OP_START:
                 if (s != SHIM_STATE_CREATED)
                         return error_set_literal(err, EBUSY,
-                                                 s == SHIM_STATE_RUNNING   ? "cannot start a running process"
-                                                 : s == SHIM_STATE_PAUSED  ? "cannot start a paused process"
-                                                                           : "cannot start a stopped process");
+                                                 s == SHIM_STATE_RUNNING  ? "cannot start a running process"
+                                                 : s == SHIM_STATE_PAUSED ? "cannot start a paused process"
+                                                                          : "cannot start a stopped process");
                 return 0;
         case SHIM_OP_KILL:
                 if (s == SHIM_STATE_STOPPED)
@@ -30,9 +30,9 @@ int shim_state_check(enum shim_state s, enum shim_op op, struct error **err)
                 return 0;
         case SHIM_OP_DELETE:
                 if (s == SHIM_STATE_RUNNING || s == SHIM_STATE_PAUSED)
-                        return error_set_literal(err, EBUSY, s == SHIM_STATE_RUNNING
-                                                                     ? "cannot delete a running process"
-                                                                     : "cannot delete a paused process");
+                        return error_set_literal(err, EBUSY,
+                                                 s == SHIM_STATE_RUNNING ? "cannot delete a running process"
+                                                                         : "cannot delete a paused process");
                 return 0;
         case SHIM_OP_PAUSE:
                 if (s == SHIM_STATE_PAUSED)
@@ -53,8 +53,9 @@ int shim_state_check(enum shim_state s, enum shim_op op, struct error **err)
         case SHIM_OP_EXEC:
         case SHIM_OP_UPDATE:
                 if (s == SHIM_STATE_STOPPED)
-                        return error_set_literal(err, EBUSY, op == SHIM_OP_EXEC ? "cannot exec in a stopped state"
-                                                                                : "cannot update a stopped container");
+                        return error_set_literal(err, EBUSY,
+                                                 op == SHIM_OP_EXEC ? "cannot exec in a stopped state"
+                                                                    : "cannot update a stopped container");
                 if (op == SHIM_OP_EXEC && s == SHIM_STATE_PAUSED)
                         return error_set_literal(err, EBUSY, "cannot exec in a paused state");
                 return 0;

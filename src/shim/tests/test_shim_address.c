@@ -87,10 +87,10 @@ static void test_group_id(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_sha256_vectors),
-                cmocka_unit_test(test_socket_path_matches_containerd),
-                cmocka_unit_test(test_socket_path_too_long),
-                cmocka_unit_test(test_group_id),
+            cmocka_unit_test(test_sha256_vectors),
+            cmocka_unit_test(test_socket_path_matches_containerd),
+            cmocka_unit_test(test_socket_path_too_long),
+            cmocka_unit_test(test_group_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

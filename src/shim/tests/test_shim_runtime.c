@@ -85,11 +85,11 @@ static void test_run(void **state)
         const char *bad[] = {"fail", NULL};
         const char *silent[] = {"silent", NULL};
 
-        assert_int_equal(shim_runtime_run(&rt, "op", ok,
-                                          &(struct shim_runtime_io){.fds = {-1, -1, -1}, .input = "in",
-                                                                    .input_len = 2, .output = &out},
-                                          &e),
-                         0);
+        assert_int_equal(
+            shim_runtime_run(
+                &rt, "op", ok,
+                &(struct shim_runtime_io){.fds = {-1, -1, -1}, .input = "in", .input_len = 2, .output = &out}, &e),
+            0);
         assert_string_equal(out, "in args=echo a b\n");
         free(out);
         assert_int_equal(shim_runtime_run(&rt, "OCI runtime delete failed", bad, NULL, &e), -EIO);
@@ -125,9 +125,9 @@ static void test_pid_file(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_last_error),
-                cmocka_unit_test_setup_teardown(test_run, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
+            cmocka_unit_test(test_last_error),
+            cmocka_unit_test_setup_teardown(test_run, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,9 +110,9 @@ static void test_uri(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_state_machine),
-                cmocka_unit_test(test_exit_status),
-                cmocka_unit_test(test_uri),
+            cmocka_unit_test(test_state_machine),
+            cmocka_unit_test(test_exit_status),
+            cmocka_unit_test(test_uri),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
