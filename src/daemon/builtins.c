@@ -7,17 +7,25 @@
 
 #include "content/store.h"
 #include "daemon/daemon.h"
+#include "events/exchange.h"
 #include "metadata/db.h"
+#include "services/diff.h"
+#include "services/events.h"
 #include "services/health.h"
 #include "services/introspection.h"
 #include "services/namespaces.h"
+#include "services/snapshots.h"
 #include "services/version.h"
+#include "snapshot/registry.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
 #define T_CONTENT "io.containerd.content.v1"
+#define T_SNAPSHOTTER "io.containerd.snapshotter.v1"
 #define T_METADATA "io.containerd.metadata.v1"
+#define T_DIFFER "io.containerd.differ.v1"
+#define T_EVENT "io.containerd.event.v1"
 #define T_SERVICE "io.containerd.service.v1"
 #define T_GRPC "io.containerd.grpc.v1"
 
@@ -50,6 +58,55 @@ static int init_content(struct daemon *d, struct plugin_info *self, struct error
         return 0;
 }
 
+/* Each snapshotter plugin opens its backend under <root>/io.containerd.snapshotter.v1.<id> and joins the
+ * registry the snapshots service and the metadata store use. */
+static struct snapshot_registry *snapshot_registry(struct daemon *d)
+{
+        if (!d->snapshots) {
+                d->snapshots = snapshot_registry_new("overlayfs");
+                d->ctx.snapshots = d->snapshots;
+        }
+        return d->snapshots;
+}
+
+static int init_native(struct daemon *d, struct plugin_info *self, struct error **err)
+{
+        _cleanup_free_ char *dir = NULL;
+        struct snapshotter *s = NULL;
+        plugin_dir(d, self, &dir);
+        int r = snapshot_native_open(dir, &s, err);
+        if (r < 0)
+                return r;
+        r = snapshot_registry_add(snapshot_registry(d), s);
+        if (r < 0)
+                return error_set(err, -r, "snapshotter %s", self->id);
+        services_plugin_info_export(self, "root", dir);
+        return 0;
+}
+
+static int init_overlayfs(struct daemon *d, struct plugin_info *self, struct error **err)
+{
+        _cleanup_free_ char *dir = NULL;
+        struct snapshotter *s = NULL;
+        plugin_dir(d, self, &dir);
+        int r = snapshot_overlay_open(dir, &s, err);
+        if (r < 0)
+                return r;
+        /* as containerd's overlay plugin: refuse to load where overlayfs cannot be mounted */
+        r = snapshot_overlay_supported(dir, err);
+        if (r != 1) {
+                snapshot_close(s);
+                if (r == 0)
+                        return error_set(err, EOPNOTSUPP, "overlayfs cannot be mounted on %s: skip plugin", dir);
+                return r;
+        }
+        r = snapshot_registry_add(snapshot_registry(d), s);
+        if (r < 0)
+                return error_set(err, -r, "snapshotter %s", self->id);
+        services_plugin_info_export(self, "root", dir);
+        return 0;
+}
+
 static int init_metadata(struct daemon *d, struct plugin_info *self, struct error **err)
 {
         _cleanup_free_ char *dir = NULL;
@@ -62,6 +119,37 @@ static int init_metadata(struct daemon *d, struct plugin_info *self, struct erro
                 return r;
         d->ctx.db = d->db;
         return 0;
+}
+
+static int init_differ(_unused_ struct daemon *d, _unused_ struct plugin_info *self, _unused_ struct error **err)
+{
+        /* layer apply (image/apply.h) is linked in; Diff.Diff (creating layers) is not implemented yet */
+        return 0;
+}
+
+static int init_exchange(struct daemon *d, _unused_ struct plugin_info *self, _unused_ struct error **err)
+{
+        d->events = events_exchange_new(d->loop);
+        d->ctx.events = d->events;
+        return 0;
+}
+
+static int init_snapshots_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_METADATA, NULL, err);
+        if (r < 0)
+                return r;
+        if (!d->snapshots || !snapshot_registry_name(d->snapshots, 0))
+                return error_set(err, ENOENT, "no plugins registered for %s", T_SNAPSHOTTER);
+        return 0;
+}
+
+static int init_diff_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_DIFFER, "walking", err);
+        if (r < 0)
+                return r;
+        return require_plugin(d, T_METADATA, NULL, err);
 }
 
 static int init_introspection_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
@@ -104,31 +192,79 @@ static int init_grpc_namespaces(struct daemon *d, _unused_ struct plugin_info *s
         return 0;
 }
 
+static int init_grpc_snapshots(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "snapshots-service", err);
+        if (r < 0)
+                return r;
+        services_snapshots_register(d->server, &d->ctx);
+        return 0;
+}
+
+static int init_grpc_diff(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "diff-service", err);
+        if (r < 0)
+                return r;
+        services_diff_register(d->server, &d->ctx);
+        return 0;
+}
+
+static int init_grpc_events(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_EVENT, "exchange", err);
+        if (r < 0)
+                return r;
+        services_events_register(d->server, &d->ctx);
+        /* shims forward task events over ttrpc to <address>.ttrpc (PROTOCOLS.md section 3.4) */
+        r = services_events_ttrpc_register(d->ttrpc, &d->ctx);
+        if (r < 0)
+                return error_set(err, -r, "register ttrpc events service");
+        return 0;
+}
+
 static int init_grpc_healthcheck(struct daemon *d, _unused_ struct plugin_info *self, _unused_ struct error **err)
 {
         services_health_register(d->server, &d->ctx);
         return 0;
 }
 
-static const char *const req_content[] = {T_CONTENT, NULL};
+static const char *const req_content_snapshotter[] = {T_CONTENT, T_SNAPSHOTTER, NULL};
 static const char *const req_metadata[] = {T_METADATA, NULL};
+static const char *const req_metadata_snapshotter[] = {T_METADATA, T_SNAPSHOTTER, NULL};
+static const char *const req_differ_metadata[] = {T_DIFFER, T_METADATA, NULL};
 static const char *const req_service[] = {T_SERVICE, NULL};
+static const char *const req_event[] = {T_EVENT, NULL};
 
 /* Written in containerd's registration order; daemon_plugins_order() enforces the dependencies. */
 const struct daemon_plugin daemon_builtins[] = {
         {T_CONTENT, "content", NULL, false, init_content},
-        {T_METADATA, "lmdb", req_content, false, init_metadata},
+        {T_SNAPSHOTTER, "native", NULL, true, init_native},
+        {T_SNAPSHOTTER, "overlayfs", NULL, true, init_overlayfs},
+        {T_METADATA, "lmdb", req_content_snapshotter, false, init_metadata},
+        {T_DIFFER, "walking", req_metadata, true, init_differ},
+        {T_EVENT, "exchange", NULL, false, init_exchange},
         {T_SERVICE, "introspection-service", NULL, false, init_introspection_service},
+        {T_SERVICE, "diff-service", req_differ_metadata, false, init_diff_service},
         {T_SERVICE, "namespaces-service", req_metadata, false, init_namespaces_service},
+        {T_SERVICE, "snapshots-service", req_metadata_snapshotter, false, init_snapshots_service},
         {T_GRPC, "introspection", req_service, false, init_grpc_introspection},
+        {T_GRPC, "diff", req_service, false, init_grpc_diff},
+        {T_GRPC, "events", req_event, false, init_grpc_events},
         {T_GRPC, "healthcheck", NULL, false, init_grpc_healthcheck},
         {T_GRPC, "namespaces", req_service, false, init_grpc_namespaces},
+        {T_GRPC, "snapshots", req_service, false, init_grpc_snapshots},
         {T_GRPC, "version", NULL, false, init_grpc_version},
 };
 const size_t daemon_builtins_count = ELEMENTSOF(daemon_builtins);
 
 void daemon_plugins_close(struct daemon *d)
 {
+        if (d->snapshots) {
+                snapshot_registry_free(d->snapshots);
+                d->snapshots = NULL;
+                d->ctx.snapshots = NULL;
+        }
         if (d->db) {
                 metadata_db_close(d->db);
                 d->db = NULL;

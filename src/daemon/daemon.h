@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "proto/grpc/grpc.h"
+#include "proto/ttrpc/ttrpc.h"
 #include "services/introspection.h"
 #include "services/services.h"
 #include "util/error.h"
@@ -18,17 +19,21 @@
 struct daemon {
         uv_loop_t *loop;
         struct grpc_server *server;
+        struct ttrpc_server *ttrpc; /* <address>.ttrpc: shims forward their events here */
         struct services_ctx ctx;         /* what the services see; points into this struct */
         struct plugin_registry registry; /* introspection's view, filled by daemon_plugins_init */
 
         char *root;    /* absolute */
         char *state;   /* absolute */
-        char *address; /* gRPC socket path */
+        char *address;       /* gRPC socket path */
+        char *ttrpc_address; /* <address>.ttrpc */
         char *uuid;
 
         /* resources owned by plugins, released by daemon_plugins_close() */
         struct metadata_db *db;
         struct content_store *content;
+        struct snapshot_registry *snapshots;
+        struct events_exchange *events; /* freed on the loop at shutdown (it owns a timer) */
 
         uv_signal_t sig_term;
         uv_signal_t sig_int;
@@ -59,7 +64,8 @@ void daemon_plugins_order(const struct daemon_plugin *table, size_t n, size_t **
 /* Initialises table[0..n) in dependency order into d->registry, logging each plugin as containerd does
  * ("loading plugin ..."). A failing plugin is recorded and logged as a warning, not fatal. Loop thread. */
 void daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n);
-/* Releases what the plugins opened (metadata store, content store). Only after the loop has drained. */
+/* Releases what the plugins opened (metadata store, content store, snapshotters). Only after the loop has
+ * drained; the event exchange must already be freed (it needs the loop). */
 void daemon_plugins_close(struct daemon *d);
 
 /* The first plugin of type (and id, unless NULL) in the registry, or NULL. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "events/exchange.h"
 #include "services/health.h"
 #include "services/version.h"
 #include "util/alloc.h"
@@ -100,11 +101,20 @@ static void on_release_stopped(_unused_ void *data)
 {
 }
 
+/* Releases the loop-owned objects that need the loop to close (the ttrpc server, the event exchange's timer).
+ * Afterwards only pending worker jobs keep the loop alive, and uv_run() waits for them before it returns. */
+static void release_loop_objects(struct daemon *d)
+{
+        ttrpc_server_free(d->ttrpc);
+        d->ttrpc = NULL;
+        d->events = events_exchange_free(d->events);
+        d->ctx.events = NULL;
+}
+
 static void on_server_stopped(void *data)
 {
         struct daemon *d = data;
-        /* The signal handles are the last things keeping the loop alive besides pending worker jobs, which
-         * uv_run() still waits for before it returns. */
+        release_loop_objects(d);
         uv_close((uv_handle_t *)&d->sig_term, NULL);
         uv_close((uv_handle_t *)&d->sig_int, NULL);
 }
@@ -188,6 +198,7 @@ static int run(struct daemon *d, const struct options *o)
         d->root = absolute(o->root ? o->root : DEFAULT_ROOT);
         d->state = absolute(o->state ? o->state : DEFAULT_STATE);
         d->address = o->address ? absolute(o->address) : xasprintf("%s/" SOCKET_NAME, d->state);
+        d->ttrpc_address = xasprintf("%s.ttrpc", d->address);
 
         const struct log_field vf[] = {{"revision", services_version_revision()},
                                        {"version", services_version_version()},
@@ -211,6 +222,7 @@ static int run(struct daemon *d, const struct options *o)
         }
         const struct grpc_server_options gopts = {.log_calls = log_enabled(LOG_LEVEL_DEBUG)};
         d->server = grpc_server_new(d->loop, &gopts);
+        d->ttrpc = ttrpc_server_new(d->loop);
         d->ctx.loop = d->loop;
         d->ctx.root = d->root;
         d->ctx.state = d->state;
@@ -224,6 +236,14 @@ static int run(struct daemon *d, const struct options *o)
         }
         const struct log_field af[] = {{"address", d->address}, {NULL, NULL}};
         log_fields(LOG_LEVEL_INFO, af, "serving...");
+        /* only the daemon's own uid may forward events (containerd checks the peer's credentials too) */
+        r = ttrpc_server_listen_unix(d->ttrpc, d->ttrpc_address, true, &err);
+        if (r < 0) {
+                error_wrap(&err, "failed to serve on %s", d->ttrpc_address);
+                goto fail;
+        }
+        const struct log_field tf[] = {{"address", d->ttrpc_address}, {NULL, NULL}};
+        log_fields(LOG_LEVEL_INFO, tf, "serving...");
 
         uv_signal_init(d->loop, &d->sig_term);
         uv_signal_init(d->loop, &d->sig_int);
@@ -244,13 +264,13 @@ fail:
 
 static void daemon_release(struct daemon *d)
 {
-        if (d->loop) {
-                if (d->server && !d->stopping) {
-                        /* start-up failed after the server existed: close it cleanly before freeing */
-                        d->stopping = true;
+        if (d->loop && !d->stopping) {
+                /* start-up failed after the loop existed: close everything on it before freeing */
+                d->stopping = true;
+                if (d->server)
                         grpc_server_shutdown(d->server, on_release_stopped, NULL);
-                        uv_run(d->loop, UV_RUN_DEFAULT);
-                }
+                release_loop_objects(d);
+                uv_run(d->loop, UV_RUN_DEFAULT);
         }
         daemon_plugins_close(d);
         grpc_server_free(d->server);
@@ -264,6 +284,7 @@ static void daemon_release(struct daemon *d)
         free(d->root);
         free(d->state);
         free(d->address);
+        free(d->ttrpc_address);
         free(d->uuid);
 }
 

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "events/exchange.h"
+#include "github.com/containerd/containerd/api/events/namespace.pb-c.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "metadata/db.h"
@@ -24,6 +26,8 @@ struct ns_job {
         uv_work_t work;
         struct grpc_call *call;
         struct metadata_db *db;
+        struct events_exchange *events; /* may be NULL: no event plugin */
+        char *caller_ns;                /* the call's containerd-namespace header, may be NULL */
         enum ns_op op;
         char *name;
         char **labels; /* pairs */
@@ -137,6 +141,7 @@ static void job_free(struct ns_job *job)
         if (job->call)
                 grpc_call_unref(job->call);
         free(job->name);
+        free(job->caller_ns);
         strv_free(job->labels);
         for (size_t i = 0; i < job->n_paths; i++)
                 free(job->paths[i]);
@@ -196,16 +201,74 @@ static void job_reply(struct ns_job *job)
         }
 }
 
+/* containerd publishes /namespaces/{create,update,delete} after the commit, in the caller's namespace (the
+ * deleted namespace itself for delete), with the request's labels. As there, a failure to publish fails the
+ * call although the change is committed. */
+static int job_publish(struct ns_job *job, struct error **err)
+{
+        size_t n = metadata_labels_count(job->labels);
+
+        if (!job->events)
+                return 0;
+        switch (job->op) {
+        case NS_CREATE: {
+                _cleanup_free_ Containerd__Events__NamespaceCreate__LabelsEntry *e = xcalloc(n + 1, sizeof(*e));
+                _cleanup_free_ Containerd__Events__NamespaceCreate__LabelsEntry **p = xcalloc(n + 1, sizeof(*p));
+                for (size_t i = 0; i < n; i++) {
+                        containerd__events__namespace_create__labels_entry__init(&e[i]);
+                        e[i].key = job->labels[2 * i];
+                        e[i].value = job->labels[2 * i + 1];
+                        p[i] = &e[i];
+                }
+                Containerd__Events__NamespaceCreate ev = CONTAINERD__EVENTS__NAMESPACE_CREATE__INIT;
+                ev.name = job->name;
+                ev.n_labels = n;
+                ev.labels = p;
+                return events_publish(job->events, job->caller_ns, "/namespaces/create", &ev.base, err);
+        }
+        case NS_UPDATE: {
+                _cleanup_free_ Containerd__Events__NamespaceUpdate__LabelsEntry *e = xcalloc(n + 1, sizeof(*e));
+                _cleanup_free_ Containerd__Events__NamespaceUpdate__LabelsEntry **p = xcalloc(n + 1, sizeof(*p));
+                for (size_t i = 0; i < n; i++) {
+                        containerd__events__namespace_update__labels_entry__init(&e[i]);
+                        e[i].key = job->labels[2 * i];
+                        e[i].value = job->labels[2 * i + 1];
+                        p[i] = &e[i];
+                }
+                Containerd__Events__NamespaceUpdate ev = CONTAINERD__EVENTS__NAMESPACE_UPDATE__INIT;
+                ev.name = job->name;
+                ev.n_labels = n;
+                ev.labels = p;
+                return events_publish(job->events, job->caller_ns, "/namespaces/update", &ev.base, err);
+        }
+        case NS_DELETE: {
+                Containerd__Events__NamespaceDelete ev = CONTAINERD__EVENTS__NAMESPACE_DELETE__INIT;
+                ev.name = job->name;
+                return events_publish(job->events, job->name, "/namespaces/delete", &ev.base, err);
+        }
+        }
+        return 0;
+}
+
 static void job_done(uv_work_t *w, int status)
 {
         struct ns_job *job = w->data;
+        _cleanup_error_ struct error *perr = NULL;
+        int r = 0;
 
+        if (status == 0 && job->r >= 0)
+                r = job_publish(job, &perr);
         if (grpc_call_is_done(job->call)) /* cancelled meanwhile: nobody to answer */
                 ;
         else if (status < 0)
                 grpc_call_finish(job->call, GRPC_CANCELLED, "canceled");
         else if (job->r < 0)
                 grpc_call_fail(job->call, job->r, job->err);
+        else if (r < 0) {
+                /* containerd returns the publisher's error as is, not through errdefs.ToGRPC: code Unknown */
+                _cleanup_free_ char *msg = perr ? error_message(perr) : NULL;
+                grpc_call_finish(job->call, GRPC_UNKNOWN, msg ? msg : "failed publishing event");
+        }
         else
                 job_reply(job);
         job_free(job);
@@ -215,6 +278,8 @@ static void job_start(struct grpc_call *call, struct services_ctx *ctx, struct n
 {
         job->call = grpc_call_ref(call);
         job->db = ctx->db;
+        job->events = ctx->events;
+        job->caller_ns = xstrdup(grpc_call_metadata(call, "containerd-namespace"));
         job->work.data = job;
         int r = uv_queue_work(ctx->loop, &job->work, job_work, job_done);
         if (r < 0) {

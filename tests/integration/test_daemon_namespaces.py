@@ -41,6 +41,10 @@ def test_daemon_namespaces_match_containerd(krilld, containerd):
         (["namespaces", "label", "ghost", "x=y"], None),
         (["ns", "list"], None),
         (["namespaces", "ls"], "bad!"),
+        # created, then the /namespaces/create event cannot be published in an invalid namespace: an error
+        (["namespaces", "create", "fromBad"], "bad!"),
+        (["namespaces", "label", "fromBad", "x=1"], "bad!"),
+        (["namespaces", "ls"], None),
         (["namespaces", "create", "withlabel", "k=" + "v" * 5000], None),
         (["namespaces", "ls", "-q"], None),
         (["namespaces", "rm", "ghost", "nothere2", "foo"], None),

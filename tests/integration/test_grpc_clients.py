@@ -66,10 +66,52 @@ def pb():
     shutil.rmtree(out, ignore_errors=True)
 
 
-def channel(krilld, **opts):
+class _Namespace(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends containerd-namespace on every call, as ctr and the containerd client do (containerd fails a
+    namespace write without it: the event cannot be published)."""
+
+    def __init__(self, ns):
+        self.md = ("containerd-namespace", ns)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(_Details(details, list(details.metadata or []) + [self.md]), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(_Details(details, list(details.metadata or []) + [self.md]), request)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, d, md):
+        self.method, self.timeout, self.metadata = d.method, d.timeout, md
+        self.credentials = d.credentials
+        self.wait_for_ready = getattr(d, "wait_for_ready", None)
+        self.compression = getattr(d, "compression", None)
+
+
+class _Channel:
+    """A channel with the namespace interceptor that still closes its underlying channel."""
+
+    def __init__(self, raw, ns):
+        self.raw = raw
+        self.ch = grpc.intercept_channel(raw, _Namespace(ns))
+
+    def __getattr__(self, name):
+        return getattr(self.ch, name)
+
+    def close(self):
+        self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def channel(krilld, ns="default", **opts):
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     options += list(opts.items())
-    return grpc.insecure_channel("unix://" + krilld.address, options=options)
+    return _Channel(grpc.insecure_channel("unix://" + krilld.address, options=options), ns)
 
 
 def method(ch, path, req_cls, resp_cls):
@@ -329,3 +371,19 @@ def _hpack_request(path):
         return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
     return (lit(":method", "POST") + lit(":scheme", "http") + lit(":path", path) +
             lit(":authority", "localhost") + lit("content-type", "application/grpc") + lit("te", "trailers"))
+
+
+def test_grpc_namespace_write_without_namespace_header_matches_containerd(krilld, containerd, pb):
+    """Without containerd-namespace the namespace is created but its event cannot be published: containerd
+    answers Unknown, and so must krilld."""
+    seen = []
+    for d in (containerd, krilld):
+        with grpc.insecure_channel("unix://" + d.address) as ch:
+            create = method(ch, "/containerd.services.namespaces.v1.Namespaces/Create",
+                            pb.namespaces.CreateNamespaceRequest, pb.namespaces.CreateNamespaceResponse)
+            with pytest.raises(grpc.RpcError) as e:
+                create(pb.namespaces.CreateNamespaceRequest(namespace=pb.namespaces.Namespace(name="nohdr")),
+                       timeout=10)
+            seen.append((e.value.code(), e.value.details(), d.ctr("namespaces", "ls", "-q").stdout))
+    assert seen[0] == seen[1]
+    assert seen[1][0] == grpc.StatusCode.UNKNOWN
