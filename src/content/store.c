@@ -101,8 +101,7 @@ int content_digest_validate(const char *digest, struct error **err)
                 return error_set(err, EINVAL, "invalid digest \"%s\": invalid checksum digest length", digest);
         for (size_t i = 0; i < 64; i++)
                 if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-                        return error_set(err, EINVAL, "invalid digest \"%s\": invalid checksum digest format",
-                                         digest);
+                        return error_set(err, EINVAL, "invalid digest \"%s\": invalid checksum digest format", digest);
         return 0;
 }
 
@@ -202,8 +201,7 @@ bool content_blob_exists(struct content_store *cs, const char *digest)
         return content_digest_validate(digest, NULL) == 0 && fstatat(cs->blobs_fd, digest + 7, &st, 0) == 0;
 }
 
-int content_blob_open(struct content_store *cs, const char *digest, int *ret_fd, int64_t *ret_size,
-                      struct error **err)
+int content_blob_open(struct content_store *cs, const char *digest, int *ret_fd, int64_t *ret_size, struct error **err)
 {
         struct stat st;
         int r = content_digest_validate(digest, err);
@@ -256,8 +254,10 @@ int content_blob_walk(struct content_store *cs, content_walk_fn fn, void *userda
                         continue; /* stray file, not ours */
                 if (fstatat(cs->blobs_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                         continue;
-                struct content_blob_info info = {.digest = dg, .size = st.st_size,
-                                                 .created_at = stat_mtime_ns(&st), .updated_at = stat_mtime_ns(&st)};
+                struct content_blob_info info = {.digest = dg,
+                                                 .size = st.st_size,
+                                                 .created_at = stat_mtime_ns(&st),
+                                                 .updated_at = stat_mtime_ns(&st)};
                 int r = fn(&info, userdata);
                 if (r != 0)
                         return r;
@@ -517,8 +517,8 @@ void content_writer_status(const struct content_writer *w, struct content_status
 
 static int remove_ingest_dir(int ingest_fd, const char *dir)
 {
-        static const char *const files[] = {"data", "ref", "startedat", "updatedat", "total", ".data.tmp",
-                                            ".ref.tmp", ".startedat.tmp", ".updatedat.tmp", ".total.tmp"};
+        static const char *const files[] = {"data",      "ref",      "startedat",      "updatedat",      "total",
+                                            ".data.tmp", ".ref.tmp", ".startedat.tmp", ".updatedat.tmp", ".total.tmp"};
         _cleanup_close_ int dfd = openat(ingest_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
@@ -535,8 +535,7 @@ int content_writer_commit(struct content_writer *w, int64_t size, const char *ex
         struct content_store *cs = w->cs;
         int r;
         if (size > 0 && size != w->offset)
-                return error_set(err, EBUSY, "unexpected commit size %" PRId64 ", expected %" PRId64, w->offset,
-                                 size);
+                return error_set(err, EBUSY, "unexpected commit size %" PRId64 ", expected %" PRId64, w->offset, size);
         _cleanup_free_ char *dg = content_writer_digest(w);
         if (expected && expected[0] && strcmp(expected, dg) != 0)
                 return error_set(err, EBUSY, "unexpected commit digest %s, expected %s", dg, expected);

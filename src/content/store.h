@@ -48,8 +48,7 @@ const char *content_store_root(const struct content_store *cs);
 int content_blob_info(struct content_store *cs, const char *digest, struct content_blob_info *ret, struct error **err);
 bool content_blob_exists(struct content_store *cs, const char *digest);
 /* Opens the blob read-only (O_CLOEXEC); *ret_fd owned by the caller. Read ranges with pread(2). */
-int content_blob_open(struct content_store *cs, const char *digest, int *ret_fd, int64_t *ret_size,
-                      struct error **err);
+int content_blob_open(struct content_store *cs, const char *digest, int *ret_fd, int64_t *ret_size, struct error **err);
 /* Removes a blob. -ENOENT if missing. */
 int content_blob_delete(struct content_store *cs, const char *digest, struct error **err);
 /* Calls fn for every committed blob; a non-zero return from fn stops the walk and is returned. */

@@ -137,25 +137,49 @@ static int decode(const MDB_val *v, const char *id, struct metadata_container *c
         struct metadata_extension *cur = NULL;
         while ((r = rec_next(&it, &tag, &d, &n)) > 0) {
                 switch (tag) {
-                case T_LABEL: rec_label_add(&c->labels, &nl, d, n); break;
-                case T_IMAGE: free(c->image); c->image = rec_str(d, n); break;
-                case T_RUNTIME: free(c->runtime_name); c->runtime_name = rec_str(d, n); break;
-                case T_RUNTIME_OPT_URL: free(c->runtime_options.type_url); c->runtime_options.type_url = rec_str(d, n); break;
+                case T_LABEL:
+                        rec_label_add(&c->labels, &nl, d, n);
+                        break;
+                case T_IMAGE:
+                        free(c->image);
+                        c->image = rec_str(d, n);
+                        break;
+                case T_RUNTIME:
+                        free(c->runtime_name);
+                        c->runtime_name = rec_str(d, n);
+                        break;
+                case T_RUNTIME_OPT_URL:
+                        free(c->runtime_options.type_url);
+                        c->runtime_options.type_url = rec_str(d, n);
+                        break;
                 case T_RUNTIME_OPT_VAL:
                         free(c->runtime_options.value);
                         c->runtime_options.value = n ? xmemdup(d, n) : NULL;
                         c->runtime_options.len = n;
                         break;
-                case T_SPEC_URL: free(c->spec.type_url); c->spec.type_url = rec_str(d, n); break;
+                case T_SPEC_URL:
+                        free(c->spec.type_url);
+                        c->spec.type_url = rec_str(d, n);
+                        break;
                 case T_SPEC_VAL:
                         free(c->spec.value);
                         c->spec.value = n ? xmemdup(d, n) : NULL;
                         c->spec.len = n;
                         break;
-                case T_SNAPSHOTTER: free(c->snapshotter); c->snapshotter = rec_str(d, n); break;
-                case T_SNAPSHOT_KEY: free(c->snapshot_key); c->snapshot_key = rec_str(d, n); break;
-                case T_CREATED: c->created_at = rec_i64(d, n); break;
-                case T_UPDATED: c->updated_at = rec_i64(d, n); break;
+                case T_SNAPSHOTTER:
+                        free(c->snapshotter);
+                        c->snapshotter = rec_str(d, n);
+                        break;
+                case T_SNAPSHOT_KEY:
+                        free(c->snapshot_key);
+                        c->snapshot_key = rec_str(d, n);
+                        break;
+                case T_CREATED:
+                        c->created_at = rec_i64(d, n);
+                        break;
+                case T_UPDATED:
+                        c->updated_at = rec_i64(d, n);
+                        break;
                 case T_EXT_NAME:
                         c->extensions = xreallocarray(c->extensions, c->nextensions + 1, sizeof(*c->extensions));
                         cur = &c->extensions[c->nextensions++];
@@ -175,8 +199,12 @@ static int decode(const MDB_val *v, const char *id, struct metadata_container *c
                                 cur->value.len = n;
                         }
                         break;
-                case T_SANDBOX: free(c->sandbox); c->sandbox = rec_str(d, n); break;
-                default: break;
+                case T_SANDBOX:
+                        free(c->sandbox);
+                        c->sandbox = rec_str(d, n);
+                        break;
+                default:
+                        break;
                 }
         }
         return r < 0 ? -EIO : 0;
@@ -202,8 +230,8 @@ static int validate(const struct metadata_container *c, struct error **err)
         return 0;
 }
 
-static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struct metadata_container *c,
-               unsigned flags, struct error **err)
+static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struct metadata_container *c, unsigned flags,
+               struct error **err)
 {
         _cleanup_(rec_freep) struct rec r = {0};
         size_t kl;
@@ -218,8 +246,8 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         return 0;
 }
 
-static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *id,
-                   struct metadata_container *ret, struct error **err)
+static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *id, struct metadata_container *ret,
+                   struct error **err)
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, id);

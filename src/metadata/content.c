@@ -37,11 +37,20 @@ static int decode(const MDB_val *v, const char *digest, struct metadata_content_
         ci->labels = xcalloc(1, sizeof(char *));
         while ((r = rec_next(&it, &tag, &d, &n)) > 0) {
                 switch (tag) {
-                case T_LABEL: rec_label_add(&ci->labels, &nl, d, n); break;
-                case T_SIZE: ci->size = rec_i64(d, n); break;
-                case T_CREATED: ci->created_at = rec_i64(d, n); break;
-                case T_UPDATED: ci->updated_at = rec_i64(d, n); break;
-                default: break;
+                case T_LABEL:
+                        rec_label_add(&ci->labels, &nl, d, n);
+                        break;
+                case T_SIZE:
+                        ci->size = rec_i64(d, n);
+                        break;
+                case T_CREATED:
+                        ci->created_at = rec_i64(d, n);
+                        break;
+                case T_UPDATED:
+                        ci->updated_at = rec_i64(d, n);
+                        break;
+                default:
+                        break;
                 }
         }
         return r < 0 ? -EIO : 0;
@@ -84,8 +93,8 @@ static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const c
         return 0;
 }
 
-int metadata_content_info(struct metadata_db *db, const char *ns, const char *digest,
-                          struct metadata_content_info *ret, struct error **err)
+int metadata_content_info(struct metadata_db *db, const char *ns, const char *digest, struct metadata_content_info *ret,
+                          struct error **err)
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         int r = content_digest_validate(digest, err);
@@ -157,8 +166,7 @@ int metadata_content_list(struct metadata_db *db, const char *ns, const struct f
 }
 
 int metadata_content_update(struct metadata_db *db, const char *ns, const struct metadata_content_info *info,
-                            char *const *paths, size_t npaths, struct metadata_content_info *ret,
-                            struct error **err)
+                            char *const *paths, size_t npaths, struct metadata_content_info *ret, struct error **err)
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         struct metadata_content_info cur = {0};
@@ -240,8 +248,8 @@ int metadata_content_ref_add(struct metadata_db *db, const char *ns, const char 
         if (r < 0)
                 return r;
         int64_t now = metadata_now();
-        struct metadata_content_info ci = {.digest = (char *)digest, .size = size, .labels = l, .created_at = now,
-                                           .updated_at = now};
+        struct metadata_content_info ci = {
+            .digest = (char *)digest, .size = size, .labels = l, .created_at = now, .updated_at = now};
         struct error *e = NULL;
         r = put(db, txn, ns, &ci, MDB_NOOVERWRITE, &e);
         if (r == -EEXIST) {

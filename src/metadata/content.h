@@ -22,15 +22,14 @@ void metadata_content_info_clear(struct metadata_content_info *i);
 void metadata_content_info_list_free(struct metadata_content_info *i, size_t n);
 
 /* -ENOENT `content digest sha256:..: not found` when the namespace does not reference it. */
-int metadata_content_info(struct metadata_db *db, const char *ns, const char *digest,
-                          struct metadata_content_info *ret, struct error **err);
+int metadata_content_info(struct metadata_db *db, const char *ns, const char *digest, struct metadata_content_info *ret,
+                          struct error **err);
 /* Fields for f: digest, size, labels.* . Sorted by digest. */
 int metadata_content_list(struct metadata_db *db, const char *ns, const struct filter *f,
                           struct metadata_content_info **ret, size_t *ret_n, struct error **err);
 /* Paths: labels, labels.<k>; none = replace all labels. -EINVAL `cannot update "p" field on content info "d"`. */
 int metadata_content_update(struct metadata_db *db, const char *ns, const struct metadata_content_info *info,
-                            char *const *paths, size_t npaths, struct metadata_content_info *ret,
-                            struct error **err);
+                            char *const *paths, size_t npaths, struct metadata_content_info *ret, struct error **err);
 /* Removes the namespace's reference (the blob goes at the next GC). -ENOENT if not referenced. */
 int metadata_content_delete(struct metadata_db *db, const char *ns, const char *digest, struct error **err);
 /* Records that ns references a committed blob (adds it to lease when given). -EEXIST `content d: already

@@ -14,9 +14,10 @@
 #define MAP_SIZE ((size_t)4 << 30)
 
 static const char *const table_names[MT_COUNT] = {
-        [MT_NAMESPACES] = "namespaces", [MT_IMAGES] = "images",         [MT_CONTENT] = "content",
-        [MT_LEASES] = "leases",         [MT_LEASE_RESOURCES] = "leaseres", [MT_CONTAINERS] = "containers",
-        [MT_SNAPSHOTS] = "snapshots",   [MT_META] = "meta",
+    [MT_NAMESPACES] = "namespaces",    [MT_IMAGES] = "images",
+    [MT_CONTENT] = "content",          [MT_LEASES] = "leases",
+    [MT_LEASE_RESOURCES] = "leaseres", [MT_CONTAINERS] = "containers",
+    [MT_SNAPSHOTS] = "snapshots",      [MT_META] = "meta",
 };
 
 int mdb_err(struct error **err, int rc, const char *what)
@@ -520,8 +521,7 @@ int parse_rfc3339(const char *s, int64_t *ret)
         }
         if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
                 return -EINVAL;
-        struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
-                        .tm_sec = sec};
+        struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
         int64_t t = (int64_t)timegm(&tm) - off;
         /* ns since the epoch overflow int64 after 2262: saturate (far-future expiries stay in the future). */
         if (t >= INT64_MAX / 1000000000LL)

@@ -129,10 +129,24 @@ static bool sc_quoted(struct scanner *s, int quote)
                 if (ch == '\\') {
                         ch = sc_next(s);
                         switch (ch) {
-                        case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v': case '\\':
+                        case 'a':
+                        case 'b':
+                        case 'f':
+                        case 'n':
+                        case 'r':
+                        case 't':
+                        case 'v':
+                        case '\\':
                                 ch = sc_next(s);
                                 break;
-                        case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+                        case '0':
+                        case '1':
+                        case '2':
+                        case '3':
+                        case '4':
+                        case '5':
+                        case '6':
+                        case '7':
                                 if (!sc_digits(s, &ch, 8, 3))
                                         illegal = true;
                                 break;
@@ -262,15 +276,33 @@ static char *unquote(const char *s, size_t n)
                 c = (unsigned char)p[1];
                 p += 2;
                 switch (c) {
-                case 'a': *o++ = '\a'; break;
-                case 'b': *o++ = '\b'; break;
-                case 'f': *o++ = '\f'; break;
-                case 'n': *o++ = '\n'; break;
-                case 'r': *o++ = '\r'; break;
-                case 't': *o++ = '\t'; break;
-                case 'v': *o++ = '\v'; break;
-                case '\\': *o++ = '\\'; break;
-                case 'x': case 'u': case 'U': {
+                case 'a':
+                        *o++ = '\a';
+                        break;
+                case 'b':
+                        *o++ = '\b';
+                        break;
+                case 'f':
+                        *o++ = '\f';
+                        break;
+                case 'n':
+                        *o++ = '\n';
+                        break;
+                case 'r':
+                        *o++ = '\r';
+                        break;
+                case 't':
+                        *o++ = '\t';
+                        break;
+                case 'v':
+                        *o++ = '\v';
+                        break;
+                case '\\':
+                        *o++ = '\\';
+                        break;
+                case 'x':
+                case 'u':
+                case 'U': {
                         int k = c == 'x' ? 2 : c == 'u' ? 4 : 8;
                         unsigned long v = 0;
                         if (end - p < k)
@@ -291,7 +323,14 @@ static char *unquote(const char *s, size_t n)
                         }
                         break;
                 }
-                case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+                case '0':
+                case '1':
+                case '2':
+                case '3':
+                case '4':
+                case '5':
+                case '6':
+                case '7': {
                         unsigned v = (unsigned)(c - '0');
                         if (end - p < 2)
                                 goto bad;

@@ -376,9 +376,11 @@ static int sweep_snapshot(const MDB_val *k, const MDB_val *v, void *ud)
                 if (!nset_has(&s->m->marked, node, kl)) {
                         sweep_add(s, MT_SNAPSHOTS, k);
                         s->snaps = xreallocarray(s->snaps, s->nsnaps + 1, sizeof(*s->snaps));
-                        s->snaps[s->nsnaps++] = (struct removed_snap){
-                                .ns = TAKE_PTR(p[0]), .snapshotter = TAKE_PTR(p[1]), .key = TAKE_PTR(p[2]),
-                                .backend = field_str(v, 'b'), .parent = field_str(v, 'p')};
+                        s->snaps[s->nsnaps++] = (struct removed_snap){.ns = TAKE_PTR(p[0]),
+                                                                      .snapshotter = TAKE_PTR(p[1]),
+                                                                      .key = TAKE_PTR(p[2]),
+                                                                      .backend = field_str(v, 'b'),
+                                                                      .parent = field_str(v, 'p')};
                 }
         }
         free_parts(p, n);

@@ -62,14 +62,31 @@ static int decode(const MDB_val *v, const char *name, struct metadata_image *img
         img->labels = xcalloc(1, sizeof(char *));
         while ((r = rec_next(&it, &tag, &d, &n)) > 0) {
                 switch (tag) {
-                case T_LABEL: rec_label_add(&img->labels, &nl, d, n); break;
-                case T_MEDIA: free(img->target.media_type); img->target.media_type = rec_str(d, n); break;
-                case T_DIGEST: free(img->target.digest); img->target.digest = rec_str(d, n); break;
-                case T_SIZE: img->target.size = rec_i64(d, n); break;
-                case T_ANNOT: rec_label_add(&img->target.annotations, &na, d, n); break;
-                case T_CREATED: img->created_at = rec_i64(d, n); break;
-                case T_UPDATED: img->updated_at = rec_i64(d, n); break;
-                default: break;
+                case T_LABEL:
+                        rec_label_add(&img->labels, &nl, d, n);
+                        break;
+                case T_MEDIA:
+                        free(img->target.media_type);
+                        img->target.media_type = rec_str(d, n);
+                        break;
+                case T_DIGEST:
+                        free(img->target.digest);
+                        img->target.digest = rec_str(d, n);
+                        break;
+                case T_SIZE:
+                        img->target.size = rec_i64(d, n);
+                        break;
+                case T_ANNOT:
+                        rec_label_add(&img->target.annotations, &na, d, n);
+                        break;
+                case T_CREATED:
+                        img->created_at = rec_i64(d, n);
+                        break;
+                case T_UPDATED:
+                        img->updated_at = rec_i64(d, n);
+                        break;
+                default:
+                        break;
                 }
         }
         return r < 0 ? -EIO : 0;
@@ -124,8 +141,8 @@ static int validate(const struct metadata_image *img, struct error **err)
         return 0;
 }
 
-static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struct metadata_image *img,
-               unsigned flags, struct error **err)
+static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struct metadata_image *img, unsigned flags,
+               struct error **err)
 {
         _cleanup_(rec_freep) struct rec r = {0};
         size_t kl;
@@ -259,8 +276,8 @@ int metadata_image_create(struct metadata_db *db, const char *ns, const struct m
         return r;
 }
 
-int metadata_image_update(struct metadata_db *db, const char *ns, const struct metadata_image *img,
-                          char *const *paths, size_t npaths, struct metadata_image *ret, struct error **err)
+int metadata_image_update(struct metadata_db *db, const char *ns, const struct metadata_image *img, char *const *paths,
+                          size_t npaths, struct metadata_image *ret, struct error **err)
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         struct metadata_image cur = {0};

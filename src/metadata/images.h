@@ -40,7 +40,7 @@ int metadata_image_create(struct metadata_db *db, const char *ns, const struct m
                           struct metadata_image *ret, struct error **err);
 /* Update with field paths: labels, labels.<k>, target, annotations, annotations.<k>; none = replace all.
  * -ENOENT if missing, -EINVAL `cannot update "p" field on image "x"`. */
-int metadata_image_update(struct metadata_db *db, const char *ns, const struct metadata_image *img,
-                          char *const *paths, size_t npaths, struct metadata_image *ret, struct error **err);
+int metadata_image_update(struct metadata_db *db, const char *ns, const struct metadata_image *img, char *const *paths,
+                          size_t npaths, struct metadata_image *ret, struct error **err);
 /* -ENOENT if missing. Marks the database dirty for GC. */
 int metadata_image_delete(struct metadata_db *db, const char *ns, const char *name, struct error **err);

@@ -190,8 +190,8 @@ static int lease_exists(struct metadata_db *db, MDB_txn *txn, const char *ns, co
         return mdb_get(txn, db->dbi[MT_LEASES], &k, &v) == 0;
 }
 
-int lease_add_resource_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease,
-                           const char *type, const char *id, struct error **err)
+int lease_add_resource_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease, const char *type,
+                           const char *id, struct error **err)
 {
         if (!lease || !lease[0])
                 return 0;

@@ -92,8 +92,8 @@ bool mkey_has_prefix(const MDB_val *key, const void *prefix, size_t plen);
 /* Ensures the namespace record exists inside txn (implicit creation). */
 int ns_ensure_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, struct error **err);
 /* Adds a resource to a lease inside txn; -ENOENT if the lease does not exist. lease may be NULL (no-op). */
-int lease_add_resource_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease,
-                           const char *type, const char *id, struct error **err);
+int lease_add_resource_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease, const char *type,
+                           const char *id, struct error **err);
 /* Deletes every key of table that starts with prefix. */
 int mdb_delete_prefix(struct metadata_db *db, MDB_txn *txn, enum mdb_table t, const void *prefix, size_t plen,
                       struct error **err);

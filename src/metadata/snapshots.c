@@ -39,13 +39,29 @@ static int decode(const MDB_val *v, const char *snapshotter, const char *key, st
         s->labels = xcalloc(1, sizeof(char *));
         while ((r = rec_next(&it, &tag, &d, &n)) > 0) {
                 switch (tag) {
-                case T_LABEL: rec_label_add(&s->labels, &nl, d, n); break;
-                case T_BACKEND: free(s->backend_key); s->backend_key = rec_str(d, n); break;
-                case T_PARENT: free(s->parent); s->parent = rec_str(d, n); break;
-                case T_KIND: free(s->kind); s->kind = rec_str(d, n); break;
-                case T_CREATED: s->created_at = rec_i64(d, n); break;
-                case T_UPDATED: s->updated_at = rec_i64(d, n); break;
-                default: break;
+                case T_LABEL:
+                        rec_label_add(&s->labels, &nl, d, n);
+                        break;
+                case T_BACKEND:
+                        free(s->backend_key);
+                        s->backend_key = rec_str(d, n);
+                        break;
+                case T_PARENT:
+                        free(s->parent);
+                        s->parent = rec_str(d, n);
+                        break;
+                case T_KIND:
+                        free(s->kind);
+                        s->kind = rec_str(d, n);
+                        break;
+                case T_CREATED:
+                        s->created_at = rec_i64(d, n);
+                        break;
+                case T_UPDATED:
+                        s->updated_at = rec_i64(d, n);
+                        break;
+                default:
+                        break;
                 }
         }
         return r < 0 ? -EIO : 0;
@@ -198,8 +214,8 @@ static int child_cb(const MDB_val *k, const MDB_val *v, void *ud)
         return 0;
 }
 
-static int remove_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *snapshotter,
-                      const char *key, bool check_children, struct error **err)
+static int remove_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *snapshotter, const char *key,
+                      bool check_children, struct error **err)
 {
         size_t kl, pl;
         _cleanup_free_ void *k0 = mkey(&kl, 3, ns, snapshotter, key);
@@ -233,9 +249,12 @@ int metadata_snapshot_ref_commit(struct metadata_db *db, const char *ns, const c
                 return r;
         r = remove_txn(db, txn, ns, snapshotter, key, true, err);
         if (r == 0) {
-                struct metadata_snapshot_ref n = {.snapshotter = cur.snapshotter, .key = (char *)name,
-                                                  .backend_key = (char *)backend_key, .parent = cur.parent,
-                                                  .kind = "committed", .labels = (char **)labels};
+                struct metadata_snapshot_ref n = {.snapshotter = cur.snapshotter,
+                                                  .key = (char *)name,
+                                                  .backend_key = (char *)backend_key,
+                                                  .parent = cur.parent,
+                                                  .kind = "committed",
+                                                  .labels = (char **)labels};
                 r = add_txn(db, txn, ns, &n, lease, err);
         }
         metadata_snapshot_ref_clear(&cur);
@@ -302,9 +321,8 @@ static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
         return 0;
 }
 
-int metadata_snapshot_ref_list(struct metadata_db *db, const char *ns, const char *snapshotter,
-                               const struct filter *f, struct metadata_snapshot_ref **ret, size_t *ret_n,
-                               struct error **err)
+int metadata_snapshot_ref_list(struct metadata_db *db, const char *ns, const char *snapshotter, const struct filter *f,
+                               struct metadata_snapshot_ref **ret, size_t *ret_n, struct error **err)
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         struct list_ctx c = {.f = f, .snapshotter = snapshotter};

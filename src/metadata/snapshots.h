@@ -45,6 +45,5 @@ int metadata_snapshot_ref_commit(struct metadata_db *db, const char *ns, const c
 int metadata_snapshot_ref_remove(struct metadata_db *db, const char *ns, const char *snapshotter, const char *key,
                                  struct error **err);
 /* Refs of one snapshotter in ns, filter fields: name, parent, kind, labels.*. Sorted by key. */
-int metadata_snapshot_ref_list(struct metadata_db *db, const char *ns, const char *snapshotter,
-                               const struct filter *f, struct metadata_snapshot_ref **ret, size_t *ret_n,
-                               struct error **err);
+int metadata_snapshot_ref_list(struct metadata_db *db, const char *ns, const char *snapshotter, const struct filter *f,
+                               struct metadata_snapshot_ref **ret, size_t *ret_n, struct error **err);

@@ -71,8 +71,7 @@ static void gc_after(uv_work_t *w, int status)
         if (s->r < 0)
                 log_warn("garbage collection failed: %s", error_str(s->err));
         else
-                log_debug("garbage collected: %zu content refs, %zu blobs, %zu snapshots, %zu leases in %" PRId64
-                          " us",
+                log_debug("garbage collected: %zu content refs, %zu blobs, %zu snapshots, %zu leases in %" PRId64 " us",
                           s->stats.content_refs, s->stats.blobs, s->stats.snapshots, s->stats.leases,
                           s->stats.duration_ns / 1000);
         s->running = false;
@@ -158,8 +157,7 @@ struct services_content_write {
         struct metadata_content_writer *w;
 };
 
-struct services_content_write *services_content_write_new(struct services_ctx *ctx, const char *ns,
-                                                          const char *lease)
+struct services_content_write *services_content_write_new(struct services_ctx *ctx, const char *ns, const char *lease)
 {
         struct services_content_write *s = xcalloc(1, sizeof(*s));
         s->ctx = ctx;

@@ -59,8 +59,7 @@ struct services_write_resp {
 };
 
 /* ns and lease are copied; lease may be NULL. */
-struct services_content_write *services_content_write_new(struct services_ctx *ctx, const char *ns,
-                                                          const char *lease);
+struct services_content_write *services_content_write_new(struct services_ctx *ctx, const char *ns, const char *lease);
 /* Processes one request: 0 = reply with resp and continue, 1 = reply with resp and end the stream OK (after
  * COMMIT), < 0 = end with that error (-EINVAL first message without ref, -ERANGE bad offset (OutOfRange),
  * -EEXIST blob exists, -EBUSY size/digest mismatch). resp->digest must be freed by the caller. */

@@ -16,8 +16,8 @@
 #include "util/log.h"
 
 #define SVC "/containerd.services.content.v1.Content/"
-#define READ_CHUNK (1u << 20)        /* containerd's copy buffer */
-#define READ_HIGH_WATER (4u << 20)   /* stop producing above this many queued bytes */
+#define READ_CHUNK (1u << 20)      /* containerd's copy buffer */
+#define READ_HIGH_WATER (4u << 20) /* stop producing above this many queued bytes */
 #define LIST_BATCH 100
 /* A client that pipelines WRITE messages without reading replies may queue at most this much. */
 #define WRITE_QUEUE_MAX (64u << 20)
@@ -162,8 +162,7 @@ static void job_after(uv_work_t *w, int status)
         job_free(j);
 }
 
-static struct job *job_new(struct grpc_call *call, struct services_ctx *ctx, const char *ns, job_fn run,
-                           job_fn reply)
+static struct job *job_new(struct grpc_call *call, struct services_ctx *ctx, const char *ns, job_fn run, job_fn reply)
 {
         struct job *j = xcalloc(1, sizeof(*j));
         j->call = grpc_call_ref(call);
@@ -229,7 +228,7 @@ static void update_reply(struct job *j)
         struct info_msg im;
         info_msg_fill(&im, &j->info);
         Containerd__Services__Content__V1__UpdateResponse resp =
-                CONTAINERD__SERVICES__CONTENT__V1__UPDATE_RESPONSE__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__UPDATE_RESPONSE__INIT;
         resp.info = &im.m;
         grpc_call_reply(j->call, &resp.base);
         info_msg_free(&im);
@@ -287,7 +286,7 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
                         ptrs[i] = &im[i].m;
                 }
                 Containerd__Services__Content__V1__ListContentResponse resp =
-                        CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_RESPONSE__INIT;
                 resp.n_info = k;
                 resp.info = ptrs;
                 r = grpc_call_send(call, &resp.base);
@@ -371,7 +370,7 @@ static void reader_pump(struct grpc_call *call, void *userdata)
                         return;
                 }
                 Containerd__Services__Content__V1__ReadContentResponse resp =
-                        CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
                 resp.offset = rd->offset;
                 resp.data.data = rd->buf;
                 resp.data.len = (size_t)k;
@@ -441,7 +440,7 @@ static void on_status(struct grpc_call *call, const ProtobufCMessage *req, void 
         struct status_msg sm;
         status_msg_fill(&sm, &st);
         Containerd__Services__Content__V1__StatusResponse resp =
-                CONTAINERD__SERVICES__CONTENT__V1__STATUS_RESPONSE__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__STATUS_RESPONSE__INIT;
         resp.status = &sm.m;
         grpc_call_reply(call, &resp.base);
         content_status_clear(&st);
@@ -472,7 +471,7 @@ static void on_list_statuses(struct grpc_call *call, const ProtobufCMessage *req
                 ptrs[i] = &sm[i].m;
         }
         Containerd__Services__Content__V1__ListStatusesResponse resp =
-                CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_RESPONSE__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_RESPONSE__INIT;
         resp.n_statuses = n;
         resp.statuses = ptrs;
         grpc_call_reply(call, &resp.base);
@@ -572,7 +571,7 @@ static void write_after(uv_work_t *w, int status)
                 return;
         }
         Containerd__Services__Content__V1__WriteContentResponse resp =
-                CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
         Timestamp started, updated;
         resp.action = (Containerd__Services__Content__V1__WriteAction)ws->resp.action;
         if (ws->resp.action == SERVICES_WRITE_STAT) {
@@ -698,25 +697,25 @@ static void on_write_half_close(struct grpc_call *call, void *userdata)
 void services_content_register(struct grpc_server *s, struct services_ctx *ctx)
 {
         const struct grpc_method methods[] = {
-                {SVC "Info", GRPC_METHOD_UNARY, &containerd__services__content__v1__info_request__descriptor,
-                 on_info, NULL, ctx},
-                {SVC "Update", GRPC_METHOD_UNARY, &containerd__services__content__v1__update_request__descriptor,
-                 on_update, NULL, ctx},
-                {SVC "List", GRPC_METHOD_SERVER_STREAM,
-                 &containerd__services__content__v1__list_content_request__descriptor, on_list, NULL, ctx},
-                {SVC "Delete", GRPC_METHOD_UNARY,
-                 &containerd__services__content__v1__delete_content_request__descriptor, on_delete, NULL, ctx},
-                {SVC "Read", GRPC_METHOD_SERVER_STREAM,
-                 &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, ctx},
-                {SVC "Status", GRPC_METHOD_UNARY, &containerd__services__content__v1__status_request__descriptor,
-                 on_status, NULL, ctx},
-                {SVC "ListStatuses", GRPC_METHOD_UNARY,
-                 &containerd__services__content__v1__list_statuses_request__descriptor, on_list_statuses, NULL, ctx},
-                {SVC "Write", GRPC_METHOD_BIDI_STREAM,
-                 &containerd__services__content__v1__write_content_request__descriptor, on_write_msg,
-                 on_write_half_close, ctx},
-                {SVC "Abort", GRPC_METHOD_UNARY, &containerd__services__content__v1__abort_request__descriptor,
-                 on_abort, NULL, ctx},
+            {SVC "Info", GRPC_METHOD_UNARY, &containerd__services__content__v1__info_request__descriptor, on_info, NULL,
+             ctx},
+            {SVC "Update", GRPC_METHOD_UNARY, &containerd__services__content__v1__update_request__descriptor, on_update,
+             NULL, ctx},
+            {SVC "List", GRPC_METHOD_SERVER_STREAM,
+             &containerd__services__content__v1__list_content_request__descriptor, on_list, NULL, ctx},
+            {SVC "Delete", GRPC_METHOD_UNARY, &containerd__services__content__v1__delete_content_request__descriptor,
+             on_delete, NULL, ctx},
+            {SVC "Read", GRPC_METHOD_SERVER_STREAM,
+             &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, ctx},
+            {SVC "Status", GRPC_METHOD_UNARY, &containerd__services__content__v1__status_request__descriptor, on_status,
+             NULL, ctx},
+            {SVC "ListStatuses", GRPC_METHOD_UNARY,
+             &containerd__services__content__v1__list_statuses_request__descriptor, on_list_statuses, NULL, ctx},
+            {SVC "Write", GRPC_METHOD_BIDI_STREAM,
+             &containerd__services__content__v1__write_content_request__descriptor, on_write_msg, on_write_half_close,
+             ctx},
+            {SVC "Abort", GRPC_METHOD_UNARY, &containerd__services__content__v1__abort_request__descriptor, on_abort,
+             NULL, ctx},
         };
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 if (grpc_server_add_method(s, &methods[i]) < 0)

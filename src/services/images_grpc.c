@@ -100,8 +100,7 @@ static void image_from_msg(struct metadata_image *img, const Image *m)
                 for (size_t i = 0; i < m->target->n_annotations; i++)
                         metadata_labels_set(&img->target.annotations,
                                             m->target->annotations[i]->key ? m->target->annotations[i]->key : "",
-                                            m->target->annotations[i]->value ? m->target->annotations[i]->value
-                                                                              : "");
+                                            m->target->annotations[i]->value ? m->target->annotations[i]->value : "");
         }
 }
 
@@ -137,7 +136,7 @@ static void on_get(struct grpc_call *call, const ProtobufCMessage *req, void *us
         struct image_msg im;
         image_msg_fill(&im, &img);
         Containerd__Services__Images__V1__GetImageResponse resp =
-                CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_RESPONSE__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_RESPONSE__INIT;
         resp.image = &im.m;
         grpc_call_reply(call, &resp.base);
         image_msg_free(&im);
@@ -169,7 +168,7 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
                 ptrs[i] = &ims[i].m;
         }
         Containerd__Services__Images__V1__ListImagesResponse resp =
-                CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_RESPONSE__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_RESPONSE__INIT;
         resp.n_images = n;
         resp.images = ptrs;
         grpc_call_reply(call, &resp.base);
@@ -231,12 +230,12 @@ static void reply_image(struct job *j)
         image_msg_fill(&im, &j->img);
         if (j->op == OP_CREATE) {
                 Containerd__Services__Images__V1__CreateImageResponse resp =
-                        CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_RESPONSE__INIT;
                 resp.image = &im.m;
                 grpc_call_reply(j->call, &resp.base);
         } else {
                 Containerd__Services__Images__V1__UpdateImageResponse resp =
-                        CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_RESPONSE__INIT;
                 resp.image = &im.m;
                 grpc_call_reply(j->call, &resp.base);
         }
@@ -354,16 +353,16 @@ static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void 
 void services_images_register(struct grpc_server *s, struct services_ctx *ctx)
 {
         const struct grpc_method methods[] = {
-                {SVC "Get", GRPC_METHOD_UNARY, &containerd__services__images__v1__get_image_request__descriptor,
-                 on_get, NULL, ctx},
-                {SVC "List", GRPC_METHOD_UNARY, &containerd__services__images__v1__list_images_request__descriptor,
-                 on_list, NULL, ctx},
-                {SVC "Create", GRPC_METHOD_UNARY,
-                 &containerd__services__images__v1__create_image_request__descriptor, on_create, NULL, ctx},
-                {SVC "Update", GRPC_METHOD_UNARY,
-                 &containerd__services__images__v1__update_image_request__descriptor, on_update, NULL, ctx},
-                {SVC "Delete", GRPC_METHOD_UNARY,
-                 &containerd__services__images__v1__delete_image_request__descriptor, on_delete, NULL, ctx},
+            {SVC "Get", GRPC_METHOD_UNARY, &containerd__services__images__v1__get_image_request__descriptor, on_get,
+             NULL, ctx},
+            {SVC "List", GRPC_METHOD_UNARY, &containerd__services__images__v1__list_images_request__descriptor, on_list,
+             NULL, ctx},
+            {SVC "Create", GRPC_METHOD_UNARY, &containerd__services__images__v1__create_image_request__descriptor,
+             on_create, NULL, ctx},
+            {SVC "Update", GRPC_METHOD_UNARY, &containerd__services__images__v1__update_image_request__descriptor,
+             on_update, NULL, ctx},
+            {SVC "Delete", GRPC_METHOD_UNARY, &containerd__services__images__v1__delete_image_request__descriptor,
+             on_delete, NULL, ctx},
         };
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 if (grpc_server_add_method(s, &methods[i]) < 0)

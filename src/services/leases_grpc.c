@@ -153,7 +153,7 @@ static void job_after(uv_work_t *w, int status)
                 struct lease_msg lm;
                 lease_msg_fill(&lm, &j->out);
                 Containerd__Services__Leases__V1__CreateResponse resp =
-                        CONTAINERD__SERVICES__LEASES__V1__CREATE_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__LEASES__V1__CREATE_RESPONSE__INIT;
                 resp.lease = &lm.m;
                 grpc_call_reply(j->call, &resp.base);
                 lease_msg_free(&lm);
@@ -293,7 +293,7 @@ static void on_list_resources(struct grpc_call *call, const ProtobufCMessage *re
                 ptrs[i] = &msgs[i];
         }
         Containerd__Services__Leases__V1__ListResourcesResponse resp =
-                CONTAINERD__SERVICES__LEASES__V1__LIST_RESOURCES_RESPONSE__INIT;
+            CONTAINERD__SERVICES__LEASES__V1__LIST_RESOURCES_RESPONSE__INIT;
         resp.n_resources = n;
         resp.resources = ptrs;
         grpc_call_reply(call, &resp.base);
@@ -303,19 +303,18 @@ static void on_list_resources(struct grpc_call *call, const ProtobufCMessage *re
 void services_leases_register(struct grpc_server *s, struct services_ctx *ctx)
 {
         const struct grpc_method methods[] = {
-                {SVC "Create", GRPC_METHOD_UNARY, &containerd__services__leases__v1__create_request__descriptor,
-                 on_create, NULL, ctx},
-                {SVC "Delete", GRPC_METHOD_UNARY, &containerd__services__leases__v1__delete_request__descriptor,
-                 on_delete, NULL, ctx},
-                {SVC "List", GRPC_METHOD_UNARY, &containerd__services__leases__v1__list_request__descriptor, on_list,
-                 NULL, ctx},
-                {SVC "AddResource", GRPC_METHOD_UNARY,
-                 &containerd__services__leases__v1__add_resource_request__descriptor, on_add_resource, NULL, ctx},
-                {SVC "DeleteResource", GRPC_METHOD_UNARY,
-                 &containerd__services__leases__v1__delete_resource_request__descriptor, on_delete_resource, NULL,
-                 ctx},
-                {SVC "ListResources", GRPC_METHOD_UNARY,
-                 &containerd__services__leases__v1__list_resources_request__descriptor, on_list_resources, NULL, ctx},
+            {SVC "Create", GRPC_METHOD_UNARY, &containerd__services__leases__v1__create_request__descriptor, on_create,
+             NULL, ctx},
+            {SVC "Delete", GRPC_METHOD_UNARY, &containerd__services__leases__v1__delete_request__descriptor, on_delete,
+             NULL, ctx},
+            {SVC "List", GRPC_METHOD_UNARY, &containerd__services__leases__v1__list_request__descriptor, on_list, NULL,
+             ctx},
+            {SVC "AddResource", GRPC_METHOD_UNARY, &containerd__services__leases__v1__add_resource_request__descriptor,
+             on_add_resource, NULL, ctx},
+            {SVC "DeleteResource", GRPC_METHOD_UNARY,
+             &containerd__services__leases__v1__delete_resource_request__descriptor, on_delete_resource, NULL, ctx},
+            {SVC "ListResources", GRPC_METHOD_UNARY,
+             &containerd__services__leases__v1__list_resources_request__descriptor, on_list_resources, NULL, ctx},
         };
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 if (grpc_server_add_method(s, &methods[i]) < 0)

@@ -248,13 +248,13 @@ static void test_content_walk_delete(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_content_write_commit_read, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_verify_failures, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_resume_after_close, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_truncate, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_abort_and_list, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_already_exists, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_walk_delete, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_write_commit_read, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_verify_failures, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_resume_after_close, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_truncate, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_abort_and_list, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_already_exists, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_walk_delete, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,14 +7,15 @@ static struct metadata_container mkct(const char *id)
 {
         static uint8_t spec[] = "{\"ociVersion\":\"1.0.2\"}";
         return (struct metadata_container){
-                .id = (char *)id,
-                .image = "docker.io/library/busybox:latest",
-                .runtime_name = "io.containerd.runc.v2",
-                .runtime_options = {.type_url = "containerd.runc.v1.Options"},
-                .spec = {.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec", .value = spec,
-                         .len = sizeof(spec) - 1},
-                .snapshotter = "overlayfs",
-                .snapshot_key = (char *)id,
+            .id = (char *)id,
+            .image = "docker.io/library/busybox:latest",
+            .runtime_name = "io.containerd.runc.v2",
+            .runtime_options = {.type_url = "containerd.runc.v1.Options"},
+            .spec = {.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec",
+                     .value = spec,
+                     .len = sizeof(spec) - 1},
+            .snapshotter = "overlayfs",
+            .snapshot_key = (char *)id,
         };
 }
 
@@ -109,8 +110,8 @@ static void test_containers_validation_and_update(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_containers_crud, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_containers_validation_and_update, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_containers_crud, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_containers_validation_and_update, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,10 +150,10 @@ static void test_content_meta_ingests_and_lease(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_content_meta_visibility, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_content_meta_shared_expected, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_content_meta_update_list_delete, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_content_meta_ingests_and_lease, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_content_meta_visibility, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_content_meta_shared_expected, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_content_meta_update_list_delete, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_content_meta_ingests_and_lease, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,8 @@ static void test_filters_errors(void **state)
         parse_fails("name==a b", NULL);
         parse_fails("name==\"unterminated", NULL);
         parse_fails("labels.\"bad\\q\"", NULL);
-        parse_fails("labels.|x|", "filters: parse error: [labels. >|||< x|]: invalid quote encountered: invalid argument");
+        parse_fails("labels.|x|",
+                    "filters: parse error: [labels. >|||< x|]: invalid quote encountered: invalid argument");
         parse_fails("name==/x/", NULL);
         parse_fails("name,", NULL);
         parse_fails("a..b", NULL);
@@ -137,11 +138,11 @@ static void test_filters_errors(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_filters_equality_and_presence),
-                cmocka_unit_test(test_filters_and_or),
-                cmocka_unit_test(test_filters_regexp),
-                cmocka_unit_test(test_filters_quotes_and_escapes),
-                cmocka_unit_test(test_filters_errors),
+            cmocka_unit_test(test_filters_equality_and_presence),
+            cmocka_unit_test(test_filters_and_or),
+            cmocka_unit_test(test_filters_regexp),
+            cmocka_unit_test(test_filters_quotes_and_escapes),
+            cmocka_unit_test(test_filters_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

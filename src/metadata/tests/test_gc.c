@@ -54,8 +54,12 @@ static void add_snap(struct tu_fx *f, const char *key, const char *parent, char 
 {
         struct error *e = NULL;
         _cleanup_free_ char *backend = xasprintf("backend-%s", key);
-        struct metadata_snapshot_ref s = {.snapshotter = "overlayfs", .key = (char *)key, .backend_key = backend,
-                                          .parent = (char *)parent, .kind = "committed", .labels = (char **)labels};
+        struct metadata_snapshot_ref s = {.snapshotter = "overlayfs",
+                                          .key = (char *)key,
+                                          .backend_key = backend,
+                                          .parent = (char *)parent,
+                                          .kind = "committed",
+                                          .labels = (char **)labels};
         assert_int_equal(metadata_snapshot_ref_add(f->db, "default", &s, NULL, &e), 0);
 }
 
@@ -77,9 +81,9 @@ static void test_gc_image_keeps_its_graph(void **state)
                               NULL};
         _cleanup_free_ char *manifest = put_blob(f, "default", "manifest-data", man_labels);
         _cleanup_free_ char *junk = put_blob(f, "default", "junk-data", NULL);
-        struct metadata_image img = {.name = "img:1",
-                                     .target = {.media_type = "application/vnd.oci.image.manifest.v1+json",
-                                                .digest = manifest, .size = 13}};
+        struct metadata_image img = {
+            .name = "img:1",
+            .target = {.media_type = "application/vnd.oci.image.manifest.v1+json", .digest = manifest, .size = 13}};
         assert_int_equal(metadata_image_create(f->db, "default", &img, NULL, &e), 0);
 
         assert_int_equal(metadata_gc_run(f->db, f->cs, snap_cb, &rm, &st, &e), 0);
@@ -102,10 +106,12 @@ static void test_gc_image_keeps_its_graph(void **state)
         /* a container keeps its snapshot chain even without the image */
         static uint8_t spec[] = "{}";
         add_snap(f, "ctr-rw", "chain2", NULL);
-        struct metadata_container c = {.id = "ctr", .runtime_name = "io.containerd.runc.v2",
-                                       .spec = {.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec",
-                                                .value = spec, .len = 2},
-                                       .snapshotter = "overlayfs", .snapshot_key = "ctr-rw"};
+        struct metadata_container c = {
+            .id = "ctr",
+            .runtime_name = "io.containerd.runc.v2",
+            .spec = {.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec", .value = spec, .len = 2},
+            .snapshotter = "overlayfs",
+            .snapshot_key = "ctr-rw"};
         assert_int_equal(metadata_container_create(f->db, "default", &c, NULL, &e), 0);
         assert_int_equal(metadata_image_delete(f->db, "default", "img:1", &e), 0);
         assert_int_equal(metadata_gc_run(f->db, f->cs, snap_cb, &rm, &st, &e), 0);
@@ -207,8 +213,8 @@ static void test_gc_aborts_ingests_of_gone_leases(void **state)
         struct metadata_gc_stats st;
         int n = 0;
         assert_int_equal(metadata_lease_create(f->db, "default", "pull", NULL, NULL, &e), 0);
-        assert_int_equal(metadata_content_writer_open(f->db, f->cs, "default", "leased-ingest", 0, NULL, "pull", &w, &e),
-                         0);
+        assert_int_equal(
+            metadata_content_writer_open(f->db, f->cs, "default", "leased-ingest", 0, NULL, "pull", &w, &e), 0);
         assert_int_equal(metadata_content_writer_write(w, "abc", 3, &e), 0);
         metadata_content_writer_close(w);
         assert_int_equal(metadata_content_writer_open(f->db, f->cs, "default", "fresh", 0, NULL, NULL, &w, &e), 0);
@@ -235,10 +241,10 @@ static void test_gc_aborts_ingests_of_gone_leases(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_gc_image_keeps_its_graph, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_gc_leases_and_roots, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_gc_keeps_half_written_ingest, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_gc_aborts_ingests_of_gone_leases, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_gc_image_keeps_its_graph, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_gc_leases_and_roots, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_gc_keeps_half_written_ingest, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_gc_aborts_ingests_of_gone_leases, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,11 @@
 static struct metadata_image mkimg(const char *name, const char *digest)
 {
         static char *labels[] = {"a", "1", NULL};
-        return (struct metadata_image){.name = (char *)name, .labels = labels,
+        return (struct metadata_image){.name = (char *)name,
+                                       .labels = labels,
                                        .target = {.media_type = "application/vnd.oci.image.manifest.v1+json",
-                                                  .digest = (char *)digest, .size = 42}};
+                                                  .digest = (char *)digest,
+                                                  .size = 42}};
 }
 
 static void test_images_create_get(void **state)
@@ -125,7 +127,8 @@ static void test_images_list_filters_delete(void **state)
         uint64_t d0 = metadata_db_dirty(f->db);
         assert_int_equal(metadata_image_delete(f->db, "default", a.name, &e), 0);
         assert_true(metadata_db_dirty(f->db) > d0);
-        assert_err(metadata_image_delete(f->db, "default", a.name, &e), e, -ENOENT, "image \"docker.io/library/a:1\": not found");
+        assert_err(metadata_image_delete(f->db, "default", a.name, &e), e, -ENOENT,
+                   "image \"docker.io/library/a:1\": not found");
         assert_int_equal(metadata_image_list(f->db, "default", NULL, &list, &n, &e), 0);
         assert_int_equal(n, 1);
         metadata_image_list_free(list, n);
@@ -137,10 +140,10 @@ static void test_images_list_filters_delete(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_images_create_get, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_images_validation, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_images_update, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_images_list_filters_delete, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_images_create_get, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_images_validation, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_images_update, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_images_list_filters_delete, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,8 @@ static void test_leases_resources(void **state)
         struct metadata_lease_resource bad = {.id = "x", .type = "content"};
         struct metadata_lease_resource badtype = {.id = "x", .type = "snapshots"};
         struct metadata_lease_resource unsup = {.id = "x", .type = "containers"};
-        assert_err(metadata_lease_add_resource(f->db, "default", "nope", &c, &e), e, -ENOENT, "lease \"nope\": not found");
+        assert_err(metadata_lease_add_resource(f->db, "default", "nope", &c, &e), e, -ENOENT,
+                   "lease \"nope\": not found");
         assert_int_equal(metadata_lease_create(f->db, "default", "l", NULL, NULL, &e), 0);
         assert_int_equal(metadata_lease_add_resource(f->db, "default", "l", &c, &e), 0);
         assert_int_equal(metadata_lease_add_resource(f->db, "default", "l", &c, &e), 0);
@@ -80,8 +81,8 @@ static void test_leases_resources(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_leases_crud, tu_setup, tu_teardown),
-                cmocka_unit_test_setup_teardown(test_leases_resources, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_leases_crud, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_leases_resources, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

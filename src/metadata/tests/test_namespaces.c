@@ -139,11 +139,11 @@ static void test_namespace_persists(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_namespace_create_get_list, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_namespace_validation, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_namespace_update, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_namespace_delete_and_ensure, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_namespace_persists, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_namespace_create_get_list, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_namespace_validation, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_namespace_update, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_namespace_delete_and_ensure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_namespace_persists, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

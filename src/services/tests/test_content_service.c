@@ -304,7 +304,7 @@ static void test_content_service_read_list_status(void **state)
         write_blob(f, "small", "hello world", NULL, 0);
 
         Containerd__Services__Content__V1__ListContentRequest lreq =
-                CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
         struct grpc_stream *s = NULL;
         assert_int_equal(grpc_client_stream_open(f->c, CSVC "List", NULL,
                                                  &containerd__services__content__v1__list_content_response__descriptor,
@@ -330,7 +330,7 @@ static void test_content_service_read_list_status(void **state)
         assert_non_null(bigdg);
 
         Containerd__Services__Content__V1__ReadContentRequest rreq =
-                CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
         rreq.digest = bigdg;
         rreq.offset = 100;
         assert_int_equal(grpc_client_stream_open(f->c, CSVC "Read", NULL,
@@ -397,7 +397,7 @@ static void test_content_service_read_list_status(void **state)
         assert_int_equal(sr->status->total, 10);
         protobuf_c_message_free_unpacked(m, NULL);
         Containerd__Services__Content__V1__ListStatusesRequest lsreq =
-                CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
         assert_int_equal(grpc_client_unary(f->c, CSVC "ListStatuses", NULL, &lsreq.base,
                                            &containerd__services__content__v1__list_statuses_response__descriptor, &m,
                                            &e),
@@ -406,9 +406,8 @@ static void test_content_service_read_list_status(void **state)
         protobuf_c_message_free_unpacked(m, NULL);
         Containerd__Services__Content__V1__AbortRequest areq = CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
         areq.ref = "partial";
-        assert_int_equal(grpc_client_unary(f->c, CSVC "Abort", NULL, &areq.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(f->c, CSVC "Abort", NULL, &areq.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         assert_int_equal(grpc_client_unary(f->c, CSVC "Status", NULL, &sreq.base,
                                            &containerd__services__content__v1__status_response__descriptor, &m, &e),
@@ -417,11 +416,10 @@ static void test_content_service_read_list_status(void **state)
 
         /* Delete removes the reference; the blob is collected */
         Containerd__Services__Content__V1__DeleteContentRequest dreq =
-                CONTAINERD__SERVICES__CONTENT__V1__DELETE_CONTENT_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__DELETE_CONTENT_REQUEST__INIT;
         dreq.digest = HELLO_WORLD;
-        assert_int_equal(grpc_client_unary(f->c, CSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(f->c, CSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         assert_false(info_exists(f, HELLO_WORLD, NULL));
 }
@@ -454,7 +452,7 @@ static void test_images_service_and_sync_gc(void **state)
         img.target = &target;
         /* pull/import: Update first -> NotFound -> Create */
         Containerd__Services__Images__V1__UpdateImageRequest ureq =
-                CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
         ureq.image = &img;
         _cleanup_free_ char *msg = NULL;
         assert_int_equal(image_call(f, "Update", &ureq.base,
@@ -462,7 +460,7 @@ static void test_images_service_and_sync_gc(void **state)
                          -ENOENT);
         assert_string_equal(msg, "image \"docker.io/library/busybox:proto\": not found");
         Containerd__Services__Images__V1__CreateImageRequest creq =
-                CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
         creq.image = &img;
         assert_int_equal(image_call(f, "Create", &creq.base,
                                     &containerd__services__images__v1__create_image_response__descriptor, NULL),
@@ -474,7 +472,7 @@ static void test_images_service_and_sync_gc(void **state)
                                     &containerd__services__images__v1__update_image_response__descriptor, NULL),
                          0);
         Containerd__Services__Images__V1__ListImagesRequest lreq =
-                CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
         ProtobufCMessage *m = NULL;
         struct error *e = NULL;
         assert_int_equal(grpc_client_unary(f->c, ISVC "List", NULL, &lreq.base,
@@ -488,7 +486,7 @@ static void test_images_service_and_sync_gc(void **state)
         /* an orphan blob is not collected before a deletion triggers GC; the image keeps its target */
         write_blob(f, "orphan", "orphan", NULL, 0);
         Containerd__Services__Images__V1__DeleteImageRequest dreq =
-                CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
         dreq.name = "nope";
         assert_int_equal(image_call(f, "Delete", &dreq.base, &google__protobuf__empty__descriptor, NULL), -ENOENT);
         dreq.name = img.name;
@@ -523,7 +521,7 @@ static void test_leases_service_protects_content(void **state)
         write_blob(f, "leased", "hello world", lease_md, 0);
 
         Containerd__Services__Leases__V1__ListResourcesRequest lr =
-                CONTAINERD__SERVICES__LEASES__V1__LIST_RESOURCES_REQUEST__INIT;
+            CONTAINERD__SERVICES__LEASES__V1__LIST_RESOURCES_REQUEST__INIT;
         lr.id = "402034150-vf5O";
         assert_int_equal(grpc_client_unary(f->c, LSVC "ListResources", NULL, &lr.base,
                                            &containerd__services__leases__v1__list_resources_response__descriptor, &m,
@@ -556,14 +554,13 @@ static void test_leases_service_protects_content(void **state)
         dreq.id = "402034150-vf5O";
         dreq.sync = true;
         assert_true(content_blob_exists(f->ctx.content, HELLO_WORLD));
-        assert_int_equal(grpc_client_unary(f->c, LSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(f->c, LSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         assert_false(content_blob_exists(f->ctx.content, HELLO_WORLD));
-        assert_int_equal(grpc_client_unary(f->c, LSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         -ENOENT);
+        assert_int_equal(
+            grpc_client_unary(f->c, LSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor, &m, &e),
+            -ENOENT);
         error_free(&e);
 }
 
@@ -572,10 +569,10 @@ int main(void)
         /* krilld ignores SIGPIPE in main(); so does this process hosting the server */
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_content_service_write_protocol, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_content_service_read_list_status, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_images_service_and_sync_gc, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_leases_service_protects_content, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_service_write_protocol, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_content_service_read_list_status, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_images_service_and_sync_gc, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_leases_service_protects_content, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
