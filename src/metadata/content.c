@@ -227,8 +227,21 @@ int metadata_content_delete(struct metadata_db *db, const char *ns, const char *
         return r;
 }
 
-int metadata_content_ref_add(struct metadata_db *db, const char *ns, const char *digest, int64_t size,
-                             char *const *labels, const char *lease, struct error **err)
+/* Drops a committed ingest from its lease and forgets its lease marker, inside txn. */
+static void forget_ingest_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *lease, const char *ref)
+{
+        size_t kl;
+        _cleanup_free_ void *key = mkey(&kl, 4, ns, lease, "ingests", ref);
+        MDB_val k = {kl, key};
+        (void)mdb_del(txn, db->dbi[MT_LEASE_RESOURCES], &k, NULL);
+        _cleanup_free_ void *mk = mkey(&kl, 3, "ingest", ns, ref);
+        MDB_val m = {kl, mk};
+        (void)mdb_del(txn, db->dbi[MT_META], &m, NULL);
+}
+
+/* One transaction (one fsync) for the reference, the lease, and the ingest bookkeeping. */
+static int ref_add(struct metadata_db *db, const char *ns, const char *digest, int64_t size, char *const *labels,
+                   const char *lease, const char *ingest_ref, struct error **err)
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         _cleanup_strv_free_ char **l = metadata_labels_dup(labels);
@@ -247,6 +260,8 @@ int metadata_content_ref_add(struct metadata_db *db, const char *ns, const char 
         r = lease_add_resource_txn(db, txn, ns, lease, "content", digest, err);
         if (r < 0)
                 return r;
+        if (lease && ingest_ref)
+                forget_ingest_txn(db, txn, ns, lease, ingest_ref);
         int64_t now = metadata_now();
         struct metadata_content_info ci = {
             .digest = (char *)digest, .size = size, .labels = l, .created_at = now, .updated_at = now};
@@ -273,6 +288,12 @@ int metadata_content_ref_add(struct metadata_db *db, const char *ns, const char 
                 return r;
         }
         return mdb_commit(TAKE_PTR(txn), err);
+}
+
+int metadata_content_ref_add(struct metadata_db *db, const char *ns, const char *digest, int64_t size,
+                             char *const *labels, const char *lease, struct error **err)
+{
+        return ref_add(db, ns, digest, size, labels, lease, NULL, err);
 }
 
 /* --- writers --- */
@@ -472,18 +493,7 @@ int metadata_content_writer_commit(struct metadata_content_writer *w, int64_t si
                         goto out;
                 }
         }
-        r = metadata_content_ref_add(w->db, w->ns, dg, final_size, labels, w->lease, err);
-        if (r == 0 && w->lease) {
-                /* The ingest is gone: drop it from the lease. */
-                _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-                if (mdb_begin(w->db, true, &txn, NULL) == 0) {
-                        size_t kl;
-                        _cleanup_free_ void *key = mkey(&kl, 4, w->ns, w->lease, "ingests", w->ref);
-                        MDB_val k = {kl, key};
-                        if (mdb_del(txn, w->db->dbi[MT_LEASE_RESOURCES], &k, NULL) == 0)
-                                (void)mdb_txn_commit(TAKE_PTR(txn));
-                }
-        }
+        r = ref_add(w->db, w->ns, dg, final_size, labels, w->lease, w->ref, err);
 out:
         metadata_gc_unlock_shared(w->db);
         return r;

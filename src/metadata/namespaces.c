@@ -232,6 +232,13 @@ int metadata_namespace_delete(struct metadata_db *db, const char *name, struct e
         r = mdb_delete_prefix(db, txn, MT_LEASE_RESOURCES, prefix, plen, err);
         if (r < 0)
                 return r;
+        {
+                size_t ml;
+                _cleanup_free_ void *mp = mkey(&ml, 3, "ingest", name, "");
+                r = mdb_delete_prefix(db, txn, MT_META, mp, ml, err);
+                if (r < 0)
+                        return r;
+        }
         r = mdb_del(txn, db->dbi[MT_NAMESPACES], &k, NULL);
         if (r != 0)
                 return mdb_err(err, r, "delete namespace");
