@@ -28,10 +28,12 @@ struct ttrpc_server {
         bool require_same_uid;
         uid_t uid;
         struct ttrpc_conn *conns;
+        struct ttrpc_conn *zombies; /* closed by a foreign uv_close(), see on_conn_shutdown() */
         size_t n_conns;
         unsigned pending_closes; /* handles (listener, connections) whose close callback has not run */
         bool closing;
         bool free_when_closed;
+        bool in_done;
         void (*idle_fn)(void *);
         void *idle_data;
         void (*done_fn)(void *);
@@ -93,9 +95,26 @@ static void on_conn_closed(uv_handle_t *h)
         conn_unref(conn);
 }
 
+/* Someone closed our handle behind our back (an owner's uv_walk() closing every handle at exit): our close
+ * callback will never run, and libuv may still use the handle when we are called. Park the connection;
+ * server_destroy() drops its reference once the loop is done with it. */
+static void conn_park_foreign_closed(struct ttrpc_conn *conn)
+{
+        struct ttrpc_server *s = conn->server;
+
+        assert(s);
+        conn->server = NULL;
+        s->pending_closes--;
+        conn->next = s->zombies;
+        s->zombies = conn;
+}
+
 static void on_conn_shutdown(uv_shutdown_t *req, int status _unused_)
 {
-        uv_close((uv_handle_t *)req->handle, on_conn_closed);
+        if (uv_is_closing((uv_handle_t *)req->handle))
+                conn_park_foreign_closed(req->handle->data);
+        else
+                uv_close((uv_handle_t *)req->handle, on_conn_closed);
 }
 
 /* Stops reading and detaches the connection from the server. Calls still referencing it answer into the void.
@@ -118,6 +137,10 @@ static void conn_close_full(struct ttrpc_conn *conn, bool graceful)
                 s->n_conns--;
         if (conn->has_handle && s) {
                 s->pending_closes++;
+                if (uv_is_closing((uv_handle_t *)&conn->pipe)) {
+                        conn_park_foreign_closed(conn);
+                        return;
+                }
                 (void)uv_read_stop((uv_stream_t *)&conn->pipe);
                 if (!graceful || uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->pipe, on_conn_shutdown) < 0)
                         uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
@@ -480,6 +503,12 @@ void ttrpc_server_set_idle_cb(struct ttrpc_server *s, void (*fn)(void *), void *
 
 static void server_destroy(struct ttrpc_server *s)
 {
+        while (s->zombies) {
+                struct ttrpc_conn *z = s->zombies;
+                s->zombies = z->next;
+                z->next = NULL;
+                conn_unref(z);
+        }
         free(s->methods);
         free(s->bound_path);
         free(s);
@@ -489,11 +518,14 @@ static void server_maybe_done(struct ttrpc_server *s)
 {
         void (*fn)(void *);
 
-        if (!s->closing || s->pending_closes > 0 || s->n_conns > 0)
+        /* in_done: the done callback may call ttrpc_server_free(), which comes back here. */
+        if (!s->closing || s->pending_closes > 0 || s->n_conns > 0 || s->in_done)
                 return;
+        s->in_done = true;
         fn = TAKE_PTR(s->done_fn);
         if (fn)
                 fn(s->done_data);
+        s->in_done = false;
         if (s->free_when_closed)
                 server_destroy(s);
 }

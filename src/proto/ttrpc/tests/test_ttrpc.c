@@ -606,6 +606,48 @@ static void test_ttrpc_idle_cb(void **state)
         run_until(f, &f->idle);
 }
 
+static void close_walk(uv_handle_t *h, void *arg _unused_)
+{
+        if (!uv_is_closing(h))
+                uv_close(h, NULL);
+}
+
+/* The shim closes every handle with uv_walk() after ttrpc_server_close() on its way out; the connection being
+ * flushed (uv_shutdown pending) then gets closed by someone else. Nothing may crash or leak. */
+static void test_ttrpc_foreign_close_after_server_close(void **state _unused_)
+{
+        char dir[] = "/tmp/krill-ttrpc-XXXXXX";
+        _cleanup_free_ char *sock = NULL;
+        _cleanup_error_ struct error *e = NULL;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -1;
+        Containerd__Task__V2__KillRequest kill = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+        struct fixture f = {0};
+        struct ttrpc_header h;
+        _cleanup_free_ uint8_t *body = NULL;
+
+        assert_non_null(mkdtemp(dir));
+        sock = xasprintf("%s/s.sock", dir);
+        assert_int_equal(uv_loop_init(&f.loop), 0);
+        f.srv = ttrpc_server_new(&f.loop);
+        add_methods(f.srv, &f);
+        assert_int_equal(ttrpc_server_listen_unix(f.srv, sock, true, &e), 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        strcpy(sa.sun_path, sock);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        kill.id = (char *)"t";
+        raw_roundtrip(&f, fd, 1, &kill.base, "Kill", &h, &body); /* the connection is being served */
+        assert_int_equal(h.length, 0);
+
+        ttrpc_server_close(f.srv, NULL, NULL);
+        uv_walk(&f.loop, close_walk, NULL);
+        assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+        ttrpc_server_free(f.srv);
+        assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+        assert_int_equal(uv_loop_close(&f.loop), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 /* --- blocking client against a server on another thread --- */
 
 struct thread_server {
@@ -750,6 +792,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_ttrpc_connection_drop, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ttrpc_connect_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ttrpc_idle_cb, setup, teardown),
+            cmocka_unit_test(test_ttrpc_foreign_close_after_server_close),
             cmocka_unit_test(test_ttrpc_sync_client),
         };
 
