@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "content/store.h"
+#include "events/exchange.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
@@ -43,7 +46,50 @@ struct fx {
         struct grpc_server *srv;
         struct services_ctx ctx;
         struct grpc_client *c;
+        struct events_subscription *sub;
+        pthread_mutex_t lock;
+        char *topics[32];
+        size_t ntopics;
+        int evfd;
 };
+
+static void on_event(struct events_subscription *sub, const events_envelope *env, void *userdata)
+{
+        struct fx *f = userdata;
+        uint64_t one = 1;
+        (void)sub;
+        pthread_mutex_lock(&f->lock);
+        if (f->ntopics < 32)
+                f->topics[f->ntopics++] =
+                    xasprintf("%s %s %s", env->namespace_, env->topic, env->event ? env->event->type_url : "");
+        pthread_mutex_unlock(&f->lock);
+        if (write(f->evfd, &one, sizeof(one)) < 0)
+                abort();
+}
+
+/* Waits until n events arrived (or 5 s) and returns whether topic (a "ns topic type_url" line) is among them. */
+static bool saw_event(struct fx *f, size_t n, const char *line)
+{
+        for (;;) {
+                pthread_mutex_lock(&f->lock);
+                size_t have = f->ntopics;
+                pthread_mutex_unlock(&f->lock);
+                if (have >= n)
+                        break;
+                struct pollfd p = {.fd = f->evfd, .events = POLLIN};
+                if (poll(&p, 1, 5000) <= 0)
+                        break;
+                uint64_t v;
+                if (read(f->evfd, &v, sizeof(v)) < 0)
+                        break;
+        }
+        bool found = false;
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i < f->ntopics; i++)
+                found = found || strcmp(f->topics[i], line) == 0;
+        pthread_mutex_unlock(&f->lock);
+        return found;
+}
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -62,6 +108,8 @@ static void server_done(void *data)
 static void stop_cb(uv_async_t *a)
 {
         struct fx *f = a->data;
+        events_subscription_free(f->sub);
+        f->ctx.events = events_exchange_free(f->ctx.events);
         grpc_server_shutdown(f->srv, server_done, f);
 }
 
@@ -85,6 +133,10 @@ static int setup(void **state)
         assert_int_equal(metadata_db_open(mdir, &f->ctx.db, &e), 0);
         assert_int_equal(content_store_open(cdir, &f->ctx.content, &e), 0);
         f->ctx.loop = &f->loop;
+        f->ctx.events = events_exchange_new(&f->loop);
+        pthread_mutex_init(&f->lock, NULL);
+        f->evfd = eventfd(0, EFD_CLOEXEC);
+        assert_int_equal(events_subscribe(f->ctx.events, NULL, 0, on_event, f, &f->sub, &e), 0);
         f->srv = grpc_server_new(&f->loop, NULL);
         services_content_register(f->srv, &f->ctx);
         services_images_register(f->srv, &f->ctx);
@@ -113,6 +165,10 @@ static int teardown(void **state)
         metadata_db_close(f->ctx.db);
         content_store_free(f->ctx.content);
         (void)nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        for (size_t i = 0; i < f->ntopics; i++)
+                free(f->topics[i]);
+        close(f->evfd);
+        pthread_mutex_destroy(&f->lock);
         free(f->dir);
         free(f->sock);
         free(f);
@@ -422,6 +478,7 @@ static void test_content_service_read_list_status(void **state)
             grpc_client_unary(f->c, CSVC "Delete", NULL, &dreq.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         assert_false(info_exists(f, HELLO_WORLD, NULL));
+        assert_true(saw_event(f, 1, "default /content/delete containerd.events.ContentDelete"));
 }
 
 static int image_call(struct fx *f, const char *method, ProtobufCMessage *req, const ProtobufCMessageDescriptor *d,
@@ -493,6 +550,9 @@ static void test_images_service_and_sync_gc(void **state)
         dreq.sync = true;
         assert_true(content_blob_exists(f->ctx.content, HELLO_WORLD));
         assert_int_equal(image_call(f, "Delete", &dreq.base, &google__protobuf__empty__descriptor, NULL), 0);
+        assert_true(saw_event(f, 3, "default /images/create containerd.services.images.v1.ImageCreate"));
+        assert_true(saw_event(f, 3, "default /images/update containerd.services.images.v1.ImageUpdate"));
+        assert_true(saw_event(f, 3, "default /images/delete containerd.services.images.v1.ImageDelete"));
         /* sync: GC finished before the reply */
         assert_false(content_blob_exists(f->ctx.content, HELLO_WORLD));
         assert_false(info_exists(f, HELLO_WORLD, NULL));
