@@ -39,8 +39,9 @@ typedef void (*grpc_message_fn)(struct grpc_call *call, const ProtobufCMessage *
 typedef void (*grpc_half_close_fn)(struct grpc_call *call, void *userdata);
 /* The call ended before the handler finished it: RST_STREAM from the client, deadline expiry, connection
  * closed, server shutdown, or the transport failed the call because a later request message was invalid
- * (malformed, too large, compressed) — then the status was already sent. After this returns the handler must not use the call except grpc_call_unref()
- * of references it took. */
+ * (malformed, too large, compressed; the error status was already sent). Runs at most once, never after
+ * grpc_call_finish(). After this returns the handler must not use the call except grpc_call_unref() of
+ * references it took. */
 typedef void (*grpc_cancel_fn)(struct grpc_call *call, void *userdata);
 
 struct grpc_method {
@@ -70,8 +71,9 @@ int grpc_server_listen_unix(struct grpc_server *s, const char *path, struct erro
 /* Serves an already connected stream socket (socket activation, socketpair in tests and fuzzing).
  * Takes ownership of fd, even on failure. */
 int grpc_server_add_connection(struct grpc_server *s, int fd, struct error **err);
-/* Graceful stop: stop accepting, send GOAWAY, cancel open streams (their cancel callbacks run), close
- * connections, remove the socket file; done_cb runs on the loop when everything is closed. */
+/* Graceful stop: stop accepting, send GOAWAY, cancel open streams (their cancel callbacks run before this
+ * returns), let connections drain (at most 2 s), remove the socket file; done_cb (may be NULL) runs on the
+ * loop when everything is closed. Idempotent. */
 void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), void *data);
 void grpc_server_free(struct grpc_server *s); /* after shutdown completed; NULL-safe */
 
@@ -90,7 +92,8 @@ void grpc_call_set_data(struct grpc_call *c, void *data);
 void *grpc_call_get_data(const struct grpc_call *c);
 
 /* Queues one response message (packed now; msg stays the caller's). Response HEADERS are sent before the
- * first message. Returns -ECANCELED if the call is done, -EMSGSIZE if larger than max_send_msg.
+ * first message. Frames are written on the next loop iteration (never from inside this call), so a send
+ * never re-enters handler code. Returns -ECANCELED if the call is done, -EMSGSIZE if larger than max_send_msg.
  * Backpressure: grpc_call_pending_bytes() tells how much is queued but not yet written to the socket; a
  * streaming producer (Content.Read) waits for the writable callback before producing more. */
 int grpc_call_send(struct grpc_call *c, const ProtobufCMessage *msg);
