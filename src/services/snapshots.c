@@ -13,9 +13,11 @@
 #include "metadata/db.h"
 #include "metadata/filters.h"
 #include "metadata/snapshots.h"
+#include "services/diff.h"
 #include "snapshot/registry.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
 #include "util/strv.h"
 
 static atomic_uint_fast64_t backend_seq;
@@ -308,4 +310,81 @@ int services_snapshots_cleanup(struct services_ctx *ctx, const char *snapshotter
         if (r < 0)
                 return r;
         return snapshot_cleanup(s, err);
+}
+
+/* identity.ChainID: chain(0) = diff(0), chain(i) = sha256(chain(i-1) + " " + diff(i)). */
+static char *chain_id(const char *parent, const char *diff_id)
+{
+        if (!parent)
+                return xstrdup(diff_id);
+        _cleanup_free_ char *s = xasprintf("%s %s", parent, diff_id);
+        return digest_from_buf(s, strlen(s));
+}
+
+static int unpack_one(struct services_ctx *ctx, const char *ns, const char *snapshotter,
+                      const struct services_unpack_layer *l, const char *parent, const char *chain, const char *lease,
+                      struct error **err)
+{
+        struct snapshot_mounts m = {0};
+        struct image_apply_result res;
+        uint64_t uniq = 0;
+        int r;
+
+        pthread_once(&backend_seq_once, backend_seq_init);
+        uniq = backend_seq_base + atomic_fetch_add(&backend_seq, 1);
+        _cleanup_free_ char *key = xasprintf("extract-%" PRIu64 " %s", uniq, chain);
+        char *labels[] = {"containerd.io/snapshot.ref", (char *)chain, NULL};
+        r = services_snapshots_prepare(ctx, ns, snapshotter, key, parent, labels, lease, false, &m, err);
+        if (r < 0)
+                return r;
+        r = services_diff_apply(ctx, ns, l->media_type, l->digest, m.v, m.n, &res, err);
+        snapshot_mounts_clear(&m);
+        if (r == 0 && strcmp(res.diff_id, l->diff_id) != 0)
+                r = error_set(err, EINVAL, "wrong diff id calculated on extraction \"%s\"", l->diff_id);
+        if (r == 0) {
+                r = services_snapshots_commit(ctx, ns, snapshotter, chain, key, labels, lease, err);
+                /* another unpack committed the same chain meanwhile: that is as good */
+                if (r == -EEXIST) {
+                        error_free(err);
+                        r = 0;
+                        (void)services_snapshots_remove(ctx, ns, snapshotter, key, NULL);
+                }
+                return r;
+        }
+        (void)services_snapshots_remove(ctx, ns, snapshotter, key, NULL);
+        return r;
+}
+
+int services_snapshots_unpack(struct services_ctx *ctx, const char *ns, const char *snapshotter,
+                              const struct services_unpack_layer *layers, size_t n, const char *lease,
+                              char **ret_chain_id, struct error **err)
+{
+        _cleanup_free_ char *parent = NULL;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct services_unpack_layer *l = &layers[i];
+                struct snapshot_info info = {0};
+                if (!l->diff_id || digest_validate(l->diff_id, NULL) < 0)
+                        return error_set(err, EINVAL, "layer %zu: invalid diff id", i);
+                _cleanup_free_ char *chain = chain_id(parent, l->diff_id);
+                struct error *e = NULL;
+                r = services_snapshots_stat(ctx, ns, snapshotter, chain, &info, &e);
+                snapshot_info_clear(&info);
+                if (r == -ENOENT) {
+                        error_free(&e);
+                        r = unpack_one(ctx, ns, snapshotter, l, parent, chain, lease, err);
+                } else if (r < 0) {
+                        if (err && !*err)
+                                *err = TAKE_PTR(e);
+                        error_free(&e);
+                }
+                if (r < 0)
+                        return r;
+                free(parent);
+                parent = TAKE_PTR(chain);
+        }
+        if (ret_chain_id)
+                *ret_chain_id = TAKE_PTR(parent);
+        return 0;
 }

@@ -38,6 +38,23 @@ int services_snapshots_usage(struct services_ctx *ctx, const char *ns, const cha
                              struct snapshot_usage *ret, struct error **err);
 int services_snapshots_cleanup(struct services_ctx *ctx, const char *snapshotter, struct error **err);
 
+/* One layer of an image, for unpacking (strings borrowed). */
+struct services_unpack_layer {
+        const char *digest;     /* the (compressed) layer blob in the content store */
+        const char *media_type; /* manifest layer media type */
+        const char *diff_id;    /* image config rootfs.diff_ids[i] */
+};
+
+/* Unpacks an image's layers into snapshots named by chain ID, as containerd's unpacker does: a chain that
+ * already exists is skipped; otherwise "extract-<unique> <chainID>" is prepared on the parent chain, the
+ * layer applied (diff.h), its diff ID checked against diff_id (-EINVAL `wrong diff id calculated on
+ * extraction "sha256:.."`), and committed as the chain ID with the label containerd.io/snapshot.ref. A failed
+ * layer's active snapshot is removed. *ret_chain_id (may be NULL) gets the top chain ID (new string).
+ * Blocking: worker pool (CRI PullImage, daemon-side pulls). */
+int services_snapshots_unpack(struct services_ctx *ctx, const char *ns, const char *snapshotter,
+                              const struct services_unpack_layer *layers, size_t n, const char *lease,
+                              char **ret_chain_id, struct error **err);
+
 /* Registers /containerd.services.snapshots.v1.Snapshots/{Prepare,View,Mounts,Commit,Remove,Stat,Update,List,
  * Usage,Cleanup}. Uses ctx->db, ctx->snapshots and ctx->loop (every call runs on the worker pool). */
 void services_snapshots_register(struct grpc_server *s, struct services_ctx *ctx);

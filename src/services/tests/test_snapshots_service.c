@@ -345,6 +345,62 @@ static void test_snapshots_service_errors(void **state)
         free(t.p);
 }
 
+static void test_snapshots_service_unpack_helper(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        static const char *const l1[] = {"etc/", "etc/a=1", "etc/b=2", NULL};
+        static const char *const l2[] = {"etc/", "etc/.wh.a", "etc/c=3", NULL};
+        struct blob t1 = make_layer(l1, false), t2 = make_layer(l2, false);
+        struct blob g1 = make_layer(l1, true), g2 = make_layer(l2, true);
+        _cleanup_free_ char *d1 = sha256_of(t1.p, t1.len), *d2 = sha256_of(t2.p, t2.len);
+        _cleanup_free_ char *b1 = store_blob(f, "k8s.io", &g1), *b2 = store_blob(f, "k8s.io", &g2);
+        struct services_unpack_layer layers[] = {
+                {b1, "application/vnd.oci.image.layer.v1.tar+gzip", d1},
+                {b2, "application/vnd.oci.image.layer.v1.tar+gzip", d2},
+        };
+        _cleanup_free_ char *top = NULL, *top2 = NULL;
+        _cleanup_free_ char *s = xasprintf("%s %s", d1, d2);
+        _cleanup_free_ char *want = sha256_of(s, strlen(s));
+
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "k8s.io", f->snapshotter, layers, 2, NULL, &top, &err), 0);
+        assert_null(err);
+        assert_string_equal(top, want);
+        /* again: both chains exist, nothing is applied */
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "k8s.io", f->snapshotter, layers, 2, NULL, &top2, &err), 0);
+        assert_string_equal(top2, want);
+        struct snapshot_info *list = NULL;
+        size_t n = 0;
+        assert_int_equal(services_snapshots_list(&f->ctx, "k8s.io", f->snapshotter, NULL, 0, &list, &n, &err), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                snapshot_info_clear(&list[i]);
+        free(list);
+
+        /* a wrong diff id fails and leaves no extract snapshot behind */
+        struct services_unpack_layer bad[] = {{b2, "application/vnd.oci.image.layer.v1.tar+gzip", d1}};
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "other", f->snapshotter, bad, 1, NULL, NULL, &err),
+                         -ENOENT); /* blob not visible in "other" */
+        error_free(&err);
+        _cleanup_free_ char *wrong = sha256_of("nope", 4);
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "k8s.io", f->snapshotter,
+                                                   (struct services_unpack_layer[]){{b2, layers[1].media_type, wrong}},
+                                                   1, NULL, NULL, &err),
+                         -EINVAL);
+        _cleanup_free_ char *msg = error_message(err);
+        assert_non_null(strstr(msg, "wrong diff id calculated on extraction"));
+        error_free(&err);
+        assert_int_equal(services_snapshots_list(&f->ctx, "k8s.io", f->snapshotter, NULL, 0, &list, &n, &err), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                snapshot_info_clear(&list[i]);
+        free(list);
+        free(t1.p);
+        free(t2.p);
+        free(g1.p);
+        free(g2.p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -352,6 +408,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_and_run, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_native, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_overlay, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_native, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
