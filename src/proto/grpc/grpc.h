@@ -142,7 +142,9 @@ int grpc_client_stream_open(struct grpc_client *c, const char *path, const struc
 int grpc_stream_send(struct grpc_stream *s, const ProtobufCMessage *msg, struct error **err);
 int grpc_stream_close_send(struct grpc_stream *s, struct error **err);
 /* Returns 1 with *ret_msg set, 0 at the end of a stream that finished OK, -errno on a non-OK status.
- * timeout_ms: 0 = wait forever; returns -ETIMEDOUT if nothing arrived in time (the stream stays usable). */
+ * timeout_ms: 0 = wait forever; returns -ETIMEDOUT without setting err if nothing arrived in time (the
+ * stream stays usable). The call deadline (grpc_client_set_timeout) also ends in -ETIMEDOUT, but with err
+ * set ("context deadline exceeded") and the stream reset. A lost connection gives -EAGAIN (UNAVAILABLE). */
 int grpc_stream_recv(struct grpc_stream *s, int timeout_ms, ProtobufCMessage **ret_msg, struct error **err);
 /* Cancels (RST_STREAM CANCEL) if still open, and frees. */
 void grpc_stream_free(struct grpc_stream *s);
