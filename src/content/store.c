@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
 
 #define READ_CHUNK (1 << 20)
 
@@ -37,7 +37,7 @@ struct content_writer {
         char *dir; /* ingest dir name (hex of sha256(ref)) */
         int dir_fd;
         int data_fd;
-        EVP_MD_CTX *md;
+        struct digester *md;
         int64_t offset;
         int64_t total;
         int64_t started_at;
@@ -56,24 +56,11 @@ static int64_t stat_mtime_ns(const struct stat *st)
         return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
-static void hexify(const unsigned char *in, size_t n, char *out)
-{
-        static const char h[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = h[in[i] >> 4];
-                out[2 * i + 1] = h[in[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
-
+/* Ingest directory name: hex of sha256(ref), as containerd's content/local. */
 static char *sha256_hex_of(const void *p, size_t n)
 {
-        unsigned char md[32];
-        char *out = xmalloc(65);
-        unsigned int l = 0;
-        EVP_Digest(p, n, md, &l, EVP_sha256(), NULL);
-        hexify(md, 32, out);
-        return out;
+        _cleanup_free_ char *d = digest_from_buf(p, n);
+        return xstrdup(d + strlen(DIGEST_SHA256_PREFIX));
 }
 
 void content_blob_info_clear(struct content_blob_info *i)
@@ -349,8 +336,7 @@ static void writer_free(struct content_writer *w)
                 return;
         closep(&w->data_fd);
         closep(&w->dir_fd);
-        if (w->md)
-                EVP_MD_CTX_free(w->md);
+        digester_free(w->md);
         free(w->ref);
         free(w->dir);
         free(w);
@@ -369,7 +355,7 @@ static int rehash(struct content_writer *w, struct error **err)
                 }
                 if (n == 0)
                         break;
-                EVP_DigestUpdate(w->md, buf, (size_t)n);
+                digester_update(w->md, buf, (size_t)n);
                 off += n;
         }
         w->offset = off;
@@ -397,9 +383,7 @@ int content_writer_open(struct content_store *cs, const char *ref, int64_t total
         w->ref = xstrdup(ref);
         w->dir = sha256_hex_of(ref, strlen(ref));
         w->dir_fd = w->data_fd = -1;
-        w->md = EVP_MD_CTX_new();
-        if (!w->md || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
-                abort();
+        w->md = digester_new();
 
         bool fresh = mkdirat(cs->ingest_fd, w->dir, 0755) == 0;
         if (!fresh && errno != EEXIST) {
@@ -466,7 +450,7 @@ int content_writer_write(struct content_writer *w, const void *data, size_t n, s
                                 continue;
                         return error_set(err, errno, "ingest ref \"%s\": write", w->ref);
                 }
-                EVP_DigestUpdate(w->md, p, (size_t)k);
+                digester_update(w->md, p, (size_t)k);
                 w->offset += k;
                 p += k;
                 left -= (size_t)k;
@@ -481,7 +465,8 @@ int content_writer_truncate(struct content_writer *w, int64_t size, struct error
                 return error_set(err, EINVAL, "truncate: unsupported size %" PRId64, size);
         if (ftruncate(w->data_fd, 0) < 0)
                 return error_set(err, errno, "ingest ref \"%s\": truncate", w->ref);
-        EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+        digester_free(w->md);
+        w->md = digester_new();
         w->offset = 0;
         w->updated_at = now_ns();
         return 0;
@@ -494,16 +479,7 @@ int64_t content_writer_offset(const struct content_writer *w)
 
 char *content_writer_digest(const struct content_writer *w)
 {
-        unsigned char md[32];
-        unsigned int l = 0;
-        char hex[65];
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        if (!c || EVP_MD_CTX_copy_ex(c, w->md) != 1)
-                abort();
-        EVP_DigestFinal_ex(c, md, &l);
-        EVP_MD_CTX_free(c);
-        hexify(md, 32, hex);
-        return xasprintf("sha256:%s", hex);
+        return digester_digest(w->md);
 }
 
 void content_writer_status(const struct content_writer *w, struct content_status *st)
