@@ -826,6 +826,10 @@ def describe_env(build):
         model = "?"
     rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "src", "meson.build"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    if rev and dirty:
+        rev += " + uncommitted changes in src/"
     krilld = os.path.join(build, "src", "daemon", "krilld")
     return {
         "machine": "%s, %d CPUs, %d MiB RAM, kernel %s" % (model, os.cpu_count() or 0,
@@ -833,7 +837,8 @@ def describe_env(build):
                                                           platform.release()),
         "containerd": _version(["containerd", "--version"]).replace("containerd github.com/containerd/containerd ", ""),
         "runc": _version(["runc", "--version"]).replace("runc version ", ""),
-        "krill": ("git %s, %s" % (rev or "?", "krilld built" if os.access(krilld, os.X_OK) else "krilld NOT built")),
+        "krill": ("git %s, build dir %s, %s" % (rev or "?", build, "krilld built" if os.access(krilld, os.X_OK)
+                                                   else "krilld NOT built")),
     }
 
 
