@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/alloc.h"
+#include "util/identifiers.h"
 
 /* Sparse: LMDB only reserves address space. containerd's bolt grows without bound; 4 GiB is plenty for
  * metadata (content bytes live in the content store). */
@@ -127,33 +128,9 @@ int64_t metadata_now(void)
         return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static bool is_alnum(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
 int metadata_validate_identifier(const char *s, struct error **err)
 {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0)
-                return error_set(err, EINVAL, "identifier must not be empty");
-        if (n > 76)
-                return error_set(err, EINVAL, "identifier \"%s\" greater than maximum length (76 characters)", s);
-        bool want_alnum = true;
-        for (size_t i = 0; i < n; i++) {
-                if (is_alnum(s[i])) {
-                        want_alnum = false;
-                } else if (!want_alnum && (s[i] == '.' || s[i] == '_' || s[i] == '-')) {
-                        want_alnum = true;
-                } else {
-                        want_alnum = true;
-                        break;
-                }
-        }
-        if (want_alnum)
-                return error_set(err, EINVAL, "identifier \"%s\" must match ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$",
-                                 s);
-        return 0;
+        return identifier_validate(s ? s : "", err);
 }
 
 /* --- labels --- */
