@@ -253,6 +253,32 @@ static char *split_parent(const char *path, const char **ret_name)
         return xstrndup(path, (size_t)(slash - path));
 }
 
+/* A directory created implicitly in an overlay upper dir takes the attributes of the same directory in the
+ * nearest lower layer (resolved inside that layer); a non-directory there means "replaced": keep 0755. */
+static void inherit_from_parents(struct applier *a, int upfd, const char *name, const char *path)
+{
+        for (const char *const *p = a->o->parents; p && *p; p++) {
+                _cleanup_close_ int lfd = open(*p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                struct stat st;
+                if (lfd < 0)
+                        continue;
+                _cleanup_close_ int fd = atomic_load(&force_fallback) ? -1
+                        : sys_openat2(lfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+                if (fd < 0)
+                        continue;
+                if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return;
+                /* best effort, like containerd's copyDirInfo: the directory exists either way */
+                if (a->chown && fchownat(upfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return;
+                if (fchmodat(upfd, name, st.st_mode & 07777, 0) < 0)
+                        return;
+                struct timespec ts[2] = {st.st_atim, st.st_mtim};
+                (void)utimensat(upfd, name, ts, AT_SYMLINK_NOFOLLOW);
+                return;
+        }
+}
+
 /* Creates every missing directory of dir (cleaned) beneath the root, 0755 as containerd's MkdirAll. */
 static int mkdir_parents(struct applier *a, const char *dir, struct error **err)
 {
@@ -272,6 +298,7 @@ static int mkdir_parents(struct applier *a, const char *dir, struct error **err)
                                 return error_set(err, -upfd, "open parent of \"%s\"", prefix);
                         if (mkdirat(upfd, name, 0755) < 0 && errno != EEXIST)
                                 return error_set(err, errno, "mkdir \"%s\"", prefix);
+                        inherit_from_parents(a, upfd, name, prefix);
                         if (!a->o->overlay)
                                 strset_add(&a->created, prefix);
                 } else if (fd < 0) {

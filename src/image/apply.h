@@ -35,6 +35,11 @@ struct image_apply_options {
         bool no_same_owner;    /* do not lchown (unprivileged); also implied when not running as root */
         uint64_t max_bytes;    /* bound on uncompressed bytes, 0 = IMAGE_APPLY_DEFAULT_MAX_BYTES */
         uint64_t max_entries;  /* bound on tar entries, 0 = IMAGE_APPLY_DEFAULT_MAX_ENTRIES */
+        /* Lower layer roots (nearest first, NULL-terminated, may be NULL) when applying into an overlay upper
+         * dir: a parent directory the tar does not list is created with the mode, owner and times of the
+         * same directory in the nearest lower layer that has it (containerd's WithParents), so that e.g.
+         * /tmp keeps 1777 in the merged view. */
+        const char *const *parents;
 };
 
 struct image_apply_result {

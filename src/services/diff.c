@@ -14,6 +14,7 @@
 #include "snapshot/mount.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/strv.h"
 
 /* containerd's applier accepts OCI and Docker layer media types (diff/apply/apply.go via
  * images.DiffCompression); the compression itself is detected from the data. */
@@ -55,9 +56,14 @@ static bool has_option(const struct snapshot_mount *m, const char *opt)
         return false;
 }
 
-static int apply_into(const char *dir, int fd, bool overlay, struct image_apply_result *ret, struct error **err)
+static int apply_into(const char *dir, int fd, bool overlay, char *const *parents, struct image_apply_result *ret,
+                      struct error **err)
 {
-        struct image_apply_options o = {.overlay = overlay, .allow_devices = true};
+        struct image_apply_options o = {
+                .overlay = overlay,
+                .allow_devices = true,
+                .parents = (const char *const *)parents,
+        };
         return image_apply_layer_path(dir, fd, &o, ret, err);
 }
 
@@ -87,10 +93,13 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
                 return r;
 
         if (nmounts == 1 && strcmp(mounts[0].type, "overlay") == 0 && option_value(&mounts[0], "upperdir=")) {
-                /* The upper dir of an active overlay snapshot is exactly the layer's diff. */
-                r = apply_into(option_value(&mounts[0], "upperdir="), fd, true, ret, err);
+                /* The upper dir of an active overlay snapshot is exactly the layer's diff; the lower dirs
+                 * give implicitly created directories their attributes. */
+                const char *low = option_value(&mounts[0], "lowerdir=");
+                _cleanup_strv_free_ char **parents = low ? strv_split(low, ":") : NULL;
+                r = apply_into(option_value(&mounts[0], "upperdir="), fd, true, parents, ret, err);
         } else if (nmounts == 1 && strcmp(mounts[0].type, "bind") == 0 && !has_option(&mounts[0], "ro")) {
-                r = apply_into(mounts[0].source, fd, false, ret, err);
+                r = apply_into(mounts[0].source, fd, false, NULL, ret, err);
         } else {
                 _cleanup_free_ char *base = xasprintf("%s/tmpmounts", ctx->root ? ctx->root : "/tmp");
                 (void)mkdir(base, 0700);
@@ -99,7 +108,7 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
                         return error_set(err, errno, "create temp mount dir in %s", base);
                 r = snapshot_mount_all(mounts, nmounts, dir, err);
                 if (r == 0) {
-                        r = apply_into(dir, fd, false, ret, err);
+                        r = apply_into(dir, fd, false, NULL, ret, err);
                         struct error *e2 = NULL;
                         int u = snapshot_unmount(dir, 0, &e2);
                         if (u < 0)

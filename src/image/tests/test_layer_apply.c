@@ -435,6 +435,42 @@ static void test_apply_overlay_whiteouts(void **state)
         assert_exists(f, "opq/new", S_IFREG);
 }
 
+static void test_apply_overlay_inherits_parent_dirs(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        static const struct ent ents[] = {
+                {E_FILE, "tmp/x", "x", 0644, -1, 0, 0, 0, NULL, NULL},
+                {E_FILE, "new/y", "y", 0644, -1, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        struct stat st;
+        /* the lower layer lives outside the root: <parent>/root/lower is fine for the clean check */
+        _cleanup_free_ char *lower = xasprintf("%s/lower", f->root), *ltmp = xasprintf("%s/lower/tmp", f->root);
+        assert_int_equal(mkdir(lower, 0755), 0);
+        assert_int_equal(mkdir(ltmp, 0700), 0);
+        assert_int_equal(chmod(ltmp, 01777), 0);
+        if (geteuid() == 0)
+                assert_int_equal(chown(ltmp, 1234, 5678), 0);
+        assert_int_equal(mkdirat(f->root_fd, "upper", 0755), 0);
+        _cleanup_close_ int ufd = openat(f->root_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        const char *parents[] = {lower, NULL};
+        struct image_apply_options o = {.overlay = true, .allow_devices = true, .parents = parents};
+        struct buf b = make_tar(ents);
+        _cleanup_close_ int fd = blob_fd(b.p, b.len);
+        free(b.p);
+        assert_int_equal(image_apply_layer(ufd, fd, &o, NULL, &err), 0);
+        assert_null(err);
+        assert_int_equal(fstatat(ufd, "tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 01777);
+        if (geteuid() == 0) {
+                assert_int_equal(st.st_uid, 1234);
+                assert_int_equal(st.st_gid, 5678);
+        }
+        assert_int_equal(fstatat(ufd, "new", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+}
+
 static void test_apply_native_whiteouts(void **state)
 {
         struct fix *f = *state;
@@ -733,6 +769,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_apply_basic_tree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_compressed_same_diff_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_overlay_whiteouts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_overlay_inherits_parent_dirs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_native_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_replace_file_and_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_absolute_and_dotdot_confined, setup, teardown),
