@@ -987,12 +987,14 @@ static void conn_flush(struct grpc_conn *conn)
         conn->refs++;
         for (int round = 0; round < 64 && !conn->closing; round++) {
                 conn->want_flush = false;
-                struct grpc_buf out = {0};
-                while (conn->write_pending + grpc_buf_pending(&out) < CONN_WRITE_HIGH) {
+                /* Frames are gathered straight into the write request: one copy out of nghttp2. */
+                struct write_req *w = NULL;
+                size_t len = 0, cap = 0;
+                while (conn->write_pending + len < CONN_WRITE_HIGH) {
                         const uint8_t *data;
                         ssize_t n = nghttp2_session_mem_send(conn->session, &data);
                         if (n < 0) {
-                                grpc_buf_done(&out);
+                                free(w);
                                 conn->busy--;
                                 conn_close(conn);
                                 conn_unref(conn);
@@ -1000,12 +1002,14 @@ static void conn_flush(struct grpc_conn *conn)
                         }
                         if (n == 0)
                                 break;
-                        grpc_buf_append(&out, data, (size_t)n);
+                        if (len + (size_t)n > cap) {
+                                cap = cap * 2 > len + (size_t)n ? cap * 2 : len + (size_t)n + 64 * 1024;
+                                w = xrealloc(w, sizeof(*w) + cap);
+                        }
+                        memcpy(w->data + len, data, (size_t)n);
+                        len += (size_t)n;
                 }
-                size_t len = grpc_buf_pending(&out);
                 if (len > 0) {
-                        struct write_req *w = xmalloc(sizeof(*w) + len);
-                        memcpy(w->data, out.data + out.off, len);
                         w->conn = conn;
                         w->len = len;
                         conn->refs++;
@@ -1016,14 +1020,12 @@ static void conn_flush(struct grpc_conn *conn)
                                 conn->write_pending -= len;
                                 conn->refs--;
                                 free(w);
-                                grpc_buf_done(&out);
                                 conn->busy--;
                                 conn_close(conn);
                                 conn_unref(conn);
                                 return;
                         }
                 }
-                grpc_buf_done(&out);
                 /* Closed streams were noticed by nghttp2 while sending: release them. */
                 conn_dispatch(conn);
                 if (conn->write_pending < CONN_WRITE_HIGH && conn_has_writable(conn))
