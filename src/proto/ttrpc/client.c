@@ -105,6 +105,7 @@ struct ttrpc_client {
         uv_loop_t *loop;
         unsigned refs;
         unsigned open_handles;
+        bool handle_lost; /* a handle was closed by someone else: never free (libuv may still hold it) */
         enum client_state state;
         bool freed;
         uv_pipe_t pipe;
@@ -128,7 +129,7 @@ static void client_ref(struct ttrpc_client *c)
 static void client_unref(struct ttrpc_client *c)
 {
         assert(c->refs > 0);
-        if (--c->refs > 0 || c->open_handles > 0)
+        if (--c->refs > 0 || c->open_handles > 0 || c->handle_lost)
                 return;
         ttrpc_reader_done(&c->reader);
         free(c->rbuf);
@@ -142,6 +143,18 @@ static void on_handle_closed(uv_handle_t *h)
         c->open_handles--;
         client_ref(c);
         client_unref(c);
+}
+
+/* Closes one of our handles. If the owner already closed it behind our back (uv_walk at exit), our callback
+ * will never run: the client's memory is then left to the process exit rather than risking a use after free. */
+static void client_close_handle(struct ttrpc_client *c, uv_handle_t *h)
+{
+        if (uv_is_closing(h)) {
+                c->handle_lost = true;
+                return;
+        }
+        c->open_handles++;
+        uv_close(h, on_handle_closed);
 }
 
 static void pending_unlink(struct ttrpc_client *c, struct pending *p)
@@ -236,8 +249,7 @@ static void client_drop(struct ttrpc_client *c, int r)
                 return;
         c->state = CLIENT_CLOSED;
         (void)uv_read_stop((uv_stream_t *)&c->pipe);
-        c->open_handles++;
-        uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+        client_close_handle(c, (uv_handle_t *)&c->pipe);
         client_ref(c);
         client_fail_all(c, r, "ttrpc: closed");
         client_rearm_timer(c);
@@ -363,7 +375,7 @@ int ttrpc_client_connect(uv_loop_t *loop, const char *address, void (*connect_cb
         c->pipe.data = c;
         (void)uv_timer_init(loop, &c->timer);
         c->timer.data = c;
-        c->open_handles = 1; /* the timer; the pipe is counted when it is closed */
+        c->open_handles = 0; /* counted as each handle is closed, see client_close_handle() */
         c->connect_req.data = c;
         uv_pipe_connect(&c->connect_req, &c->pipe, path, on_connect);
         *ret = c;
@@ -429,10 +441,9 @@ void ttrpc_client_free(struct ttrpc_client *c)
         if (c->state != CLIENT_CLOSED) {
                 c->state = CLIENT_CLOSED;
                 (void)uv_read_stop((uv_stream_t *)&c->pipe);
-                c->open_handles++;
-                uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+                client_close_handle(c, (uv_handle_t *)&c->pipe);
         }
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        client_close_handle(c, (uv_handle_t *)&c->timer);
         client_unref(c);
         client_unref(c); /* the reference taken by connect */
 }
