@@ -7,6 +7,8 @@
 #include "metadata/leases.h"
 #include "metadata/snapshots.h"
 
+#include <pthread.h>
+
 static char *put_blob(struct tu_fx *f, const char *ns, const char *data, char *const *labels)
 {
         struct error *e = NULL;
@@ -238,6 +240,74 @@ static void test_gc_aborts_ingests_of_gone_leases(void **state)
         metadata_content_writer_close(w);
 }
 
+/* cmocka's assertions longjmp and must stay on the main thread: worker threads count failures instead. */
+static int thread_failures;
+
+struct writer_arg {
+        struct tu_fx *f;
+        int id;
+        const char *lease;
+};
+
+static void *writer_thread(void *p)
+{
+        struct writer_arg *a = p;
+        for (int i = 0; i < 40; i++) {
+                struct error *e = NULL;
+                struct metadata_content_writer *w = NULL;
+                _cleanup_free_ char *ref = xasprintf("w%d-%d", a->id, i);
+                _cleanup_free_ char *data = xasprintf("blob %d %d", a->id, i);
+                if (metadata_content_writer_open(a->f->db, a->f->cs, "default", ref, 0, NULL, a->lease, &w, &e) < 0 ||
+                    metadata_content_writer_write(w, data, strlen(data), &e) < 0 ||
+                    metadata_content_writer_commit(w, 0, NULL, NULL, &e) < 0)
+                        __atomic_add_fetch(&thread_failures, 1, __ATOMIC_RELAXED);
+                error_free(&e);
+                metadata_content_writer_close(w);
+        }
+        return NULL;
+}
+
+static void *gc_thread(void *p)
+{
+        struct tu_fx *f = p;
+        for (int i = 0; i < 30; i++) {
+                struct error *e = NULL;
+                if (metadata_gc_run(f->db, f->cs, NULL, NULL, NULL, &e) < 0)
+                        __atomic_add_fetch(&thread_failures, 1, __ATOMIC_RELAXED);
+                error_free(&e);
+        }
+        return NULL;
+}
+
+/* Writers committing under a lease while collections run: no referenced blob may ever go missing. */
+static void test_gc_concurrent_with_commits(void **state)
+{
+        struct tu_fx *f = *state;
+        struct error *e = NULL;
+        pthread_t w1, w2, g;
+        assert_int_equal(metadata_lease_create(f->db, "default", "pull", NULL, NULL, &e), 0);
+        struct writer_arg a1 = {f, 1, "pull"}, a2 = {f, 2, "pull"};
+        assert_int_equal(pthread_create(&g, NULL, gc_thread, f), 0);
+        assert_int_equal(pthread_create(&w1, NULL, writer_thread, &a1), 0);
+        assert_int_equal(pthread_create(&w2, NULL, writer_thread, &a2), 0);
+        pthread_join(w1, NULL);
+        pthread_join(w2, NULL);
+        pthread_join(g, NULL);
+        assert_int_equal(__atomic_load_n(&thread_failures, __ATOMIC_RELAXED), 0);
+        assert_int_equal(metadata_gc_run(f->db, f->cs, NULL, NULL, NULL, &e), 0);
+        struct metadata_content_info *list = NULL;
+        size_t n = 0;
+        assert_int_equal(metadata_content_list(f->db, "default", NULL, &list, &n, &e), 0);
+        assert_int_equal(n, 80);
+        for (size_t i = 0; i < n; i++)
+                assert_true(content_blob_exists(f->cs, list[i].digest));
+        metadata_content_info_list_free(list, n);
+        assert_int_equal(metadata_lease_delete(f->db, "default", "pull", &e), 0);
+        struct metadata_gc_stats st;
+        assert_int_equal(metadata_gc_run(f->db, f->cs, NULL, NULL, &st, &e), 0);
+        assert_int_equal(st.blobs, 80);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -245,6 +315,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_gc_leases_and_roots, tu_setup, tu_teardown),
             cmocka_unit_test_setup_teardown(test_gc_keeps_half_written_ingest, tu_setup, tu_teardown),
             cmocka_unit_test_setup_teardown(test_gc_aborts_ingests_of_gone_leases, tu_setup, tu_teardown),
+            cmocka_unit_test_setup_teardown(test_gc_concurrent_with_commits, tu_setup, tu_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
