@@ -144,6 +144,8 @@ struct fixture {
         int order;
         bool server_done;
         bool idle;
+        struct ttrpc_call **parked; /* Stats calls, answered when the test says so */
+        size_t n_parked;
 };
 
 struct result {
@@ -249,6 +251,26 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *req _unused_
         f->held = ttrpc_call_ref(call); /* never answered until the test says so */
 }
 
+static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *req _unused_, void *userdata)
+{
+        struct fixture *f = userdata;
+
+        f->parked = xreallocarray(f->parked, f->n_parked + 1, sizeof(*f->parked));
+        f->parked[f->n_parked++] = ttrpc_call_ref(call);
+}
+
+static void release_parked(struct fixture *f, bool reply)
+{
+        for (size_t i = 0; i < f->n_parked; i++) {
+                if (reply)
+                        ttrpc_call_reply(f->parked[i], NULL);
+                ttrpc_call_unref(f->parked[i]);
+        }
+        free(f->parked);
+        f->parked = NULL;
+        f->n_parked = 0;
+}
+
 static void add_methods(struct ttrpc_server *srv, void *ud)
 {
         const struct ttrpc_method m[] = {
@@ -257,6 +279,7 @@ static void add_methods(struct ttrpc_server *srv, void *ud)
             {TASK, "Delete", &containerd__task__v2__delete_request__descriptor, h_delete, ud},
             {TASK, "Wait", &containerd__task__v2__wait_request__descriptor, h_wait, ud},
             {TASK, "Pids", &containerd__task__v2__pids_request__descriptor, h_pids, ud},
+            {TASK, "Stats", &containerd__task__v2__stats_request__descriptor, h_stats, ud},
         };
         for (size_t i = 0; i < ELEMENTSOF(m); i++)
                 assert_int_equal(ttrpc_server_add_method(srv, &m[i]), 0);
@@ -326,6 +349,7 @@ static int teardown(void **state)
                 ttrpc_call_unref(TAKE_PTR(f->held)); /* answers into the void */
         if (f->wait_call)
                 ttrpc_call_unref(TAKE_PTR(f->wait_call));
+        release_parked(f, false);
         ttrpc_server_free(f->srv);
         uv_close((uv_handle_t *)&f->watchdog, NULL);
         uv_close((uv_handle_t *)&f->wait_timer, NULL);
@@ -590,6 +614,53 @@ static void test_ttrpc_connect_refused(void **state)
         ttrpc_client_free(c);
 }
 
+struct counter {
+        int ok, exhausted, other;
+        char *first_exhausted_msg;
+};
+
+static void on_count(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
+{
+        struct counter *c = userdata;
+
+        assert_null(resp);
+        if (r == 0)
+                c->ok++;
+        else if (r == -ENOSPC) {
+                c->exhausted++;
+                if (!c->first_exhausted_msg)
+                        c->first_exhausted_msg = error_message(e);
+        } else
+                c->other++;
+}
+
+/* One connection may hold at most 1024 unanswered calls; more get ResourceExhausted, and the connection and
+ * the calls already in flight are unaffected. */
+static void test_ttrpc_concurrent_call_limit(void **state)
+{
+        struct fixture *f = *state;
+        Containerd__Task__V2__StatsRequest req = CONTAINERD__TASK__V2__STATS_REQUEST__INIT;
+        struct counter c = {0};
+        bool all_parked = false, all_done = false;
+
+        req.id = (char *)"t";
+        for (int i = 0; i < 1030; i++)
+                assert_int_equal(ttrpc_client_call(f->cli, TASK, "Stats", &req.base, NULL, NULL, 0, on_count, &c), 0);
+        while (!all_parked) {
+                uv_run(&f->loop, UV_RUN_ONCE);
+                all_parked = f->n_parked == 1024 && c.exhausted == 6;
+        }
+        assert_int_equal(c.ok, 0);
+        assert_string_equal(c.first_exhausted_msg, "too many concurrent calls");
+        release_parked(f, true);
+        while (!all_done) {
+                uv_run(&f->loop, UV_RUN_ONCE);
+                all_done = c.ok == 1024;
+        }
+        assert_int_equal(c.other, 0);
+        free(c.first_exhausted_msg);
+}
+
 static void on_idle(void *data)
 {
         struct fixture *f = data;
@@ -792,6 +863,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_ttrpc_connection_drop, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ttrpc_connect_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ttrpc_idle_cb, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ttrpc_concurrent_call_limit, setup, teardown),
             cmocka_unit_test(test_ttrpc_foreign_close_after_server_close),
             cmocka_unit_test(test_ttrpc_sync_client),
         };
