@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "events/exchange.h"
+#include "github.com/containerd/containerd/api/events/snapshot.pb-c.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 #include "github.com/containerd/containerd/api/types/mount.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -11,6 +13,7 @@
 #include "services/snapshots.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/strv.h"
 #include "util/time.h"
 
@@ -285,6 +288,46 @@ static void job_reply(struct snap_job *j)
         }
 }
 
+/* containerd's snapshots service publishes prepare, commit and remove (not view). Loop thread only. */
+static void publish_event(struct snap_job *j)
+{
+        _cleanup_error_ struct error *e = NULL;
+        const char *topic = NULL;
+        int r = 0;
+
+        if (!j->ctx->events)
+                return;
+        switch (j->op) {
+        case OP_PREPARE: {
+                Containerd__Events__SnapshotPrepare ev = CONTAINERD__EVENTS__SNAPSHOT_PREPARE__INIT;
+                ev.key = j->key;
+                ev.parent = j->parent;
+                topic = "/snapshot/prepare";
+                r = events_publish(j->ctx->events, j->ns, topic, &ev.base, &e);
+                break;
+        }
+        case OP_COMMIT: {
+                Containerd__Events__SnapshotCommit ev = CONTAINERD__EVENTS__SNAPSHOT_COMMIT__INIT;
+                ev.key = j->key;
+                ev.name = j->name;
+                topic = "/snapshot/commit";
+                r = events_publish(j->ctx->events, j->ns, topic, &ev.base, &e);
+                break;
+        }
+        case OP_REMOVE: {
+                Containerd__Events__SnapshotRemove ev = CONTAINERD__EVENTS__SNAPSHOT_REMOVE__INIT;
+                ev.key = j->key;
+                topic = "/snapshot/remove";
+                r = events_publish(j->ctx->events, j->ns, topic, &ev.base, &e);
+                break;
+        }
+        default:
+                return;
+        }
+        if (r < 0)
+                log_warn("publish %s: %s", topic, error_str(e));
+}
+
 static void job_done(uv_work_t *w, int status)
 {
         struct snap_job *j = w->data;
@@ -297,6 +340,9 @@ static void job_done(uv_work_t *w, int status)
                 grpc_call_fail(j->call, j->r, j->err);
         else
                 job_reply(j);
+        /* the change happened even if the caller went away */
+        if (status == 0 && j->r == 0)
+                publish_event(j);
         job_free(j);
 }
 

@@ -7,11 +7,15 @@ times."""
 
 import json
 import os
+import queue
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 
+import daemons
 from conftest import skip_unless_root
 
 TIME = re.compile(r'time="[^"]*" ')
@@ -144,3 +148,71 @@ def test_snapshot_ctr_mounts_work(krilld):
     for key in ("work", "base-c"):
         krilld.ctr("snapshots", "rm", key, check=True)
     assert krilld.ctr("snapshots", "ls").stdout.splitlines()[1:] == []
+
+
+def collect_snapshot_events(daemon, steps):
+    """Runs ctr commands while `ctr events` listens; returns the (topic, event JSON) lines they caused."""
+    proc = subprocess.Popen([daemons.CTR, "--address", daemon.address, "events"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x.rstrip("\n")) for x in proc.stdout], daemon=True).start()
+
+    def parse(line):
+        parts = line.split(" ", 6)  # "<date> <time> +0000 UTC <ns> <topic> <json>"
+        return parts[5], parts[6]
+
+    def wait_marker(name, deadline):
+        # ctr subscribes asynchronously: prepare markers until one is seen
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            daemon.ctr("snapshots", "prepare", "%s-%d" % (name, n), check=True)
+            try:
+                while True:
+                    topic, ev = parse(lines.get(timeout=0.3))
+                    if topic == "/snapshot/prepare" and json.loads(ev)["key"].startswith(name):
+                        return
+            except queue.Empty:
+                pass
+        raise AssertionError("ctr events never saw %s" % name)
+
+    try:
+        deadline = time.monotonic() + 30
+        wait_marker("marker-start", deadline)
+        for args in steps:
+            daemon.ctr(*args, check=True)
+        daemon.ctr("snapshots", "prepare", "marker-end", check=True)
+        got = []
+        while True:
+            topic, ev = parse(lines.get(timeout=10))
+            if topic == "/snapshot/prepare" and json.loads(ev)["key"] == "marker-end":
+                break
+            if "marker" not in ev:
+                got.append((topic, ev))
+        return got
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_snapshot_ctr_events_match_containerd(krilld, containerd):
+    require_snapshots(krilld)
+    plugins = krilld.ctr("plugins", "ls", "-q", "type==io.containerd.grpc.v1").stdout.split()
+    if "events" not in plugins:
+        print("SKIP: krilld has no events service in this build")
+        pytest.skip("krilld has no events service in this build")
+    steps = [
+        ["snapshots", "prepare", "s1"],
+        ["snapshots", "commit", "s1c", "s1"],
+        ["snapshots", "prepare", "s2", "s1c"],
+        ["snapshots", "view", "v", "s1c"],
+        ["snapshots", "label", "s1c", "a=b"],
+        ["snapshots", "rm", "v"],
+        ["snapshots", "rm", "s2"],
+        ["snapshots", "rm", "s1c"],
+    ]
+    want = collect_snapshot_events(containerd, steps)
+    got = collect_snapshot_events(krilld, steps)
+    assert got == want
+    assert [t for t, _ in got] == ["/snapshot/prepare", "/snapshot/commit", "/snapshot/prepare",
+                                   "/snapshot/remove", "/snapshot/remove", "/snapshot/remove"]
