@@ -928,6 +928,19 @@ int snap_base_open(const char *root, const struct snap_backend *be, struct snap_
                 op_close(&b->pub);
                 return x;
         }
+        /* Nothing is in flight at open: directories of interrupted creates and removes can go. */
+        {
+                int dfd = fcntl(b->snaps_fd, F_DUPFD_CLOEXEC, 3);
+                DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+                struct dirent *de;
+                if (!d && dfd >= 0)
+                        (void)close(dfd);
+                while (d && (de = readdir(d)))
+                        if (strncmp(de->d_name, "new-", 4) == 0 || strncmp(de->d_name, "rm-", 3) == 0)
+                                (void)snap_rm_rf_at(b->snaps_fd, de->d_name);
+                if (d)
+                        closedir(d);
+        }
         dbpath = xasprintf("%s/metadata.lmdb", root);
         rc = mdb_env_create(&b->env);
         if (rc == 0)

@@ -441,6 +441,13 @@ static void test_snapshotter_cleanup(void **state)
         struct snapshot_info info = {0};
         assert_int_equal(snapshot_stat(f->s, "keep", &info, &err), 0);
         snapshot_info_clear(&info);
+        /* reopening (a daemon restart) also drops interrupted creates */
+        snapshot_close(f->s);
+        assert_int_equal(f->open(f->root, &f->s, &err), 0);
+        assert_int_equal(access(inflight, F_OK), -1);
+        assert_int_equal(count_snapshot_dirs(f), 1);
+        assert_int_equal(snapshot_stat(f->s, "keep", &info, &err), 0);
+        snapshot_info_clear(&info);
 }
 
 static void test_snapshotter_mount_for_real(void **state)
