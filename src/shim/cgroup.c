@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -30,6 +32,16 @@ struct shim_cgroup {
         void (*oom_cb)(void *);
         void *oom_data;
 };
+
+/* Writes s to an existing file without truncation or rename (cgroup and proc files). */
+static int shim_write_file_plain(const char *path, const char *s)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0 || write(fd, s, strlen(s)) < 0)
+                return -errno;
+        return 0;
+}
 
 static bool has_controller(const char *list, size_t len, const char *name)
 {
@@ -392,4 +404,61 @@ void shim_cgroup_free(struct shim_cgroup *cg)
         if (cg->efd >= 0)
                 close(cg->efd);
         free(cg);
+}
+
+static void mkdir_parents(const char *base, const char *rel)
+{
+        _cleanup_free_ char *p = xasprintf("%s/%s", base, rel);
+
+        for (char *s = p + strlen(base) + 1; *s; s++)
+                if (*s == '/') {
+                        *s = '\0';
+                        (void)mkdir(p, 0755);
+                        *s = '/';
+                }
+        (void)mkdir(p, 0755);
+}
+
+int shim_cgroup_enter(const char *path, struct error **err)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_free_ char *pid = xasprintf("%d", (int)getpid());
+        struct statfs sfs;
+        struct dirent *de;
+        int joined = 0;
+
+        if (!path || !*path)
+                return 0;
+        while (*path == '/')
+                path++;
+        if (strstr(path, "..") || !*path)
+                return error_set(err, EINVAL, "shim cgroup %s", path);
+        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+                _cleanup_free_ char *dir = xasprintf("/sys/fs/cgroup/%s", path);
+                _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+                mkdir_parents("/sys/fs/cgroup", path);
+                if (shim_write_file_plain(procs, pid) < 0)
+                        return error_set(err, errno, "join shim cgroup %s", dir);
+                return 0;
+        }
+        /* cgroup v1: join the path in every mounted hierarchy, like containerd's cgroups.Load */
+        d = opendir("/sys/fs/cgroup");
+        if (!d)
+                return error_set(err, errno, "open /sys/fs/cgroup");
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *dir = NULL, *procs = NULL;
+                if (de->d_name[0] == '.' || de->d_type != DT_DIR || strcmp(de->d_name, "unified") == 0)
+                        continue;
+                dir = xasprintf("/sys/fs/cgroup/%s/%s", de->d_name, path);
+                procs = xasprintf("%s/cgroup.procs", dir);
+                {
+                        _cleanup_free_ char *base = xasprintf("/sys/fs/cgroup/%s", de->d_name);
+                        mkdir_parents(base, path);
+                }
+                if (shim_write_file_plain(procs, pid) == 0)
+                        joined++;
+        }
+        if (joined == 0)
+                return error_set(err, ENOENT, "shim cgroup %s", path);
+        return 0;
 }

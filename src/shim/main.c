@@ -318,6 +318,12 @@ static int cmd_start(struct args *a)
                 }
                 cfg.debug = a->debug;
                 cfg.start_options = opts;
+                if (opts && opts->shim_cgroup && *opts->shim_cgroup) {
+                        struct error *e = NULL;
+                        if (shim_cgroup_enter(opts->shim_cgroup, &e) < 0)
+                                log_warn("failed to join shim cgroup: %s", error_str(e));
+                        error_free(&e);
+                }
                 free(TAKE_PTR(config));
                 free(TAKE_PTR(group));
                 if (chdir("/") < 0)

@@ -61,6 +61,8 @@ int shim_cgroup_stats(struct shim_cgroup *cg, Google__Protobuf__Any **ret, struc
 /* Starts watching for OOM kills; cb runs on the loop for each one. */
 int shim_cgroup_watch_oom(struct shim_cgroup *cg, uv_loop_t *loop, void (*cb)(void *), void *data);
 void shim_cgroup_free(struct shim_cgroup *cg);
+/* Moves the calling process into path (Options.ShimCgroup), relative to the cgroup root. */
+int shim_cgroup_enter(const char *path, struct error **err);
 
 /* ---------- mount.c ---------- */
 

@@ -140,12 +140,12 @@ def shim_cmd(shim, workdir, cid, *extra):
             "-publish-binary", "/bin/true", "-id", cid] + list(extra)
 
 
-def start(shim, workdir, cid, bundle):
+def start(shim, workdir, cid, bundle, stdin=b""):
     # hold the log FIFO open read-write like containerd, so the shim never blocks on it
     logfd = os.open(os.path.join(bundle, "log"), os.O_RDWR | os.O_NONBLOCK)
     env = dict(os.environ, TTRPC_ADDRESS=os.path.join(workdir, "d.sock.ttrpc"))
     t0 = time.monotonic()
-    r = subprocess.run(shim_cmd(shim, workdir, cid, "start"), cwd=bundle, env=env, input=b"",
+    r = subprocess.run(shim_cmd(shim, workdir, cid, "start"), cwd=bundle, env=env, input=stdin,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
     return r, logfd, time.monotonic() - t0
 
@@ -475,3 +475,38 @@ def test_direct_closeio(shim, workdir):
                     os.rmdir(sub)
                 except OSError:
                     pass
+
+
+def test_start_options_shim_cgroup(shim, workdir):
+    """start reads the runtime options Any on stdin; Options.ShimCgroup moves the server into that cgroup."""
+    b = make_bundle(workdir, "cg")
+    rel = "krill-shim-test/shimcg"
+    opts = _field(3, rel)
+    r, logfd, _ = start(shim, workdir, "cg", b, stdin=_field(1, "containerd.runc.v1.Options") + _field(2, opts))
+    try:
+        assert r.returncode == 0, r.stderr
+        path = r.stdout.decode()[len("unix://"):]
+        c = Ttrpc(path)
+        server = _parse(c.call("Connect", _field(1, "cg"))[2])[1][0]
+        with open("/proc/%d/cgroup" % server) as f:
+            cg = f.read()
+        assert "/" + rel in cg, cg
+        assert c.call("Shutdown", _field(1, "cg"))[0] == 0
+        c.close()
+        deadline = time.monotonic() + 10
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.close(logfd)
+        import glob
+        for _ in range(50):
+            left = [d for d in glob.glob("/sys/fs/cgroup/*/" + rel) + glob.glob("/sys/fs/cgroup/" + rel)]
+            for d in left:
+                for sub in (d, os.path.dirname(d)):
+                    try:
+                        os.rmdir(sub)
+                    except OSError:
+                        pass
+            if not left:
+                break
+            time.sleep(0.05)
