@@ -167,10 +167,14 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         struct grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
         if (!s)
                 return 0;
-        if (frame->hd.type == NGHTTP2_HEADERS && s->http_status != 200 && s->http_status != 0 && !s->have_status) {
-                _cleanup_free_ char *m =
-                        xasprintf("unexpected HTTP status code received from server: %d", s->http_status);
-                stream_set_status(s, http_to_grpc(s->http_status), m);
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE && !s->have_status) {
+                if (s->http_status != 200) {
+                        _cleanup_free_ char *m = xasprintf(
+                                "unexpected HTTP status code received from server: %d", s->http_status);
+                        stream_set_status(s, http_to_grpc(s->http_status), m);
+                } else if (!s->ct_ok)
+                        /* grpc-go rejects a response that is not application/grpc (http_util.go). */
+                        stream_set_status(s, GRPC_INTERNAL, "transport: received unexpected content-type");
         }
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
                 s->remote_done = true;
@@ -246,6 +250,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 static void fill_wbuf(struct grpc_client *c)
 {
+        if (c->dead)
+                return; /* the session is never driven again once the connection is gone */
         while (grpc_buf_pending(&c->wbuf) < OUT_HIGH && nghttp2_session_want_write(c->session)) {
                 const uint8_t *p;
                 ssize_t n = nghttp2_session_mem_send(c->session, &p);
@@ -582,16 +588,12 @@ void grpc_stream_free(struct grpc_stream *s)
         if (!s)
                 return;
         struct grpc_client *c = s->client;
-        if (!c->dead) {
-                if (!s->closed) {
-                        /* RST_STREAM(CANCEL) also when the server already sent trailers but the stream is still
-                         * half-open on our side: it releases the stream on both ends. */
-                        (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->stream_id,
-                                                        NGHTTP2_CANCEL);
-                }
-                nghttp2_session_set_stream_user_data(c->session, s->stream_id, NULL);
-                client_flush_nowait(c);
-        }
+        if (!c->dead && !s->closed)
+                /* RST_STREAM(CANCEL) also when the server already sent trailers but the stream is still
+                 * half-open on our side: it releases the stream on both ends. */
+                (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->stream_id, NGHTTP2_CANCEL);
+        (void)nghttp2_session_set_stream_user_data(c->session, s->stream_id, NULL);
+        client_flush_nowait(c);
         if (s->prev)
                 s->prev->next = s->next;
         else
