@@ -9,10 +9,13 @@
 #include "daemon/daemon.h"
 #include "events/exchange.h"
 #include "metadata/db.h"
+#include "services/content.h"
 #include "services/diff.h"
 #include "services/events.h"
 #include "services/health.h"
+#include "services/images.h"
 #include "services/introspection.h"
+#include "services/leases.h"
 #include "services/namespaces.h"
 #include "services/snapshots.h"
 #include "services/version.h"
@@ -26,6 +29,7 @@
 #define T_METADATA "io.containerd.metadata.v1"
 #define T_DIFFER "io.containerd.differ.v1"
 #define T_EVENT "io.containerd.event.v1"
+#define T_GC "io.containerd.gc.v1"
 #define T_SERVICE "io.containerd.service.v1"
 #define T_GRPC "io.containerd.grpc.v1"
 
@@ -152,6 +156,26 @@ static int init_diff_service(struct daemon *d, _unused_ struct plugin_info *self
         return require_plugin(d, T_METADATA, NULL, err);
 }
 
+static int init_gc_scheduler(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_METADATA, NULL, err);
+        if (r < 0)
+                return r;
+        /* one collection at start-up clears what a crash left behind (expired leases, unreferenced blobs and
+         * snapshots); afterwards the services schedule one after their deletions */
+        services_gc_schedule(&d->ctx, NULL, NULL);
+        return 0;
+}
+
+/* content-, images- and leases-service: the metadata store (with the content store behind it) */
+static int init_metadata_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_METADATA, NULL, err);
+        if (r < 0)
+                return r;
+        return require_plugin(d, T_CONTENT, "content", err);
+}
+
 static int init_introspection_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
 {
         /* the UUID lives at <root>/io.containerd.service.v1.introspection-service/uuid, created once */
@@ -223,6 +247,33 @@ static int init_grpc_events(struct daemon *d, _unused_ struct plugin_info *self,
         return 0;
 }
 
+static int init_grpc_content(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "content-service", err);
+        if (r < 0)
+                return r;
+        services_content_register(d->server, &d->ctx);
+        return 0;
+}
+
+static int init_grpc_images(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "images-service", err);
+        if (r < 0)
+                return r;
+        services_images_register(d->server, &d->ctx);
+        return 0;
+}
+
+static int init_grpc_leases(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "leases-service", err);
+        if (r < 0)
+                return r;
+        services_leases_register(d->server, &d->ctx);
+        return 0;
+}
+
 static int init_grpc_healthcheck(struct daemon *d, _unused_ struct plugin_info *self, _unused_ struct error **err)
 {
         services_health_register(d->server, &d->ctx);
@@ -244,14 +295,21 @@ const struct daemon_plugin daemon_builtins[] = {
         {T_METADATA, "lmdb", req_content_snapshotter, false, init_metadata},
         {T_DIFFER, "walking", req_metadata, true, init_differ},
         {T_EVENT, "exchange", NULL, false, init_exchange},
+        {T_GC, "scheduler", req_metadata, false, init_gc_scheduler},
         {T_SERVICE, "introspection-service", NULL, false, init_introspection_service},
+        {T_SERVICE, "content-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "diff-service", req_differ_metadata, false, init_diff_service},
+        {T_SERVICE, "images-service", req_metadata, false, init_metadata_service},
+        {T_SERVICE, "leases-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "namespaces-service", req_metadata, false, init_namespaces_service},
         {T_SERVICE, "snapshots-service", req_metadata_snapshotter, false, init_snapshots_service},
         {T_GRPC, "introspection", req_service, false, init_grpc_introspection},
+        {T_GRPC, "content", req_service, false, init_grpc_content},
         {T_GRPC, "diff", req_service, false, init_grpc_diff},
         {T_GRPC, "events", req_event, false, init_grpc_events},
         {T_GRPC, "healthcheck", NULL, false, init_grpc_healthcheck},
+        {T_GRPC, "images", req_service, false, init_grpc_images},
+        {T_GRPC, "leases", req_service, false, init_grpc_leases},
         {T_GRPC, "namespaces", req_service, false, init_grpc_namespaces},
         {T_GRPC, "snapshots", req_service, false, init_grpc_snapshots},
         {T_GRPC, "version", NULL, false, init_grpc_version},
