@@ -709,6 +709,84 @@ static void test_grpc_slow_call_does_not_block_others(void **state)
         grpc_client_free(c);
 }
 
+/* Reads until EOF (the server closed this connection); false if it stayed open for 10 s. */
+static bool wait_eof(int fd)
+{
+        for (;;) {
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                if (poll(&p, 1, 10000) != 1)
+                        return false;
+                char buf[4096];
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return true;
+                if (n < 0)
+                        return false;
+        }
+}
+
+static int raw_connect(struct fixture *f)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strcpy(sa.sun_path, f->sock);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        return fd;
+}
+
+static void test_grpc_malformed_input_closes_only_that_connection(void **state)
+{
+        struct fixture *f = *state;
+        /* A good connection, opened first, with a call in flight on it. */
+        struct grpc_client *good = connect_client(f);
+        struct error *e = NULL;
+        Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+        struct grpc_stream *slow = NULL;
+        assert_int_equal(grpc_client_stream_open(good, WAIT_PATH, NULL,
+                                                 &containerd__services__version__v1__version_response__descriptor,
+                                                 &slow, &e),
+                         0);
+        assert_int_equal(grpc_stream_send(slow, &empty.base, &e), 0);
+        assert_int_equal(grpc_stream_close_send(slow, &e), 0);
+        ProtobufCMessage *m = NULL;
+        while (!ev_wait(f->ev_received, 0))
+                assert_int_equal(grpc_stream_recv(slow, 20, &m, &e), -ETIMEDOUT);
+
+        /* HTTP/1.1 instead of the HTTP/2 preface. */
+        int fd = raw_connect(f);
+        static const char http1[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_int_equal(write(fd, http1, sizeof(http1) - 1), (ssize_t)sizeof(http1) - 1);
+        assert_true(wait_eof(fd));
+        close(fd);
+
+        /* A valid preface followed by a garbage frame (type DATA on stream 0 is a connection error). */
+        fd = raw_connect(f);
+        static const char bad[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                  "\x00\x00\x00\x04\x00\x00\x00\x00\x00"  /* empty SETTINGS */
+                                  "\x00\x00\x04\x00\x00\x00\x00\x00\x00" "abcd"; /* DATA on stream 0 */
+        assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)sizeof(bad) - 1);
+        assert_true(wait_eof(fd));
+        close(fd);
+
+        /* The good connection and its pending call are unaffected. */
+        VersionResponse *v = NULL;
+        assert_int_equal(grpc_client_unary(good, VERSION_PATH, NULL, &empty.base,
+                                           &containerd__services__version__v1__version_response__descriptor,
+                                           (ProtobufCMessage **)&v, &e),
+                         0);
+        protobuf_c_message_free_unpacked(&v->base, NULL);
+        assert_int_equal(grpc_client_unary(good, RELEASE_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor,
+                                           &m, &e),
+                         0);
+        protobuf_c_message_free_unpacked(m, NULL);
+        assert_int_equal(grpc_stream_recv(slow, 0, (ProtobufCMessage **)&v, &e), 1);
+        assert_string_equal(v->version, "released");
+        protobuf_c_message_free_unpacked(&v->base, NULL);
+        grpc_stream_free(slow);
+        assert_int_equal(atomic_load(&f->cancels), 0);
+        grpc_client_free(good);
+}
+
 static void test_grpc_oversized_request_then_serves(void **state)
 {
         struct fixture *f = *state;
@@ -984,6 +1062,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_grpc_client_stream, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_bidi_and_early_close, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_slow_call_does_not_block_others, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_grpc_malformed_input_closes_only_that_connection, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_oversized_request_then_serves, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_connection_buffer_limit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_grpc_deadline_cancels_call, setup, teardown),
