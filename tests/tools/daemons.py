@@ -457,7 +457,7 @@ class Daemon:
         except OSError:
             return ""
 
-    def remove_all_tasks(self, timeout=30):
+    def remove_all_tasks(self, timeout=10):
         """Best effort: kill and delete every task and container, every namespace."""
         if not self.running():
             return
