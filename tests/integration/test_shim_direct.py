@@ -111,10 +111,20 @@ class Ttrpc:
 # ------------------------------------------------------------ fixtures
 
 @pytest.fixture
-def shim():
+def shim(workdir):
     skip_unless_root()
     build = containerd_env.build_dir()
-    return require_binary(os.path.join(build, "src", "shim", containerd_env.SHIM_NAME), "krill shim")
+    path = require_binary(os.path.join(build, "src", "shim", containerd_env.SHIM_NAME), "krill shim")
+    yield path
+    # a failed test must not leave its shim servers behind: kill (by PID) the ones started on its workdir
+    for pid in pids_of(path):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                mine = workdir.encode() + b"/" in f.read()
+            if mine:
+                os.kill(pid, 9)
+        except (OSError, ProcessLookupError):
+            pass
 
 
 @pytest.fixture
