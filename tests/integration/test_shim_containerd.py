@@ -346,3 +346,18 @@ def test_idle_shim_memory(env):
     k = figures[containerd_env.SHIM_NAME]
     assert k["threads"] == 1
     assert k["uss"] < 1024 and k["rss"] < 3072, k
+
+
+def test_exec_errors(env):
+    cid = "t-execerr"
+    assert env.run(cid, "sleep", "1000", rm=False, extra=["-d"]).returncode == 0
+    try:
+        r = env.ctr("tasks", "exec", "--exec-id", "bad", cid, "/no/such/exe")
+        assert r.returncode != 0
+        assert "OCI runtime exec failed" in r.stderr, r.stderr
+        # the failed exec is gone and its id can be reused; the container still runs
+        r = env.ctr("tasks", "exec", "--exec-id", "bad", cid, "echo", "reused")
+        assert r.returncode == 0 and r.stdout == "reused\n", r.stderr
+        assert task_status(env, cid) == "RUNNING"
+    finally:
+        cleanup(env, cid)
