@@ -1,0 +1,92 @@
+/* Image pull (containerd's client.Pull with unpack): resolve -> root manifest or index -> the platform's
+ * manifest(s) -> config -> layers, up to max_concurrent_downloads at a time, each streamed from the
+ * registry straight into a namespaced content ingest (ref "layer-sha256:..", resumed with Range from the
+ * ingest's offset, size and sha256 verified at commit). Already-present blobs are not downloaded.
+ * Layers are unpacked through the caller's unpack hook as soon as they and every layer below them are in
+ * the store, while later layers still download. The image record is created (or updated) only once
+ * everything is fetched and unpacked.
+ *
+ * GC labels, as containerd sets them: index -> containerd.io/gc.ref.content.m.<i>; manifest ->
+ * containerd.io/gc.ref.content.config and containerd.io/gc.ref.content.l.<i>; config ->
+ * containerd.io/gc.ref.snapshot.<snapshotter> = top chain ID (after unpack); layers ->
+ * containerd.io/uncompressed = diff ID; every blob -> containerd.io/distribution.source.<host> = <repo>.
+ * Everything is written under a lease (the caller's, or a temporary one with containerd.io/gc.expire 24h
+ * that is deleted when the pull ends, so a failed pull leaves nothing that GC keeps).
+ *
+ * Blocking: image_pull runs a private libuv loop and returns when done. Call it from a thread of its own
+ * (the CLI's main thread, or a uv_thread in the daemon), not from the daemon's loop or uv's worker pool (the
+ * unpack steps run on threads image_pull creates). Never logs above debug. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content/store.h"
+#include "image/manifest.h"
+#include "image/registry.h"
+#include "image/resolver.h"
+#include "metadata/db.h"
+
+#define IMAGE_PULL_DEFAULT_CONCURRENCY 3
+
+struct image_pull_layer {
+        const char *digest;     /* compressed blob, committed in the content store */
+        const char *media_type;
+        const char *diff_id;    /* config rootfs.diff_ids[i] */
+};
+
+/* Unpacks layers[0..n) into snapshots by chain ID (layers whose chain exists are skipped: the hook is called
+ * with growing prefixes of the same list). Runs on a thread image_pull creates; blocking is fine. Returns
+ * the top chain ID in *ret_chain_id (new string). services_snapshots_unpack has exactly this contract. */
+typedef int (*image_pull_unpack_fn)(const struct image_pull_layer *layers, size_t n, const char *lease,
+                                    char **ret_chain_id, void *userdata, struct error **err);
+
+enum image_pull_status {
+        IMAGE_PULL_WAITING,     /* queued */
+        IMAGE_PULL_DOWNLOADING, /* bytes arriving: offset/total */
+        IMAGE_PULL_EXISTS,      /* already in the content store */
+        IMAGE_PULL_DONE,        /* downloaded and committed */
+        IMAGE_PULL_UNPACKING,
+        IMAGE_PULL_UNPACKED,
+};
+
+/* Progress for one blob ("layer-sha256:..", "manifest-sha256:.."), on the pull's loop thread. */
+typedef void (*image_pull_progress_fn)(const char *ref, const struct image_descriptor *desc,
+                                       enum image_pull_status st, int64_t offset, void *userdata);
+
+struct image_pull_options {
+        const char *ref;       /* "busybox", "127.0.0.1:5000/test/busybox:1", normalised like docker */
+        const char *ns;        /* namespace */
+        struct metadata_db *db;
+        struct content_store *cs;
+        const char *lease;     /* NULL: a temporary lease */
+        struct image_resolver_options resolver;
+        image_registry_credentials_fn creds; /* NULL: anonymous */
+        void *creds_userdata;
+        const char *platform;  /* NULL: the host's (image_platform_default) */
+        bool all_platforms;    /* fetch every platform (unpack then only for the default/selected one) */
+        unsigned max_concurrent_downloads; /* 0: IMAGE_PULL_DEFAULT_CONCURRENCY */
+        image_pull_unpack_fn unpack;       /* NULL: no unpack */
+        void *unpack_userdata;
+        const char *snapshotter;           /* for the gc.ref.snapshot label, e.g. "overlayfs" */
+        bool no_image;                     /* do not create the image record (ctr content fetch) */
+        image_pull_progress_fn progress;
+        void *progress_userdata;
+        const char *user_agent;
+};
+
+struct image_pull_result {
+        char *name;                    /* image name, e.g. "docker.io/library/busybox:latest" */
+        struct image_descriptor target; /* root descriptor (index or manifest) */
+        char *chain_id;                /* top snapshot chain ID, NULL without unpack */
+        int64_t bytes_fetched;         /* bytes downloaded (not counting blobs already present) */
+};
+
+void image_pull_result_clear(struct image_pull_result *r);
+
+/* Pulls. Errors (-errno, err set), wrapped like containerd's: `failed to resolve reference "x": ...`,
+ * `no match for platform in manifest: not found` (the message lists the available platforms), registry
+ * status errors, `failed to commit layer-sha256:..: unexpected commit digest ..` (digest mismatch), disk
+ * errors. *ret (may be NULL) is filled only on success. */
+int image_pull(const struct image_pull_options *o, struct image_pull_result *ret, struct error **err);
