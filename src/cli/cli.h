@@ -42,6 +42,10 @@ struct cli_command {
 extern const struct cli_command cli_version_command;
 extern const struct cli_command cli_namespaces_command;
 extern const struct cli_command cli_plugins_command;
+extern const struct cli_command cli_containers_command; /* containers.c */
+extern const struct cli_command cli_events_command;     /* events.c */
+extern const struct cli_command cli_run_command;        /* run.c */
+extern const struct cli_command cli_tasks_command;      /* tasks.c */
 
 /* Runs argv against cmd: a group dispatches to its subcommands (by name or alias) and prints help. */
 int cli_dispatch(const struct cli_global *g, const struct cli_command *cmd, const char *path, int argc, char **argv);

@@ -1,0 +1,39 @@
+/* Client-side task stdio like ctr's cio: FIFOs under a fresh temp dir in the fifo dir, their paths passed to
+ * Tasks.Create/Exec, and threads copying our stdin/stdout/stderr to and from them. With a terminal there is
+ * no stderr FIFO and our terminal is put in raw mode while the task runs. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <termios.h>
+
+#include "util/error.h"
+
+#define CLI_DEFAULT_FIFO_DIR "/run/krill/fifo"
+
+struct cli_stdio {
+        char *dir;    /* the temp dir holding the FIFOs */
+        char *stdin_path;
+        char *stdout_path;
+        char *stderr_path; /* NULL with a terminal */
+        bool terminal;
+        /* private */
+        pthread_t in_tid, out_tid, err_tid;
+        bool in_started, out_started, err_started;
+        bool raw;
+        struct termios saved;
+};
+
+/* The FIFO paths ctr uses: <dir>/<id>-stdin, -stdout, -stderr (for an exec the process id). New strings. */
+void cli_stdio_paths(const char *dir, const char *id, bool terminal, char **ret_in, char **ret_out,
+                     char **ret_err);
+/* mkdtemp under fifo_dir (created 0700 if missing) and mkfifo the paths. */
+int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cli_stdio **ret, struct error **err);
+/* Starts the copy threads (call after Tasks.Create/Exec returned: the shim holds the other ends). Sets our
+ * terminal raw when terminal and stdin is a tty. */
+int cli_stdio_start(struct cli_stdio *s, struct error **err);
+/* Waits for the output copies to drain (the process exited and the shim closed its ends), restores the
+ * terminal, removes the FIFOs and the dir, frees. A NULL s is a no-op. */
+void cli_stdio_free(struct cli_stdio *s);
+/* Window size of our stdin terminal; false if stdin is not a terminal. */
+bool cli_stdio_winsize(unsigned *ret_width, unsigned *ret_height);
