@@ -350,8 +350,20 @@ int grpc_client_connect(const char *address, int timeout_ms, struct grpc_client 
                 }
         }
 
+        return grpc_client_from_fd(TAKE_FD(fd), path, timeout_ms, ret, err);
+}
+
+int grpc_client_from_fd(int fd, const char *name, int timeout_ms, struct grpc_client **ret, struct error **err)
+{
+        const char *path = name;
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+                int r = -errno;
+                close(fd);
+                return error_set(err, -r, "grpc: %s", name);
+        }
         struct grpc_client *c = xcalloc(1, sizeof(*c));
-        c->fd = TAKE_FD(fd);
+        c->fd = fd;
         nghttp2_session_callbacks *cbs;
         if (nghttp2_session_callbacks_new(&cbs) != 0)
                 abort();

@@ -51,5 +51,11 @@ int grpc_timeout_parse(const char *s, uint64_t *ret_ms);
 /* Formats ms as a grpc-timeout value into buf (at least 16 bytes), picking a unit that fits 8 digits. */
 void grpc_timeout_format(uint64_t ms, char *buf, size_t size);
 
+struct grpc_client;
+struct error;
+/* Client on an already connected, non-blocking stream socket (tests, fuzzing); takes ownership of fd, even
+ * on failure. name is used in error messages. Exchanges the prefaces like grpc_client_connect(). */
+int grpc_client_from_fd(int fd, const char *name, int timeout_ms, struct grpc_client **ret, struct error **err);
+
 /* CLOCK_MONOTONIC in ms. */
 uint64_t grpc_now_ms(void);
