@@ -22,6 +22,7 @@
 #include "content/store.h"
 #include "metadata/content.h"
 #include "metadata/db.h"
+#include "metadata/gc.h"
 #include "metadata/leases.h"
 #include "services/diff.h"
 #include "services/snapshots.h"
@@ -401,6 +402,34 @@ static void test_snapshots_service_unpack_helper(void **state)
         free(g2.p);
 }
 
+/* Unpacked layers nobody refers to (no image, lease or gc.root) are garbage: GC removes the references and,
+ * through snapshot_registry_gc_remove, the backend snapshots, children before parents. */
+static void test_snapshots_service_gc_removes_backend(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        static const char *const l1[] = {"a=1", NULL};
+        static const char *const l2[] = {"b=2", NULL};
+        struct blob t1 = make_layer(l1, false), t2 = make_layer(l2, false);
+        _cleanup_free_ char *d1 = sha256_of(t1.p, t1.len), *d2 = sha256_of(t2.p, t2.len);
+        _cleanup_free_ char *b1 = store_blob(f, "default", &t1), *b2 = store_blob(f, "default", &t2);
+        struct services_unpack_layer layers[] = {{b1, IMAGE_MEDIA_TYPE_LAYER_TAR, d1}, {b2, IMAGE_MEDIA_TYPE_LAYER_TAR, d2}};
+        struct metadata_gc_stats st = {0};
+        _cleanup_free_ char *sdir = xasprintf("%s/io.containerd.snapshotter.v1.%s/snapshots", f->tmp,
+                                              strcmp(f->snapshotter, "native") == 0 ? "native" : "overlayfs");
+        _cleanup_free_ char *empty = xasprintf("test -z \"$(ls -A '%s')\"", sdir);
+
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "default", f->snapshotter, layers, 2, NULL, NULL, &err), 0);
+        assert_int_equal(system(empty) == 0, false);
+        assert_int_equal(metadata_gc_run(f->db, f->cs, snapshot_registry_gc_remove, f->reg, &st, &err), 0);
+        assert_null(err);
+        assert_int_equal(st.snapshots, 2);
+        assert_int_equal(st.errors, 0);
+        assert_int_equal(system(empty), 0);
+        free(t1.p);
+        free(t2.p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -410,6 +439,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_native, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_overlay, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_native, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
