@@ -77,3 +77,12 @@ def test_tools_krilld_private_ns(krilld_factory):
     r = k.nsenter("/bin/sh", "-c", "grep ' /run ' /proc/self/mountinfo")
     assert r.returncode == 0 and "tmpfs" in r.stdout
     assert daemons.socket_accepts(k.address)
+
+
+def test_tools_registry_basic_auth(registry_factory, busybox_oci, containerd):
+    reg = registry_factory(htpasswd={"krill": "s3cret"})
+    ref = reg.push(busybox_oci, "test/auth:1")
+    r = containerd.ctr("images", "pull", "--plain-http", ref, ns="auth")
+    assert r.returncode != 0
+    r = containerd.ctr("images", "pull", "--plain-http", "--user", "krill:s3cret", ref, ns="auth")
+    assert r.returncode == 0, r.stderr
