@@ -65,7 +65,7 @@ static const char run_flags_help[] =
 static int usage_error(const struct cli_global *g, const struct cli_command *cmd, const char *what, const char *flag)
 {
         printf("Incorrect Usage: %s: -%s\n\n", what, flag);
-        cli_print_command_help(g, cmd, "krill run");
+        cli_print_command_help(g, cmd, cmd == &cli_run_command ? "krill run" : "krill containers create");
         return 1;
 }
 
@@ -126,7 +126,7 @@ static int parse_run_flags(const struct cli_global *g, const struct cli_command 
                 case O_CPUS: o->cpus = optarg; break;
                 case O_PLATFORM: o->platform = optarg; break;
                 case 'h':
-                        cli_print_command_help(g, cmd, "krill run");
+                        cli_print_command_help(g, cmd, cmd == &cli_run_command ? "krill run" : "krill containers create");
                         return 1;
                 case ':': {
                         const char *bad = argv[optind - 1];
@@ -178,7 +178,7 @@ int cli_run_read_env_file(const char *path, char ***env, struct error **err)
 
 /* containerd's mount.WithReadonlyTempMount, enough to read /etc/passwd: the snapshot's lower layers (its
  * upper dir is fresh and empty), overlay for several, a bind of the only one otherwise. */
-static int temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_dir, struct error **err)
+int cli_run_temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_dir, struct error **err)
 {
         if (n != 1)
                 return error_set(err, -EINVAL, "unsupported rootfs: %zu mounts", n);
@@ -220,7 +220,7 @@ static int temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_di
         return 0;
 }
 
-static void temp_unmount(char *dir)
+void cli_run_temp_unmount(char *dir)
 {
         if (!dir)
                 return;
@@ -265,7 +265,7 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
         if (r < 0)
                 goto out;
         if ((needs_rootfs(ic.user) || needs_rootfs(o->user)) && geteuid() == 0) {
-                r = temp_mount(mounts, n_mounts, &rootfs, err);
+                r = cli_run_temp_mount(mounts, n_mounts, &rootfs, err);
                 if (r < 0)
                         goto out;
         }
@@ -322,7 +322,7 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
         }
         r = 0;
 out:
-        temp_unmount(rootfs);
+        cli_run_temp_unmount(rootfs);
         oci_image_config_done(&ic);
         if (r < 0) {
                 json_decref(spec);
@@ -589,7 +589,7 @@ static Containerd__Types__Mount **copy_mounts(Containerd__Types__Mount **m, size
         return v;
 }
 
-static int run_run(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+static int do_run(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv, bool create_only)
 {
         _cleanup_error_ struct error *err = NULL;
         struct run_opts o = {0};
@@ -715,6 +715,11 @@ static int run_run(const struct cli_global *g, const struct cli_command *cmd, in
                 goto out;
         }
         created = true;
+        if (create_only) {
+                created = false;
+                rc = 0;
+                goto out;
+        }
 
         Containerd__Services__Tasks__V1__CreateTaskRequest treq = CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
         treq.container_id = (char *)id;
@@ -817,6 +822,25 @@ out:
         run_opts_done(&o);
         return rc;
 }
+
+static int run_run(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        return do_run(g, cmd, argc, argv, false);
+}
+
+/* krill containers create: the same container, no task (ctr containers create). */
+static int run_create(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        return do_run(g, cmd, argc, argv, true);
+}
+
+const struct cli_command cli_containers_create_command = {
+        .name = "create",
+        .usage = "create container",
+        .args_usage = "[command options] Image|RootFS CONTAINER [COMMAND] [ARG...]",
+        .flags_help = run_flags_help,
+        .run = run_create,
+};
 
 const struct cli_command cli_run_command = {
         .name = "run",
