@@ -57,5 +57,10 @@ struct error;
  * on failure. name is used in error messages. Exchanges the prefaces like grpc_client_connect(). */
 int grpc_client_from_fd(int fd, const char *name, int timeout_ms, struct grpc_client **ret, struct error **err);
 
+/* Creates the listening unix socket at path (absolute): parent directories created 0711, socket 0660,
+ * bound under a temporary name and renamed over path so a stale socket is replaced atomically; an
+ * answering socket gives -EADDRINUSE, a non-socket file -EEXIST. Returns a non-blocking listening fd. */
+int grpc_unix_listen(const char *path, int *ret_fd, struct error **err);
+
 /* CLOCK_MONOTONIC in ms. */
 uint64_t grpc_now_ms(void);
