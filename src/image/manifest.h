@@ -21,8 +21,8 @@
 #define IMAGE_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 /* Accept header sent for manifests (containerd's resolver order) */
 #define IMAGE_MANIFEST_ACCEPT                                                                                          \
-        "Accept: " IMAGE_MT_DOCKER_MANIFEST ", " IMAGE_MT_DOCKER_LIST ", " IMAGE_MT_OCI_MANIFEST ", " IMAGE_MT_OCI_INDEX \
-        ", */*"
+        "Accept: " IMAGE_MT_DOCKER_MANIFEST ", " IMAGE_MT_DOCKER_LIST ", " IMAGE_MT_OCI_MANIFEST                       \
+        ", " IMAGE_MT_OCI_INDEX ", */*"
 
 struct image_descriptor {
         char *media_type;

@@ -111,9 +111,9 @@ void image_platform_normalize(struct image_platform *p)
 
 static bool known_os(const char *os)
 {
-        static const char *const t[] = {"aix",     "android", "darwin", "dragonfly", "freebsd", "hurd",
-                                        "illumos", "ios",     "js",     "linux",     "nacl",    "netbsd",
-                                        "openbsd", "plan9",   "solaris", "windows",  "zos"};
+        static const char *const t[] = {"aix",     "android", "darwin",  "dragonfly", "freebsd", "hurd",
+                                        "illumos", "ios",     "js",      "linux",     "nacl",    "netbsd",
+                                        "openbsd", "plan9",   "solaris", "windows",   "zos"};
         for (size_t i = 0; i < ELEMENTSOF(t); i++)
                 if (!strcmp(os, t[i]))
                         return true;
@@ -122,11 +122,10 @@ static bool known_os(const char *os)
 
 static bool known_arch(const char *a)
 {
-        static const char *const t[] = {"386",      "amd64",     "amd64p32", "arm",        "armbe",
-                                        "arm64",    "arm64be",   "ppc64",    "ppc64le",    "loong64",
-                                        "mips",     "mipsle",    "mips64",   "mips64le",   "mips64p32",
-                                        "mips64p32le", "ppc",    "riscv",    "riscv64",    "s390",
-                                        "s390x",    "sparc",     "sparc64",  "wasm"};
+        static const char *const t[] = {"386",     "amd64",    "amd64p32",  "arm",         "armbe",   "arm64",
+                                        "arm64be", "ppc64",    "ppc64le",   "loong64",     "mips",    "mipsle",
+                                        "mips64",  "mips64le", "mips64p32", "mips64p32le", "ppc",     "riscv",
+                                        "riscv64", "s390",     "s390x",     "sparc",       "sparc64", "wasm"};
         for (size_t i = 0; i < ELEMENTSOF(t); i++)
                 if (!strcmp(a, t[i]))
                         return true;

@@ -99,9 +99,12 @@ static void progress(struct pull *p, const char *ref, const struct image_descrip
 static const char *ref_prefix(const char *mt)
 {
         switch (image_manifest_kind(mt, NULL, 0)) {
-        case IMAGE_MANIFEST_KIND_INDEX: return "index";
-        case IMAGE_MANIFEST_KIND_MANIFEST: return "manifest";
-        default: return image_media_type_is_layer(mt) ? "layer" : "config";
+        case IMAGE_MANIFEST_KIND_INDEX:
+                return "index";
+        case IMAGE_MANIFEST_KIND_MANIFEST:
+                return "manifest";
+        default:
+                return image_media_type_is_layer(mt) ? "layer" : "config";
         }
 }
 
@@ -191,7 +194,7 @@ static int read_local(struct pull *p, const struct image_descriptor *d, char **r
 struct doc_op {
         struct pull *p;
         struct image_descriptor desc;
-        bool primary;     /* the manifest that gets unpacked */
+        bool primary; /* the manifest that gets unpacked */
         bool is_config;
         struct image_descriptor *layers; /* for a config: the manifest's layers */
         size_t n_layers;
@@ -550,8 +553,8 @@ static void layer_start(struct layer_job *j)
                 layer_finish(j);
                 return;
         }
-        k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, j->ref, j->desc.size, j->desc.digest,
-                                         p->lease, &j->w, &e);
+        k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, j->ref, j->desc.size, j->desc.digest, p->lease,
+                                         &j->w, &e);
         if (k == -EEXIST) {
                 error_free(&e);
                 k = add_labels(p, j->desc.digest, labels, &e);
@@ -591,8 +594,8 @@ static void unpack_thread(void *arg)
 {
         struct pull *p = arg;
 
-        p->unpack_rc = p->o->unpack(p->unpack_arg, p->unpack_arg_n, p->lease, &p->unpack_chain,
-                                    p->o->unpack_userdata, &p->unpack_err);
+        p->unpack_rc = p->o->unpack(p->unpack_arg, p->unpack_arg_n, p->lease, &p->unpack_chain, p->o->unpack_userdata,
+                                    &p->unpack_err);
         uv_async_send(&p->async);
 }
 

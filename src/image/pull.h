@@ -31,9 +31,9 @@
 #define IMAGE_PULL_DEFAULT_CONCURRENCY 3
 
 struct image_pull_layer {
-        const char *digest;     /* compressed blob, committed in the content store */
+        const char *digest; /* compressed blob, committed in the content store */
         const char *media_type;
-        const char *diff_id;    /* config rootfs.diff_ids[i] */
+        const char *diff_id; /* config rootfs.diff_ids[i] */
 };
 
 /* Unpacks layers[0..n) into snapshots by chain ID (layers whose chain exists are skipped: the hook is called
@@ -52,35 +52,35 @@ enum image_pull_status {
 };
 
 /* Progress for one blob ("layer-sha256:..", "manifest-sha256:.."), on the pull's loop thread. */
-typedef void (*image_pull_progress_fn)(const char *ref, const struct image_descriptor *desc,
-                                       enum image_pull_status st, int64_t offset, void *userdata);
+typedef void (*image_pull_progress_fn)(const char *ref, const struct image_descriptor *desc, enum image_pull_status st,
+                                       int64_t offset, void *userdata);
 
 struct image_pull_options {
-        const char *ref;       /* "busybox", "127.0.0.1:5000/test/busybox:1", normalised like docker */
-        const char *ns;        /* namespace */
+        const char *ref; /* "busybox", "127.0.0.1:5000/test/busybox:1", normalised like docker */
+        const char *ns;  /* namespace */
         struct metadata_db *db;
         struct content_store *cs;
-        const char *lease;     /* NULL: a temporary lease */
+        const char *lease; /* NULL: a temporary lease */
         struct image_resolver_options resolver;
         image_registry_credentials_fn creds; /* NULL: anonymous */
         void *creds_userdata;
-        const char *platform;  /* NULL: the host's (image_platform_default) */
-        bool all_platforms;    /* fetch every platform (unpack then only for the default/selected one) */
+        const char *platform;              /* NULL: the host's (image_platform_default) */
+        bool all_platforms;                /* fetch every platform (unpack then only for the default/selected one) */
         unsigned max_concurrent_downloads; /* 0: IMAGE_PULL_DEFAULT_CONCURRENCY */
         image_pull_unpack_fn unpack;       /* NULL: no unpack */
         void *unpack_userdata;
-        const char *snapshotter;           /* for the gc.ref.snapshot label, e.g. "overlayfs" */
-        bool no_image;                     /* do not create the image record (ctr content fetch) */
+        const char *snapshotter; /* for the gc.ref.snapshot label, e.g. "overlayfs" */
+        bool no_image;           /* do not create the image record (ctr content fetch) */
         image_pull_progress_fn progress;
         void *progress_userdata;
         const char *user_agent;
 };
 
 struct image_pull_result {
-        char *name;                    /* image name, e.g. "docker.io/library/busybox:latest" */
+        char *name;                     /* image name, e.g. "docker.io/library/busybox:latest" */
         struct image_descriptor target; /* root descriptor (index or manifest) */
-        char *chain_id;                /* top snapshot chain ID, NULL without unpack */
-        int64_t bytes_fetched;         /* bytes downloaded (not counting blobs already present) */
+        char *chain_id;                 /* top snapshot chain ID, NULL without unpack */
+        int64_t bytes_fetched;          /* bytes downloaded (not counting blobs already present) */
 };
 
 void image_pull_result_clear(struct image_pull_result *r);

@@ -209,7 +209,7 @@ int image_ref_digest_validate(const char *s, struct error **err)
  * be split as domain "/" path when the first element is a valid domain and the rest are components
  * (Go's leftmost-first prefers taking the domain), otherwise all elements must be components. */
 struct spans {
-        size_t name_n; /* name is s[0, name_n) */
+        size_t name_n;   /* name is s[0, name_n) */
         size_t domain_n; /* 0: no domain; else domain is s[0, domain_n), path starts at domain_n + 1 */
         const char *tag;
         size_t tag_n;
@@ -340,7 +340,7 @@ int image_ref_parse_normalized_named(const char *s, struct image_ref *ret, struc
                 return error_set_literal(err, EINVAL, ERR_INVALID_FORMAT);
         if (is_hex64(s)) {
                 _cleanup_free_ char *m =
-                        xasprintf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s);
+                    xasprintf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s);
                 return error_set_literal(err, EINVAL, m);
         }
         if (!slash || (!memchr(s, '.', (size_t)(slash - s)) && !memchr(s, ':', (size_t)(slash - s)) &&
@@ -405,8 +405,7 @@ char *image_ref_string(const struct image_ref *r)
 {
         _cleanup_free_ char *name = image_ref_name(r);
 
-        return xasprintf("%s%s%s%s%s", name, r->tag ? ":" : "", r->tag ?: "", r->digest ? "@" : "",
-                         r->digest ?: "");
+        return xasprintf("%s%s%s%s%s", name, r->tag ? ":" : "", r->tag ?: "", r->digest ? "@" : "", r->digest ?: "");
 }
 
 char *image_ref_familiar_string(const struct image_ref *r)
@@ -421,6 +420,5 @@ char *image_ref_familiar_string(const struct image_ref *r)
         } else {
                 name = image_ref_name(r);
         }
-        return xasprintf("%s%s%s%s%s", name, r->tag ? ":" : "", r->tag ?: "", r->digest ? "@" : "",
-                         r->digest ?: "");
+        return xasprintf("%s%s%s%s%s", name, r->tag ? ":" : "", r->tag ?: "", r->digest ? "@" : "", r->digest ?: "");
 }

@@ -23,8 +23,8 @@
 
 #include "util/error.h"
 
-#define IMAGE_REF_NAME_MAX 255     /* NameTotalLengthMax */
-#define IMAGE_REF_INPUT_MAX 1024   /* longer input cannot be a valid reference: refused before parsing */
+#define IMAGE_REF_NAME_MAX 255   /* NameTotalLengthMax */
+#define IMAGE_REF_INPUT_MAX 1024 /* longer input cannot be a valid reference: refused before parsing */
 #define IMAGE_REF_DEFAULT_DOMAIN "docker.io"
 #define IMAGE_REF_DEFAULT_TAG "latest"
 

@@ -157,8 +157,8 @@ static int timer_fn(CURLM *m _unused_, long timeout_ms, void *userp)
         return 0;
 }
 
-int image_registry_client_new(uv_loop_t *loop, image_registry_credentials_fn creds, void *creds_userdata, const char *user_agent,
-                        struct image_registry_client **ret, struct error **err)
+int image_registry_client_new(uv_loop_t *loop, image_registry_credentials_fn creds, void *creds_userdata,
+                              const char *user_agent, struct image_registry_client **ret, struct error **err)
 {
         struct image_registry_client *c;
 
@@ -228,21 +228,36 @@ void image_registry_client_free(struct image_registry_client *c)
 static const char *reason_text(long status)
 {
         switch (status) {
-        case 200: return "OK";
-        case 206: return "Partial Content";
-        case 301: return "Moved Permanently";
-        case 307: return "Temporary Redirect";
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 416: return "Requested Range Not Satisfiable";
-        case 429: return "Too Many Requests";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        default: return "";
+        case 200:
+                return "OK";
+        case 206:
+                return "Partial Content";
+        case 301:
+                return "Moved Permanently";
+        case 307:
+                return "Temporary Redirect";
+        case 400:
+                return "Bad Request";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 416:
+                return "Requested Range Not Satisfiable";
+        case 429:
+                return "Too Many Requests";
+        case 500:
+                return "Internal Server Error";
+        case 502:
+                return "Bad Gateway";
+        case 503:
+                return "Service Unavailable";
+        default:
+                return "";
         }
 }
 
@@ -432,7 +447,7 @@ static int easy_setup(struct image_registry_request *r, struct error **err)
 }
 
 int image_registry_request_start(struct image_registry_client *c, const struct image_registry_request_spec *spec,
-                           struct image_registry_request **ret, struct error **err)
+                                 struct image_registry_request **ret, struct error **err)
 {
         struct image_registry_request *r;
         int k;
@@ -598,8 +613,8 @@ static char *basic_header(const char *user, const char *secret)
         return xasprintf("Authorization: Basic %s", b64);
 }
 
-static void token_done(struct image_registry_request *tr, const struct image_registry_response *resp, const struct error *e,
-                       void *ud _unused_);
+static void token_done(struct image_registry_request *tr, const struct image_registry_response *resp,
+                       const struct error *e, void *ud _unused_);
 
 static void restart(struct image_registry_request *r)
 {
@@ -656,8 +671,8 @@ static bool handle_auth(struct image_registry_request *r)
                         es = curl_easy_escape(esc, service, 0);
                 if (scope)
                         ec = curl_easy_escape(esc, scope, 0);
-                url = xasprintf("%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", es ? "service=" : "",
-                                es ?: "", ec ? (es ? "&scope=" : "scope=") : "", ec ?: "");
+                url = xasprintf("%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", es ? "service=" : "", es ?: "",
+                                ec ? (es ? "&scope=" : "scope=") : "", ec ?: "");
                 curl_free(es);
                 curl_free(ec);
                 curl_easy_cleanup(esc);
@@ -684,8 +699,8 @@ static bool handle_auth(struct image_registry_request *r)
         return false;
 }
 
-static void token_done(struct image_registry_request *tr, const struct image_registry_response *resp, const struct error *e,
-                       void *ud _unused_)
+static void token_done(struct image_registry_request *tr, const struct image_registry_response *resp,
+                       const struct error *e, void *ud _unused_)
 {
         struct image_registry_request *r = tr->parent;
         struct error *ee = NULL;
@@ -742,16 +757,22 @@ fail:
 static int curl_errno(CURLcode rc)
 {
         switch (rc) {
-        case CURLE_COULDNT_CONNECT: return ECONNREFUSED;
+        case CURLE_COULDNT_CONNECT:
+                return ECONNREFUSED;
         case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY: return EHOSTUNREACH;
-        case CURLE_OPERATION_TIMEDOUT: return ETIMEDOUT;
-        case CURLE_ABORTED_BY_CALLBACK: return ECANCELED;
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return EHOSTUNREACH;
+        case CURLE_OPERATION_TIMEDOUT:
+                return ETIMEDOUT;
+        case CURLE_ABORTED_BY_CALLBACK:
+                return ECANCELED;
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE: return EPROTO;
-        default: return EIO;
+        case CURLE_SSL_CACERT_BADFILE:
+                return EPROTO;
+        default:
+                return EIO;
         }
 }
 
@@ -780,9 +801,9 @@ static void check_multi_info(struct image_registry_client *c)
                         e = TAKE_PTR(r->data_err);
                 } else if (rc != CURLE_OK) {
                         int code = curl_errno(rc);
-                        _cleanup_free_ char *msg = xasprintf("failed to do request: %s \"%s\": %s%s%s",
-                                                             go_method(r->method), r->url, curl_easy_strerror(rc),
-                                                             r->errbuf[0] ? ": " : "", r->errbuf);
+                        _cleanup_free_ char *msg =
+                            xasprintf("failed to do request: %s \"%s\": %s%s%s", go_method(r->method), r->url,
+                                      curl_easy_strerror(rc), r->errbuf[0] ? ": " : "", r->errbuf);
                         if (code == ECONNREFUSED) {
                                 free(msg);
                                 msg = xasprintf("failed to do request: %s \"%s\": connect: connection refused",
@@ -804,13 +825,22 @@ int image_registry_status_error(const char *method, const struct image_registry_
         const char *reason = reason_text(resp->status);
 
         switch (resp->status) {
-        case 401: code = EACCES; break;
-        case 403: code = EPERM; break;
-        case 404: code = ENOENT; break;
+        case 401:
+                code = EACCES;
+                break;
+        case 403:
+                code = EPERM;
+                break;
+        case 404:
+                code = ENOENT;
+                break;
         case 429:
         case 502:
-        case 503: code = EAGAIN; break;
-        default: code = EIO;
+        case 503:
+                code = EAGAIN;
+                break;
+        default:
+                code = EIO;
         }
         if (resp->body_len > 0) {
                 _cleanup_(json_decrefp) json_t *j = NULL;
@@ -828,7 +858,7 @@ int image_registry_status_error(const char *method, const struct image_registry_
                         detail = xasprintf("%s: %s", lc, emsg ?: "");
                 }
         }
-        msg = xasprintf("unexpected status from %s request to %s: %ld %s%s%s", method, resp->url, resp->status,
-                        reason, detail ? ": " : "", detail ?: "");
+        msg = xasprintf("unexpected status from %s request to %s: %ld %s%s%s", method, resp->url, resp->status, reason,
+                        detail ? ": " : "", detail ?: "");
         return error_set_literal(err, code, msg);
 }

@@ -51,31 +51,31 @@ typedef int (*image_registry_data_fn)(const void *data, size_t n, void *userdata
  * error (ECONNREFUSED `connection refused`, EHOSTUNREACH unknown host, ETIMEDOUT, ECANCELED ...) or the data
  * callback's error. resp and err are borrowed for the call. */
 typedef void (*image_registry_done_fn)(struct image_registry_request *req, const struct image_registry_response *resp,
-                                 const struct error *err, void *userdata);
+                                       const struct error *err, void *userdata);
 
 struct image_registry_request_spec {
-        const char *method;            /* "GET" or "HEAD" */
-        const char *url;               /* full URL */
-        const char *host;              /* credential/token cache key, e.g. "127.0.0.1:5000" */
-        const char *scope;             /* default token scope, e.g. "repository:test/busybox:pull"; may be NULL */
-        char *const *headers;          /* extra "Name: value" lines, NULL-terminated, may be NULL */
-        int64_t range_start;           /* > 0: `Range: bytes=N-` */
+        const char *method;   /* "GET" or "HEAD" */
+        const char *url;      /* full URL */
+        const char *host;     /* credential/token cache key, e.g. "127.0.0.1:5000" */
+        const char *scope;    /* default token scope, e.g. "repository:test/busybox:pull"; may be NULL */
+        char *const *headers; /* extra "Name: value" lines, NULL-terminated, may be NULL */
+        int64_t range_start;  /* > 0: `Range: bytes=N-` */
         struct image_registry_tls tls;
-        image_registry_data_fn on_data;      /* NULL: buffer the body (bounded by IMAGE_REGISTRY_MAX_BODY) */
-        image_registry_done_fn on_done;      /* required */
+        image_registry_data_fn on_data; /* NULL: buffer the body (bounded by IMAGE_REGISTRY_MAX_BODY) */
+        image_registry_done_fn on_done; /* required */
         void *userdata;
 };
 
 /* loop borrowed (must outlive the client). creds may be NULL (anonymous). user_agent may be NULL. */
-int image_registry_client_new(uv_loop_t *loop, image_registry_credentials_fn creds, void *creds_userdata, const char *user_agent,
-                        struct image_registry_client **ret, struct error **err);
+int image_registry_client_new(uv_loop_t *loop, image_registry_credentials_fn creds, void *creds_userdata,
+                              const char *user_agent, struct image_registry_client **ret, struct error **err);
 /* Cancels outstanding requests (their on_done runs with ECANCELED) and frees the client once its handles
  * are closed; the loop must keep running until then. NULL-safe. */
 void image_registry_client_free(struct image_registry_client *c);
 
 /* Starts a request; spec strings are copied. The request frees itself after on_done returns. */
 int image_registry_request_start(struct image_registry_client *c, const struct image_registry_request_spec *spec,
-                           struct image_registry_request **ret, struct error **err);
+                                 struct image_registry_request **ret, struct error **err);
 /* Aborts: on_done runs (from the loop, later) with ECANCELED. */
 void image_registry_request_cancel(struct image_registry_request *r);
 

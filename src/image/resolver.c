@@ -15,8 +15,8 @@
 struct image_resolver {
         struct image_registry_client *client;
         struct image_ref ref;
-        char *name;   /* normalised string */
-        char *scope;  /* "repository:<path>:pull" */
+        char *name;  /* normalised string */
+        char *scope; /* "repository:<path>:pull" */
         struct image_host *hosts;
         size_t n_hosts;
 };
@@ -120,8 +120,8 @@ static int parse_host_table(struct toml_value *t, const char *dir, const char *u
                 if ((v = toml_table_get(t, "override_path")))
                         override = toml_boolean(v);
                 if ((v = toml_table_get(t, "ca"))) {
-                        const char *ca = toml_type(v) == TOML_ARRAY ? toml_string(toml_array_get(v, 0))
-                                                                    : toml_string(v);
+                        const char *ca =
+                            toml_type(v) == TOML_ARRAY ? toml_string(toml_array_get(v, 0)) : toml_string(v);
                         if (ca)
                                 h->ca_file = abs_path(dir, ca);
                 }
@@ -284,8 +284,7 @@ static char *host_url(const struct image_resolver *r, const struct image_host *h
         return xasprintf("%s://%s%s/%s/%s/%s", h->scheme, h->host, h->path, r->ref.path, kind, obj);
 }
 
-static void spec_init(struct image_registry_request_spec *s, const struct image_resolver *r,
-                      const struct image_host *h)
+static void spec_init(struct image_registry_request_spec *s, const struct image_resolver *r, const struct image_host *h)
 {
         *s = (struct image_registry_request_spec){0};
         s->host = h->host;
@@ -299,9 +298,9 @@ struct resolve_op {
         struct image_resolver *r;
         image_resolve_fn cb;
         void *ud;
-        size_t host;       /* index being tried */
-        bool get;          /* second phase: GET because HEAD lacked the digest */
-        bool blobs;        /* digest refs fall back to /blobs/ as containerd does */
+        size_t host; /* index being tried */
+        bool get;    /* second phase: GET because HEAD lacked the digest */
+        bool blobs;  /* digest refs fall back to /blobs/ as containerd does */
         struct error *first_err;
 };
 
@@ -366,8 +365,7 @@ static void resolve_done(struct image_registry_request *req _unused_, const stru
                         }
                         dg = computed;
                 }
-                if (!dg || image_ref_digest_validate(dg, NULL) < 0 || resp->content_length < 0 ||
-                    !resp->content_type) {
+                if (!dg || image_ref_digest_validate(dg, NULL) < 0 || resp->content_length < 0 || !resp->content_type) {
                         if (!op->get) {
                                 /* the registry did not say: fetch the manifest and compute it */
                                 op->get = true;
@@ -391,7 +389,7 @@ static void resolve_done(struct image_registry_request *req _unused_, const stru
                                 enum image_manifest_kind kd = image_manifest_kind(NULL, resp->body, resp->body_len);
                                 free(mt);
                                 mt = xstrdup(kd == IMAGE_MANIFEST_KIND_INDEX ? IMAGE_MT_OCI_INDEX
-                                                                              : IMAGE_MT_OCI_MANIFEST);
+                                                                             : IMAGE_MT_OCI_MANIFEST);
                                 /* a document's own mediaType wins */
                         }
                         d.media_type = mt;
@@ -419,7 +417,7 @@ static void resolve_next(struct resolve_op *op)
         {
                 const struct image_host *h = &r->hosts[op->host];
                 _cleanup_free_ char *url =
-                        host_url(r, h, op->blobs ? "blobs" : "manifests", r->ref.digest ?: r->ref.tag);
+                    host_url(r, h, op->blobs ? "blobs" : "manifests", r->ref.digest ?: r->ref.tag);
                 char *hdrs[] = {(char *)IMAGE_MANIFEST_ACCEPT, NULL};
                 struct image_registry_request_spec s;
                 struct error *e = NULL;

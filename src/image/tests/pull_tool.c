@@ -90,13 +90,19 @@ static void on_progress(const char *ref, const struct image_descriptor *d, enum 
 int main(int argc, char **argv)
 {
         static const struct option lo[] = {
-                {"root", required_argument, NULL, 'r'},      {"ns", required_argument, NULL, 'n'},
-                {"plain-http", no_argument, NULL, 'H'},      {"skip-verify", no_argument, NULL, 'k'},
-                {"hosts-dir", required_argument, NULL, 'd'}, {"user", required_argument, NULL, 'u'},
-                {"platform", required_argument, NULL, 'p'},  {"all-platforms", no_argument, NULL, 'a'},
-                {"no-unpack", no_argument, NULL, 'N'},       {"concurrency", required_argument, NULL, 'c'},
-                {"lease", required_argument, NULL, 'l'},     {"verbose", no_argument, NULL, 'v'},
-                {NULL, 0, NULL, 0},
+            {"root", required_argument, NULL, 'r'},
+            {"ns", required_argument, NULL, 'n'},
+            {"plain-http", no_argument, NULL, 'H'},
+            {"skip-verify", no_argument, NULL, 'k'},
+            {"hosts-dir", required_argument, NULL, 'd'},
+            {"user", required_argument, NULL, 'u'},
+            {"platform", required_argument, NULL, 'p'},
+            {"all-platforms", no_argument, NULL, 'a'},
+            {"no-unpack", no_argument, NULL, 'N'},
+            {"concurrency", required_argument, NULL, 'c'},
+            {"lease", required_argument, NULL, 'l'},
+            {"verbose", no_argument, NULL, 'v'},
+            {NULL, 0, NULL, 0},
         };
         struct tool t = {0};
         struct image_pull_options o = {.ns = "default", .snapshotter = "overlayfs"};
@@ -109,24 +115,47 @@ int main(int argc, char **argv)
 
         while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
                 switch (c) {
-                case 'r': t.root = optarg; break;
-                case 'n': o.ns = optarg; break;
-                case 'H': o.resolver.plain_http = true; break;
-                case 'k': o.resolver.skip_verify = true; break;
-                case 'd': o.resolver.hosts_dir = optarg; break;
+                case 'r':
+                        t.root = optarg;
+                        break;
+                case 'n':
+                        o.ns = optarg;
+                        break;
+                case 'H':
+                        o.resolver.plain_http = true;
+                        break;
+                case 'k':
+                        o.resolver.skip_verify = true;
+                        break;
+                case 'd':
+                        o.resolver.hosts_dir = optarg;
+                        break;
                 case 'u': {
                         char *colon = strchr(optarg, ':');
                         t.user = colon ? xstrndup(optarg, (size_t)(colon - optarg)) : xstrdup(optarg);
                         t.pass = xstrdup(colon ? colon + 1 : "");
                         break;
                 }
-                case 'p': o.platform = optarg; break;
-                case 'a': o.all_platforms = true; break;
-                case 'N': no_unpack = true; break;
-                case 'c': o.max_concurrent_downloads = (unsigned)atoi(optarg); break;
-                case 'l': o.lease = optarg; break;
-                case 'v': t.verbose = true; break;
-                default: return 2;
+                case 'p':
+                        o.platform = optarg;
+                        break;
+                case 'a':
+                        o.all_platforms = true;
+                        break;
+                case 'N':
+                        no_unpack = true;
+                        break;
+                case 'c':
+                        o.max_concurrent_downloads = (unsigned)atoi(optarg);
+                        break;
+                case 'l':
+                        o.lease = optarg;
+                        break;
+                case 'v':
+                        t.verbose = true;
+                        break;
+                default:
+                        return 2;
                 }
         }
         if (!t.root || optind != argc - 1) {

@@ -34,31 +34,31 @@ static char *parse_fmt(const char *spec)
 static void test_platform_parse(void **state)
 {
         static const char *const cases[][2] = {
-                {"linux/amd64", "linux/amd64"},
-                {"linux/x86_64", "linux/amd64"},
-                {"Linux/X86-64", "linux/amd64"},
-                {"linux/amd64/v1", "linux/amd64"},
-                {"linux/amd64/v3", "linux/amd64/v3"},
-                {"linux/aarch64", "linux/arm64"},
-                {"linux/arm64/v8", "linux/arm64/v8"},
-                {"linux/arm64/8", "linux/arm64/v8"},
-                {"linux/arm", "linux/arm"},
-                {"linux/arm/7", "linux/arm/v7"},
-                {"linux/arm/6", "linux/arm/v6"},
-                {"linux/armhf", "linux/arm"},
-                {"linux/armel", "linux/arm/v6"},
-                {"linux/i386", "linux/386"},
-                {"macos/arm64", "darwin/arm64"},
-                {"windows/amd64", "windows/amd64"},
-                {"arm64", "linux/arm64"},
-                {"s390x", "linux/s390x"},
-                {"foo", "\"foo\": unknown operating system or architecture: invalid argument"},
-                {"linux/*", "\"linux/*\": wildcards not yet supported: invalid argument"},
-                {"linux/a b", "\"a b\" is an invalid component of \"linux/a b\": platform specifier component must "
-                              "match \"^[A-Za-z0-9_-]+$\": invalid argument"},
-                {"linux//", "\"\" is an invalid component of \"linux//\": platform specifier component must "
-                            "match \"^[A-Za-z0-9_-]+$\": invalid argument"},
-                {"a/b/c/d", "\"a/b/c/d\": cannot parse platform specifier: invalid argument"},
+            {"linux/amd64", "linux/amd64"},
+            {"linux/x86_64", "linux/amd64"},
+            {"Linux/X86-64", "linux/amd64"},
+            {"linux/amd64/v1", "linux/amd64"},
+            {"linux/amd64/v3", "linux/amd64/v3"},
+            {"linux/aarch64", "linux/arm64"},
+            {"linux/arm64/v8", "linux/arm64/v8"},
+            {"linux/arm64/8", "linux/arm64/v8"},
+            {"linux/arm", "linux/arm"},
+            {"linux/arm/7", "linux/arm/v7"},
+            {"linux/arm/6", "linux/arm/v6"},
+            {"linux/armhf", "linux/arm"},
+            {"linux/armel", "linux/arm/v6"},
+            {"linux/i386", "linux/386"},
+            {"macos/arm64", "darwin/arm64"},
+            {"windows/amd64", "windows/amd64"},
+            {"arm64", "linux/arm64"},
+            {"s390x", "linux/s390x"},
+            {"foo", "\"foo\": unknown operating system or architecture: invalid argument"},
+            {"linux/*", "\"linux/*\": wildcards not yet supported: invalid argument"},
+            {"linux/a b", "\"a b\" is an invalid component of \"linux/a b\": platform specifier component must "
+                          "match \"^[A-Za-z0-9_-]+$\": invalid argument"},
+            {"linux//", "\"\" is an invalid component of \"linux//\": platform specifier component must "
+                        "match \"^[A-Za-z0-9_-]+$\": invalid argument"},
+            {"a/b/c/d", "\"a/b/c/d\": cannot parse platform specifier: invalid argument"},
         };
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -98,18 +98,18 @@ static void test_platform_default_host(void **state)
         image_platform_clear(&def);
 }
 
-static struct image_platform P(const char *os, const char *arch, const char *variant)
-{
+static struct image_platform P(const char *os, const char *arch, const char *variant) {
         return (struct image_platform){(char *)os, (char *)arch, (char *)variant};
 }
 
-static void test_platform_match_order(void **state)
+static void
+test_platform_match_order(void **state)
 {
         struct image_platform want = P("linux", "amd64", "v3");
         struct image_platform_matcher *m = image_platform_matcher_new_only(&want);
-        struct image_platform a = P("linux", "amd64", NULL), b = P("linux", "386", NULL),
-                              c = P("linux", "amd64", "v2"), d = P("linux", "arm64", NULL),
-                              e = P("linux", "x86_64", "v3"), f = P("windows", "amd64", NULL);
+        struct image_platform a = P("linux", "amd64", NULL), b = P("linux", "386", NULL), c = P("linux", "amd64", "v2"),
+                              d = P("linux", "arm64", NULL), e = P("linux", "x86_64", "v3"),
+                              f = P("windows", "amd64", NULL);
 
         (void)state;
         assert_int_equal(image_platform_rank(m, &e), 0);
@@ -154,10 +154,10 @@ static void test_platform_match_order(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_platform_parse),
-                cmocka_unit_test(test_platform_parse_os_only_is_host_arch),
-                cmocka_unit_test(test_platform_default_host),
-                cmocka_unit_test(test_platform_match_order),
+            cmocka_unit_test(test_platform_parse),
+            cmocka_unit_test(test_platform_parse_os_only_is_host_arch),
+            cmocka_unit_test(test_platform_default_host),
+            cmocka_unit_test(test_platform_match_order),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,8 +81,8 @@ static int unpack(const struct image_pull_layer *layers, size_t n, const char *l
         return 0;
 }
 
-static void on_progress(const char *ref _unused_, const struct image_descriptor *d _unused_,
-                        enum image_pull_status st, int64_t off _unused_, void *ud)
+static void on_progress(const char *ref _unused_, const struct image_descriptor *d _unused_, enum image_pull_status st,
+                        int64_t off _unused_, void *ud)
 {
         struct env *e = ud;
 
@@ -129,17 +129,17 @@ static int teardown(void **state)
 static struct image_pull_options opts(struct env *e, const char *ref)
 {
         return (struct image_pull_options){
-                .ref = ref,
-                .ns = "default",
-                .db = e->db,
-                .cs = e->cs,
-                .resolver = {.plain_http = true},
-                .platform = "linux/amd64",
-                .unpack = unpack,
-                .unpack_userdata = e,
-                .snapshotter = "overlayfs",
-                .progress = on_progress,
-                .progress_userdata = e,
+            .ref = ref,
+            .ns = "default",
+            .db = e->db,
+            .cs = e->cs,
+            .resolver = {.plain_http = true},
+            .platform = "linux/amd64",
+            .unpack = unpack,
+            .unpack_userdata = e,
+            .snapshotter = "overlayfs",
+            .progress = on_progress,
+            .progress_userdata = e,
         };
 }
 
@@ -178,7 +178,8 @@ static void test_pull_index_unpack_and_labels(void **state)
         size_t nl = 0;
         const char *idx = fake_registry_str(&e->reg, "index"), *amd = fake_registry_str(&e->reg, "amd64"),
                    *arm = fake_registry_str(&e->reg, "arm64");
-        _cleanup_free_ char *hello = xasprintf("%s/bin/hello", e->rootfs), *host = xasprintf("%s/etc/hostname", e->rootfs);
+        _cleanup_free_ char *hello = xasprintf("%s/bin/hello", e->rootfs),
+                            *host = xasprintf("%s/etc/hostname", e->rootfs);
         _cleanup_free_ char *src = xasprintf("containerd.io/distribution.source.%s", e->base);
         const char *cfg;
 
@@ -309,8 +310,8 @@ static void test_pull_digest_mismatch(void **state)
         assert_int_equal(metadata_image_get(e->db, "default", ref, &img, NULL), -ENOENT);
         /* the corrupted layer's ingest was aborted (the other layer may keep a resumable one) */
         {
-                _cleanup_free_ char *bad = xasprintf("layer-%s", label(e, fake_registry_str(&e->reg, "amd64"),
-                                                                        "containerd.io/gc.ref.content.l.1"));
+                _cleanup_free_ char *bad = xasprintf(
+                    "layer-%s", label(e, fake_registry_str(&e->reg, "amd64"), "containerd.io/gc.ref.content.l.1"));
                 assert_int_equal(metadata_content_list_statuses(e->cs, "default", NULL, &st, &n, NULL), 0);
                 for (size_t i = 0; i < n; i++)
                         assert_string_not_equal(st[i].ref, bad);
@@ -321,11 +322,11 @@ static void test_pull_digest_mismatch(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_pull_index_unpack_and_labels, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pull_platform_errors_and_all, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pull_not_found, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pull_resume_after_cut, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pull_digest_mismatch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_index_unpack_and_labels, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_platform_errors_and_all, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_not_found, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_resume_after_cut, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_digest_mismatch, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

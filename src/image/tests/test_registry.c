@@ -304,8 +304,9 @@ static void test_registry_connection_refused(void **state _unused_)
         resolve(&e, &o, "127.0.0.1:1/test/img:1", &r);
         assert_non_null(r.err);
         assert_int_equal(r.err->code, ECONNREFUSED);
-        assert_string_equal(error_str(r.err), "failed to do request: Head \"http://127.0.0.1:1/v2/test/img/manifests/1\": "
-                                              "connect: connection refused");
+        assert_string_equal(error_str(r.err),
+                            "failed to do request: Head \"http://127.0.0.1:1/v2/test/img/manifests/1\": "
+                            "connect: connection refused");
         result_clear(&r);
         env_stop(&e);
 }
@@ -393,9 +394,9 @@ static void test_registry_parse_challenge(void **state _unused_)
         char **kv = NULL;
 
         assert_int_equal(image_registry_parse_challenge(
-                                 "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
-                                 "scope=\"repository:library/busybox:pull\"",
-                                 &scheme, &kv, NULL),
+                             "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+                             "scope=\"repository:library/busybox:pull\"",
+                             &scheme, &kv, NULL),
                          0);
         assert_string_equal(scheme, "bearer");
         assert_string_equal(kv[0], "realm");
@@ -414,13 +415,13 @@ static void test_registry_parse_challenge(void **state _unused_)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_registry_parse_challenge),
-                cmocka_unit_test(test_registry_resolve_and_fetch),
-                cmocka_unit_test(test_registry_stream_redirect),
-                cmocka_unit_test(test_registry_basic_auth),
-                cmocka_unit_test(test_registry_bearer_auth),
-                cmocka_unit_test(test_registry_connection_refused),
-                cmocka_unit_test(test_registry_hosts_toml_mirror_fallback),
+            cmocka_unit_test(test_registry_parse_challenge),
+            cmocka_unit_test(test_registry_resolve_and_fetch),
+            cmocka_unit_test(test_registry_stream_redirect),
+            cmocka_unit_test(test_registry_basic_auth),
+            cmocka_unit_test(test_registry_bearer_auth),
+            cmocka_unit_test(test_registry_connection_refused),
+            cmocka_unit_test(test_registry_hosts_toml_mirror_fallback),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
