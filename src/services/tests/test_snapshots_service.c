@@ -329,6 +329,17 @@ static void test_snapshots_service_errors(void **state)
         error_free(&err);
         assert_int_equal(services_diff_apply(&f->ctx, "ns1", IMAGE_MEDIA_TYPE_LAYER_TAR, dg, m.v, m.n, &res, &err), 0);
         snapshot_mounts_clear(&m);
+        if (geteuid() == 0) {
+                /* neither one overlay nor one writable bind: mounted on a temp dir, applied, unmounted */
+                char *opts[] = {"size=16m", NULL};
+                struct snapshot_mount tm = {.type = "tmpfs", .source = "tmpfs", .options = opts};
+                struct image_apply_result res2;
+                assert_int_equal(services_diff_apply(&f->ctx, "ns1", IMAGE_MEDIA_TYPE_LAYER_TAR, dg, &tm, 1, &res2, &err),
+                                 0);
+                assert_string_equal(res2.diff_id, res.diff_id);
+                _cleanup_free_ char *tmpm = xasprintf("test -z \"$(ls -A '%s/tmpmounts')\"", f->tmp);
+                assert_int_equal(system(tmpm), 0);
+        }
         assert_int_equal(services_snapshots_commit(&f->ctx, "ns1", f->snapshotter, "c", "k", NULL, NULL, &err), 0);
         assert_int_equal(services_snapshots_commit(&f->ctx, "ns1", f->snapshotter, "c2", "c", NULL, NULL, &err), -EBUSY);
         error_free(&err);
