@@ -84,7 +84,7 @@ static int get_container(struct grpc_client *c, const char *id, ProtobufCMessage
         *ret_ctr = ((Containerd__Services__Containers__V1__GetContainerResponse *)*ret)->container;
         if (!*ret_ctr) {
                 protobuf_c_message_free_unpacked(*ret, NULL);
-                return error_set(err, -EPROTO, "container \"%s\": empty response", id);
+                return error_set(err, EPROTO, "container \"%s\": empty response", id);
         }
         return 0;
 }
@@ -228,8 +228,11 @@ static int delete_one(struct grpc_client *c, const char *id, bool keep_snapshot,
                 int st = p->status;
                 protobuf_c_message_free_unpacked(tresp, NULL);
                 if (st != CONTAINERD__V1__TYPES__STATUS__STOPPED && st != CONTAINERD__V1__TYPES__STATUS__CREATED) {
-                        r = error_set(err, -EBUSY, "cannot delete a non stopped container: {%s}",
-                                      st == CONTAINERD__V1__TYPES__STATUS__RUNNING ? "running" : "paused");
+                        /* ctr prints the task's Status struct */
+                        _cleanup_free_ char *m = xasprintf(
+                                "cannot delete a non stopped container: {%s 0 0001-01-01 00:00:00 +0000 UTC}",
+                                st == CONTAINERD__V1__TYPES__STATUS__RUNNING ? "running" : "paused");
+                        r = error_set_literal(err, EBUSY, m);
                         goto out;
                 }
                 r = cli_run_task_delete(c, id, NULL, err);

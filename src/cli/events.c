@@ -319,7 +319,7 @@ static int run_events(const struct cli_global *g, const struct cli_command *cmd,
                 r = grpc_stream_recv(s, 0, &m, &err);
                 if (r == 0) {
                         /* ctr treats the end of the stream as an error */
-                        r = error_set(&err, -EPIPE, "EOF");
+                        r = error_set_literal(&err, EPIPE, "EOF");
                         break;
                 }
                 if (r < 0)
@@ -339,9 +339,6 @@ static int run_events(const struct cli_global *g, const struct cli_command *cmd,
         if (s)
                 grpc_stream_free(s);
         grpc_client_free(c);
-        _cleanup_free_ char *msg = error_message(err);
-        if (err && strcmp(msg, "EOF") == 0)
-                return cli_failf(g, "EOF");
         return cli_fail(g, err);
 }
 

@@ -44,7 +44,7 @@ int cli_image_read_blob(struct grpc_client *c, const char *digest, size_t max, c
                 Containerd__Services__Content__V1__ReadContentResponse *rr = (void *)m;
                 if (len + rr->data.len > max) {
                         protobuf_c_message_free_unpacked(m, NULL);
-                        r = error_set(err, -EFBIG, "blob %s is larger than %zu bytes", digest, max);
+                        r = error_set(err, EFBIG, "blob %s is larger than %zu bytes", digest, max);
                         break;
                 }
                 buf = xrealloc(buf, len + rr->data.len + 1);
@@ -116,7 +116,7 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
         json_t *j = NULL;
 
         if (depth > MAX_DEPTH)
-                return error_set(err, -ELOOP, "image index nesting too deep at %s", digest);
+                return error_set(err, ELOOP, "image index nesting too deep at %s", digest);
         int r = cli_image_read_blob(c, digest, MAX_MANIFEST, &buf, &len, err);
         if (r < 0)
                 return r;
@@ -129,7 +129,7 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
                 const char *d = json_string_value(json_object_get(config, "digest"));
                 if (!d || digest_validate(d, NULL) < 0) {
                         json_decref(j);
-                        return error_set(err, -EINVAL, "manifest %s: invalid config digest", digest);
+                        return error_set(err, EINVAL, "manifest %s: invalid config digest", digest);
                 }
                 *ret_config_digest = xstrdup(d);
                 json_decref(j);
@@ -137,7 +137,7 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
         }
         if (!json_is_array(manifests)) {
                 json_decref(j);
-                return error_set(err, -EINVAL, "%s: unexpected manifest media type", digest);
+                return error_set(err, EINVAL, "%s: unexpected manifest media type", digest);
         }
         size_t i;
         json_t *m;
@@ -155,7 +155,7 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
         }
         if (!pick) {
                 json_decref(j);
-                return error_set(err, -ENOENT, "no match for platform in manifest %s", digest);
+                return error_set(err, ENOENT, "no match for platform in manifest %s", digest);
         }
         _cleanup_free_ char *next = xstrdup(pick);
         json_decref(j);
@@ -179,7 +179,7 @@ int cli_image_resolve(struct grpc_client *c, const char *name, const char *platf
         Containerd__Services__Images__V1__GetImageResponse *gr = (void *)resp;
         if (!gr->image || !gr->image->target || !gr->image->target->digest) {
                 protobuf_c_message_free_unpacked(resp, NULL);
-                return error_set(err, -EINVAL, "image \"%s\" has no target", name);
+                return error_set(err, EINVAL, "image \"%s\" has no target", name);
         }
         _cleanup_free_ char *target = xstrdup(gr->image->target->digest);
         protobuf_c_message_free_unpacked(resp, NULL);
@@ -195,7 +195,7 @@ int cli_image_resolve(struct grpc_client *c, const char *name, const char *platf
                 }
                 size_t n = strv_length(parts);
                 if (n < 2 || n > 3)
-                        return error_set(err, -EINVAL, "\"%s\": cannot parse platform specifier", platform);
+                        return error_set(err, EINVAL, "\"%s\": cannot parse platform specifier", platform);
                 os = xstrdup(parts[0]);
                 arch = xstrdup(parts[1]);
                 variant = n == 3 ? xstrdup(parts[2]) : NULL;
@@ -228,7 +228,7 @@ int cli_image_resolve(struct grpc_client *c, const char *name, const char *platf
         json_decref(j);
         if (!diff_ids) {
                 free(cfg);
-                return error_set(err, -EINVAL, "image \"%s\" has no layers", name);
+                return error_set(err, EINVAL, "image \"%s\" has no layers", name);
         }
         ret->name = xstrdup(name);
         ret->config = cfg;

@@ -160,7 +160,7 @@ int cli_run_read_env_file(const char *path, char ***env, struct error **err)
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f) {
                 int r = -errno;
-                return error_set(err, r, "open %s", path);
+                return error_set(err, -r, "open %s", path);
         }
         char *line = NULL;
         size_t cap = 0;
@@ -181,7 +181,7 @@ int cli_run_read_env_file(const char *path, char ***env, struct error **err)
 int cli_run_temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_dir, struct error **err)
 {
         if (n != 1)
-                return error_set(err, -EINVAL, "unsupported rootfs: %zu mounts", n);
+                return error_set(err, EINVAL, "unsupported rootfs: %zu mounts", n);
         Containerd__Types__Mount *m = mounts[0];
         _cleanup_free_ char *src = NULL;
         bool overlay = false;
@@ -190,18 +190,18 @@ int cli_run_temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_d
                         if (strncmp(m->options[i], "lowerdir=", 9) == 0)
                                 src = xstrdup(m->options[i] + 9);
                 if (!src)
-                        return error_set(err, -EINVAL, "overlay mount without lowerdir");
+                        return error_set(err, EINVAL, "overlay mount without lowerdir");
                 overlay = strchr(src, ':') != NULL;
         } else if (strcmp(m->type, "bind") == 0 || strcmp(m->type, "rbind") == 0) {
                 src = xstrdup(m->source);
         } else {
-                return error_set(err, -EINVAL, "unsupported rootfs mount type %s", m->type);
+                return error_set(err, EINVAL, "unsupported rootfs mount type %s", m->type);
         }
         char *dir = xstrdup("/tmp/krill-mount-XXXXXX");
         if (!mkdtemp(dir)) {
                 int r = -errno;
                 free(dir);
-                return error_set(err, r, "failed to create temp mount dir");
+                return error_set(err, -r, "failed to create temp mount dir");
         }
         int r;
         if (overlay) {
@@ -214,7 +214,7 @@ int cli_run_temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_d
                 r = -errno;
                 rmdir(dir);
                 free(dir);
-                return error_set(err, r, "failed to mount the rootfs to read the user database");
+                return error_set(err, -r, "failed to mount the rootfs to read the user database");
         }
         *ret_dir = dir;
         return 0;
@@ -298,7 +298,7 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
                 errno = 0;
                 unsigned long long v = strtoull(o->memory_limit, &end, 10);
                 if (errno || *end || end == o->memory_limit) {
-                        r = error_set(err, -EINVAL, "invalid value \"%s\" for flag -memory-limit", o->memory_limit);
+                        r = error_set(err, EINVAL, "invalid value \"%s\" for flag -memory-limit", o->memory_limit);
                         goto out;
                 }
                 if (v > 0)
@@ -308,7 +308,7 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
                 char *end;
                 double v = strtod(o->cpus, &end);
                 if (*end || end == o->cpus || v < 0) {
-                        r = error_set(err, -EINVAL, "invalid value \"%s\" for flag -cpus", o->cpus);
+                        r = error_set(err, EINVAL, "invalid value \"%s\" for flag -cpus", o->cpus);
                         goto out;
                 }
                 if (v > 0)
@@ -574,7 +574,7 @@ int cli_run_wait(struct grpc_client *c, struct grpc_stream *s, const char *id, c
                         continue;
                 }
                 if (r == 0)
-                        return error_set(err, -EPROTO, "wait ended without a status");
+                        return error_set(err, EPROTO, "wait ended without a status");
                 if (err)
                         *err = TAKE_PTR(e);
                 return r;

@@ -47,7 +47,7 @@ int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cl
 {
         if (mkdir(fifo_dir, 0700) < 0 && errno != EEXIST) {
                 int r = -errno;
-                error_set(err, r, "failed to create fifo dir %s", fifo_dir);
+                error_set(err, -r, "failed to create fifo dir %s", fifo_dir);
                 return r;
         }
         struct cli_stdio *s = xcalloc(1, sizeof(*s));
@@ -55,7 +55,7 @@ int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cl
         s->dir = xasprintf("%s/XXXXXX", fifo_dir);
         if (!mkdtemp(s->dir)) {
                 int r = -errno;
-                error_set(err, r, "failed to create fifo dir under %s", fifo_dir);
+                error_set(err, -r, "failed to create fifo dir under %s", fifo_dir);
                 free(s->dir);
                 s->dir = NULL;
                 stdio_release(s);
@@ -66,7 +66,7 @@ int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cl
         for (size_t i = 0; i < 3; i++) {
                 if (paths[i] && mkfifo(paths[i], 0700) < 0) {
                         int r = -errno;
-                        error_set(err, r, "failed to create fifo %s", paths[i]);
+                        error_set(err, -r, "failed to create fifo %s", paths[i]);
                         stdio_remove(s);
                         stdio_release(s);
                         return r;
@@ -148,8 +148,7 @@ static int start_out(const char *path, int to, pthread_t *tid, struct error **er
         if (r != 0) {
                 free(c->path);
                 free(c);
-                error_set(err, -r, "failed to start an io copy");
-                return -r;
+                return error_set(err, r, "failed to start an io copy");
         }
         return 0;
 }
@@ -178,8 +177,7 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err)
         }
         r = pthread_create(&s->in_tid, NULL, in_thread, xstrdup(s->stdin_path));
         if (r != 0) {
-                error_set(err, -r, "failed to start an io copy");
-                return -r;
+                return error_set(err, r, "failed to start an io copy");
         }
         s->in_started = true;
         return 0;

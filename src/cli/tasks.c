@@ -76,7 +76,7 @@ static int get_container(struct grpc_client *c, const char *id, ProtobufCMessage
         *ret_ctr = ((Containerd__Services__Containers__V1__GetContainerResponse *)*ret)->container;
         if (!*ret_ctr) {
                 protobuf_c_message_free_unpacked(*ret, NULL);
-                return error_set(err, -EPROTO, "container \"%s\": empty response", id);
+                return error_set(err, EPROTO, "container \"%s\": empty response", id);
         }
         return 0;
 }
@@ -95,7 +95,7 @@ int cli_task_get(struct grpc_client *c, const char *id, const char *exec_id, Pro
         *ret_proc = ((Containerd__Services__Tasks__V1__GetResponse *)*ret)->process;
         if (!*ret_proc) {
                 protobuf_c_message_free_unpacked(*ret, NULL);
-                return error_set(err, -EPROTO, "task \"%s\": empty response", id);
+                return error_set(err, EPROTO, "task \"%s\": empty response", id);
         }
         return 0;
 }
@@ -243,7 +243,7 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
                 if (st != CONTAINERD__V1__TYPES__STATUS__STOPPED && st != CONTAINERD__V1__TYPES__STATUS__CREATED &&
                     !force) {
                         rc = cli_failf(g, "task must be stopped before deletion: %s",
-                                       cli_task_status_name(st)[0] ? "running" : "");
+                                       st == CONTAINERD__V1__TYPES__STATUS__PAUSED ? "paused" : "running");
                         break;
                 }
                 if (force && st != CONTAINERD__V1__TYPES__STATUS__STOPPED)
@@ -495,7 +495,7 @@ static int run_exec(const struct cli_global *g, const struct cli_command *cmd, i
                 goto fail;
         spec = container_spec(ctr);
         if (!json_is_object(spec) || !json_is_object(json_object_get(spec, "process"))) {
-                r = error_set(&err, -EINVAL, "container \"%s\" has no process spec", id);
+                r = error_set(&err, EINVAL, "container \"%s\" has no process spec", id);
                 goto fail;
         }
         /* ctr: the container's process with the new args, terminal and cwd */
@@ -634,11 +634,11 @@ static int run_metrics(const struct cli_global *g, const struct cli_command *cmd
 int cli_tasks_print_metrics(FILE *out, const Containerd__Types__Metric *m, struct error **err)
 {
         if (!m->data || !m->data->type_url || strcmp(m->data->type_url, "io.containerd.cgroups.v1.Metrics") != 0)
-                return error_set(err, -ENOTSUP, "cannot convert metric data to cgroups.Metrics");
+                return error_set(err, ENOTSUP, "cannot convert metric data to cgroups.Metrics");
         Io__Containerd__Cgroups__V1__Metrics *cg = (void *)protobuf_c_message_unpack(
                 &io__containerd__cgroups__v1__metrics__descriptor, NULL, m->data->value.len, m->data->value.data);
         if (!cg)
-                return error_set(err, -EINVAL, "cannot decode cgroups.Metrics");
+                return error_set(err, EINVAL, "cannot decode cgroups.Metrics");
         struct cli_tabwriter *tw = cli_tabwriter_new(out, 1, 8, 4, ' ');
         cli_tabwriter_write(tw, "ID\tTIMESTAMP\t\n");
         char ts[96] = "0001-01-01 00:00:00 +0000 UTC";
@@ -669,7 +669,7 @@ int cli_tasks_print_metrics(FILE *out, const Containerd__Types__Metric *m, struc
         int r = cli_tabwriter_flush(tw);
         cli_tabwriter_free(tw);
         protobuf_c_message_free_unpacked(&cg->base, NULL);
-        return r < 0 ? error_set(err, r, "write") : 0;
+        return r < 0 ? error_set(err, -r, "write") : 0;
 }
 
 static const char *const list_aliases[] = {"ls", NULL};
