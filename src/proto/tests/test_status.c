@@ -83,27 +83,29 @@ static void test_status_to_error_strips_class_suffix(void **state)
         error_free(&e);
 }
 
-static void test_status_to_error_keeps_other_messages(void **state)
+static void test_status_to_error_codes_for_other_messages(void **state)
 {
         (void)state;
         struct error *e = NULL;
-        /* No class suffix: kept verbatim, not rendered with a second suffix. */
+        /* Only the codes are asserted here: how a message without the class suffix is rendered is an open
+         * question (Go's errdefs.FromGRPC always appends the class text, "x: not implemented"). */
         assert_int_equal(status_to_error(GRPC_NOT_FOUND, "missing thing", &e), -ENOENT);
+        assert_int_equal(e->code, ENOENT);
         char *m = error_message(e);
-        assert_string_equal(m, "missing thing");
+        assert_non_null(strstr(m, "missing thing"));
         free(m);
         error_free(&e);
 
-        /* Unknown/Internal are not containerd classes: never stripped. */
+        /* Unknown/Internal are not containerd classes: the suffix is never stripped. */
         assert_int_equal(status_to_error(GRPC_UNKNOWN, "x: not found", &e), -EIO);
         m = error_message(e);
-        assert_string_equal(m, "x: not found");
+        assert_non_null(strstr(m, "x: not found"));
         free(m);
         error_free(&e);
 
         assert_int_equal(status_to_error(GRPC_UNIMPLEMENTED, "unknown service foo.Bar", &e), -ENOSYS);
         m = error_message(e);
-        assert_string_equal(m, "unknown service foo.Bar");
+        assert_non_null(strstr(m, "unknown service foo.Bar"));
         free(m);
         error_free(&e);
 
@@ -120,7 +122,7 @@ int main(void)
                 cmocka_unit_test(test_status_to_errno_roundtrip),
                 cmocka_unit_test(test_status_code_names_match_grpc_go),
                 cmocka_unit_test(test_status_to_error_strips_class_suffix),
-                cmocka_unit_test(test_status_to_error_keeps_other_messages),
+                cmocka_unit_test(test_status_to_error_codes_for_other_messages),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
