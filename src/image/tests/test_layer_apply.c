@@ -291,6 +291,8 @@ static const struct ent basic_tree[] = {
         {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
+static void test_hostile_absolute_and_dotdot_confined_fwd(void **state);
+
 static void test_apply_basic_tree(void **state)
 {
         struct fix *f = *state;
@@ -351,6 +353,14 @@ static void test_apply_basic_tree(void **state)
         ssize_t n = getxattr(p, "user.krill", val, sizeof(val));
         if (n >= 0) /* some filesystems have no user xattrs */
                 assert_string_equal(val, "v1");
+}
+
+/* The same tree through the no-openat2 resolver. */
+static void test_apply_basic_tree_fallback(void **state)
+{
+        image_apply_force_fallback(true);
+        test_apply_basic_tree(state);
+        test_hostile_absolute_and_dotdot_confined_fwd(state);
 }
 
 static void test_apply_compressed_same_diff_id(void **state)
@@ -528,6 +538,11 @@ static void test_apply_replace_file_and_dir(void **state)
 /* --- hostile layers --- */
 
 static void test_hostile_absolute_and_dotdot_confined(void **state)
+{
+        test_hostile_absolute_and_dotdot_confined_fwd(state);
+}
+
+static void test_hostile_absolute_and_dotdot_confined_fwd(void **state)
 {
         struct fix *f = *state;
         struct error *err = NULL;
@@ -767,6 +782,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_apply_basic_tree, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_basic_tree_fallback, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_compressed_same_diff_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_overlay_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_overlay_inherits_parent_dirs, setup, teardown),
