@@ -37,6 +37,9 @@ struct layer_job {
         bool abort_ingest; /* verification failed: drop the ingest once the writer is closed */
         struct metadata_content_writer *w;
         struct image_fetch *fetch;
+        uv_timer_t retry; /* a concurrent pull holds the ingest: try again later */
+        bool retry_init;
+        unsigned lock_waits;
 };
 
 struct pull {
@@ -125,19 +128,12 @@ static int add_labels(struct pull *p, const char *digest, char *const *labels, s
         return k;
 }
 
-/* Writes a small verified blob into the store with labels (or just labels it when present). */
-static int store_buffer(struct pull *p, const struct image_descriptor *d, const char *buf, size_t len,
-                        char *const *labels, struct error **err)
+static int store_buffer_ref(struct pull *p, const struct image_descriptor *d, const char *ref, const char *buf,
+                            size_t len, char *const *labels, struct error **err)
 {
         _cleanup_(metadata_content_writer_closep) struct metadata_content_writer *w = NULL;
-        _cleanup_free_ char *ref = xasprintf("%s-%s", ref_prefix(d->media_type), d->digest);
-        struct metadata_content_info info = {0};
         int k;
 
-        if (metadata_content_info(p->o->db, p->o->ns, d->digest, &info, NULL) == 0) {
-                metadata_content_info_clear(&info);
-                return add_labels(p, d->digest, labels, err);
-        }
         k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, ref, d->size, d->digest, p->lease, &w, err);
         if (k == -EEXIST) {
                 if (err)
@@ -151,11 +147,11 @@ static int store_buffer(struct pull *p, const struct image_descriptor *d, const 
                 if (k < 0)
                         return k;
         }
-        if (!content_blob_exists(p->o->cs, d->digest)) {
-                k = metadata_content_writer_write(w, buf, len, err);
-                if (k < 0)
-                        return k;
-        }
+        /* always written: a writer shared with another namespace's blob turns into a real one, and the
+         * store's commit then finds the blob present */
+        k = metadata_content_writer_write(w, buf, len, err);
+        if (k < 0)
+                return k;
         k = metadata_content_writer_commit(w, d->size, d->digest, labels, err);
         if (k == -EEXIST) {
                 if (err)
@@ -165,6 +161,29 @@ static int store_buffer(struct pull *p, const struct image_descriptor *d, const 
         if (k < 0)
                 return error_wrap(err, "failed to commit %s", ref);
         return 0;
+}
+
+/* Writes a small verified blob into the store with labels (or just labels it when present). */
+static int store_buffer(struct pull *p, const struct image_descriptor *d, const char *buf, size_t len,
+                        char *const *labels, struct error **err)
+{
+        _cleanup_free_ char *ref = xasprintf("%s-%s", ref_prefix(d->media_type), d->digest);
+        _cleanup_free_ char *own = NULL;
+        struct metadata_content_info info = {0};
+        int k;
+
+        if (metadata_content_info(p->o->db, p->o->ns, d->digest, &info, NULL) == 0) {
+                metadata_content_info_clear(&info);
+                return add_labels(p, d->digest, labels, err);
+        }
+        k = store_buffer_ref(p, d, ref, buf, len, labels, err);
+        if (k != -EAGAIN)
+                return k;
+        /* a concurrent pull holds the same ref: write a copy under a ref of this pull's own */
+        if (err)
+                error_free(err);
+        own = xasprintf("%s-%s", ref, p->lease);
+        return store_buffer_ref(p, d, own, buf, len, labels, err);
 }
 
 /* Reads a present blob (manifests/configs are re-read locally instead of fetched). */
@@ -529,17 +548,37 @@ static void layer_fetch(struct layer_job *j)
         }
 }
 
+static void layer_open(struct layer_job *j);
+
+static void layer_retry(uv_timer_t *t)
+{
+        layer_open(t->data);
+}
+
 static void layer_start(struct layer_job *j)
+{
+        j->started = true;
+        j->p->active++;
+        j->p->pending++;
+        layer_open(j);
+}
+
+#define LOCK_RETRY_MS 100
+#define LOCK_RETRY_MAX (10 * 60 * 1000 / LOCK_RETRY_MS)
+
+static void layer_open(struct layer_job *j)
 {
         struct pull *p = j->p;
         struct metadata_content_info info = {0};
         _cleanup_strv_free_ char **labels = source_labels(p);
         struct error *e = NULL;
+        bool shared;
         int k;
 
-        j->started = true;
-        p->active++;
-        p->pending++;
+        if (p->err) {
+                layer_finish(j);
+                return;
+        }
         strv_extend(&labels, LABEL_UNCOMPRESSED);
         strv_extend(&labels, j->diff_id);
         if (metadata_content_info(p->o->db, p->o->ns, j->desc.digest, &info, NULL) == 0) {
@@ -553,8 +592,22 @@ static void layer_start(struct layer_job *j)
                 layer_finish(j);
                 return;
         }
+        /* decided before the open, as the writer is: a blob present in the store gives a shared writer */
+        shared = content_blob_exists(p->o->cs, j->desc.digest);
         k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, j->ref, j->desc.size, j->desc.digest, p->lease,
                                          &j->w, &e);
+        if (k == -EAGAIN && j->lock_waits < LOCK_RETRY_MAX) {
+                /* a concurrent pull holds the ingest: containerd waits for a locked ref too */
+                error_free(&e);
+                j->lock_waits++;
+                if (!j->retry_init) {
+                        uv_timer_init(&p->loop, &j->retry);
+                        j->retry.data = j;
+                        j->retry_init = true;
+                }
+                uv_timer_start(&j->retry, layer_retry, LOCK_RETRY_MS, 0);
+                return;
+        }
         if (k == -EEXIST) {
                 error_free(&e);
                 k = add_labels(p, j->desc.digest, labels, &e);
@@ -568,7 +621,7 @@ static void layer_start(struct layer_job *j)
                 layer_finish(j);
                 return;
         }
-        if (content_blob_exists(p->o->cs, j->desc.digest) || metadata_content_writer_offset(j->w) == j->desc.size) {
+        if (shared || metadata_content_writer_offset(j->w) == j->desc.size) {
                 /* the data is already there (another namespace, or a complete ingest): commit only */
                 layer_done(NULL, 0, NULL, j);
                 return;
@@ -801,6 +854,9 @@ int image_pull(const struct image_pull_options *o, struct image_pull_result *ret
         }
         image_registry_client_free(p.client);
         uv_close((uv_handle_t *)&p.async, NULL);
+        for (size_t i = 0; i < p.n_layers; i++)
+                if (p.layers[i]->retry_init)
+                        uv_close((uv_handle_t *)&p.layers[i]->retry, NULL);
         uv_run(&p.loop, UV_RUN_DEFAULT);
         (void)uv_loop_close(&p.loop);
 
@@ -838,4 +894,84 @@ int image_pull(const struct image_pull_options *o, struct image_pull_result *ret
         image_resolver_free(p.res);
         image_platform_matcher_free(p.matcher);
         return k < 0 ? k : 0;
+}
+
+/* ---- background pull for the daemon ---- */
+
+struct bg_pull {
+        uv_async_t async;
+        uv_thread_t thread;
+        struct image_pull_options o;
+        char *strs[8];
+        image_pull_done_fn done;
+        void *ud;
+        int rc;
+        struct image_pull_result res;
+        struct error *err;
+};
+
+static void bg_thread(void *arg)
+{
+        struct bg_pull *b = arg;
+
+        b->rc = image_pull(&b->o, &b->res, &b->err);
+        uv_async_send(&b->async);
+}
+
+static void bg_closed(uv_handle_t *h)
+{
+        struct bg_pull *b = h->data;
+
+        for (size_t i = 0; i < ELEMENTSOF(b->strs); i++)
+                free(b->strs[i]);
+        image_pull_result_clear(&b->res);
+        error_free(&b->err);
+        free(b);
+}
+
+static void bg_done(uv_async_t *a)
+{
+        struct bg_pull *b = a->data;
+
+        uv_thread_join(&b->thread);
+        if (b->rc < 0 && !b->err)
+                error_set(&b->err, -b->rc, "image pull");
+        b->done(b->rc < 0 ? NULL : &b->res, b->rc < 0 ? b->err : NULL, b->ud);
+        uv_close((uv_handle_t *)&b->async, bg_closed);
+}
+
+int image_pull_start(uv_loop_t *loop, const struct image_pull_options *o, image_pull_done_fn done, void *userdata,
+                     struct error **err)
+{
+        struct bg_pull *b = xcalloc(1, sizeof(*b));
+        const char **fields[] = {&b->o.ref,
+                                 &b->o.ns,
+                                 &b->o.lease,
+                                 &b->o.platform,
+                                 &b->o.snapshotter,
+                                 &b->o.user_agent,
+                                 &b->o.resolver.hosts_dir};
+        int k;
+
+        b->o = *o;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                b->strs[i] = xstrdup(*fields[i]);
+                *fields[i] = b->strs[i];
+        }
+        b->done = done;
+        b->ud = userdata;
+        k = uv_async_init(loop, &b->async, bg_done);
+        if (k < 0) {
+                for (size_t i = 0; i < ELEMENTSOF(b->strs); i++)
+                        free(b->strs[i]);
+                free(b);
+                return error_set(err, -k, "image pull: %s", uv_strerror(k));
+        }
+        b->async.data = b;
+        k = uv_thread_create(&b->thread, bg_thread, b);
+        if (k < 0) {
+                uv_close((uv_handle_t *)&b->async, bg_closed);
+                return error_set(err, -k, "image pull thread: %s", uv_strerror(k));
+        }
+        return 0;
 }

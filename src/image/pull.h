@@ -90,3 +90,11 @@ void image_pull_result_clear(struct image_pull_result *r);
  * status errors, `failed to commit layer-sha256:..: unexpected commit digest ..` (digest mismatch), disk
  * errors. *ret (may be NULL) is filled only on success. */
 int image_pull(const struct image_pull_options *o, struct image_pull_result *ret, struct error **err);
+
+/* Daemon entry point: runs image_pull on a thread of its own and calls done on loop (the caller's loop
+ * thread) when it ends. The strings of o are copied; o->db, o->cs and the callbacks' userdata must stay
+ * valid until done runs; the progress and unpack callbacks run on the pull's threads, not on loop. res and
+ * err are borrowed for the call (NULL res on failure). Returns -errno if the thread cannot start. */
+typedef void (*image_pull_done_fn)(const struct image_pull_result *res, const struct error *err, void *userdata);
+int image_pull_start(uv_loop_t *loop, const struct image_pull_options *o, image_pull_done_fn done, void *userdata,
+                     struct error **err);

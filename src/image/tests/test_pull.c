@@ -319,6 +319,54 @@ static void test_pull_digest_mismatch(void **state)
         metadata_content_statuses_free(st, n);
 }
 
+struct bg {
+        bool done;
+        int code;
+        char *digest;
+};
+
+static void bg_done(const struct image_pull_result *res, const struct error *err, void *ud)
+{
+        struct bg *b = ud;
+
+        b->done = true;
+        b->code = err ? err->code : 0;
+        if (err)
+                print_message("pull error: %s\n", error_str(err));
+        if (res)
+                b->digest = xstrdup(res->target.digest);
+}
+
+static void test_pull_start_on_loop(void **state)
+{
+        struct env *e = *state;
+        _cleanup_free_ char *ref = xasprintf("%s/test/img:1", e->base);
+        _cleanup_free_ char *bad = xasprintf("%s/test/img:nope", e->base);
+        struct image_pull_options o = opts(e, ref);
+        uv_loop_t loop;
+        struct bg b1 = {0}, b2 = {0}, b3 = {0};
+
+        uv_loop_init(&loop);
+        /* two pulls of the same image at once share the store (ingest locks are waited for) */
+        o.unpack = NULL;
+        assert_int_equal(image_pull_start(&loop, &o, bg_done, &b1, NULL), 0);
+        assert_int_equal(image_pull_start(&loop, &o, bg_done, &b3, NULL), 0);
+        o.ref = bad;
+        assert_int_equal(image_pull_start(&loop, &o, bg_done, &b2, NULL), 0);
+        while (!b1.done || !b2.done || !b3.done)
+                uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&loop), 0);
+        assert_int_equal(b1.code, 0);
+        assert_string_equal(b1.digest, fake_registry_str(&e->reg, "index"));
+        assert_int_equal(b2.code, ENOENT);
+        assert_null(b2.digest);
+        assert_int_equal(b3.code, 0);
+        assert_string_equal(b3.digest, b1.digest);
+        free(b1.digest);
+        free(b3.digest);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -327,6 +375,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_pull_not_found, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pull_resume_after_cut, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pull_digest_mismatch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pull_start_on_loop, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
