@@ -55,9 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         grpc_client_set_default_metadata(c, md);
         /* The seeds are captured from tests/tools/grpc_echo_server: Version, Version, Content.Read. */
         const ProtobufCMessageDescriptor *resp[3] = {
-                &containerd__services__version__v1__version_response__descriptor,
-                &containerd__services__version__v1__version_response__descriptor,
-                &containerd__services__content__v1__read_content_response__descriptor,
+            &containerd__services__version__v1__version_response__descriptor,
+            &containerd__services__version__v1__version_response__descriptor,
+            &containerd__services__content__v1__read_content_response__descriptor,
         };
         Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
         struct grpc_stream *s[3] = {NULL, NULL, NULL};

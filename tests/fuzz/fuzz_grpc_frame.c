@@ -101,11 +101,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct grpc_server *s = grpc_server_new(&loop, &o);
         const ProtobufCMessageDescriptor *in = &containerd__services__content__v1__write_content_request__descriptor;
         const struct grpc_method methods[] = {
-                {"/fuzz.Echo/Unary", GRPC_METHOD_UNARY, in, on_unary, NULL, NULL},
-                {"/fuzz.Echo/ServerStream", GRPC_METHOD_SERVER_STREAM, in, on_server_stream, NULL, NULL},
-                {"/fuzz.Echo/ClientStream", GRPC_METHOD_CLIENT_STREAM, in, on_client_stream, on_client_stream_done,
-                 NULL},
-                {"/fuzz.Echo/Bidi", GRPC_METHOD_BIDI_STREAM, in, on_bidi, NULL, NULL},
+            {"/fuzz.Echo/Unary", GRPC_METHOD_UNARY, in, on_unary, NULL, NULL},
+            {"/fuzz.Echo/ServerStream", GRPC_METHOD_SERVER_STREAM, in, on_server_stream, NULL, NULL},
+            {"/fuzz.Echo/ClientStream", GRPC_METHOD_CLIENT_STREAM, in, on_client_stream, on_client_stream_done, NULL},
+            {"/fuzz.Echo/Bidi", GRPC_METHOD_BIDI_STREAM, in, on_bidi, NULL, NULL},
         };
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
                 if (grpc_server_add_method(s, &methods[i]) != 0)

@@ -36,7 +36,7 @@ static void on_version(struct grpc_call *call, const ProtobufCMessage *req, void
         (void)req;
         (void)userdata;
         Containerd__Services__Version__V1__VersionResponse resp =
-                CONTAINERD__SERVICES__VERSION__V1__VERSION_RESPONSE__INIT;
+            CONTAINERD__SERVICES__VERSION__V1__VERSION_RESPONSE__INIT;
         const char *ns = grpc_call_metadata(call, "containerd-namespace");
         resp.version = (char *)"krill-echo";
         resp.revision = (char *)(ns ? ns : "");
@@ -47,7 +47,7 @@ static void ns_reply(struct grpc_call *call, const char *name)
 {
         Containerd__Services__Namespaces__V1__Namespace ns = CONTAINERD__SERVICES__NAMESPACES__V1__NAMESPACE__INIT;
         Containerd__Services__Namespaces__V1__GetNamespaceResponse resp =
-                CONTAINERD__SERVICES__NAMESPACES__V1__GET_NAMESPACE_RESPONSE__INIT;
+            CONTAINERD__SERVICES__NAMESPACES__V1__GET_NAMESPACE_RESPONSE__INIT;
         ns.name = (char *)name;
         resp.namespace_ = &ns;
         grpc_call_reply(call, &resp.base);
@@ -137,7 +137,7 @@ static void reader_produce(struct grpc_call *call, void *userdata)
         struct reader *rd = grpc_call_get_data(call);
         while (rd->left > 0 && grpc_call_pending_bytes(call) < 2 * rd->size + 1) {
                 Containerd__Services__Content__V1__ReadContentResponse resp =
-                        CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
+                    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
                 resp.data.data = rd->buf;
                 resp.data.len = rd->size;
                 if (rd->blob) {
@@ -219,14 +219,14 @@ int main(int argc, char **argv)
         struct grpc_server_options o = {.log_calls = true};
         server = grpc_server_new(loop, &o);
         const struct grpc_method methods[] = {
-                {"/containerd.services.version.v1.Version/Version", GRPC_METHOD_UNARY,
-                 &google__protobuf__empty__descriptor, on_version, NULL, loop},
-                {"/containerd.services.namespaces.v1.Namespaces/Get", GRPC_METHOD_UNARY,
-                 &containerd__services__namespaces__v1__get_namespace_request__descriptor, on_ns_get, NULL, loop},
-                {"/containerd.services.content.v1.Content/Info", GRPC_METHOD_UNARY,
-                 &containerd__services__content__v1__info_request__descriptor, on_info, NULL, loop},
-                {"/containerd.services.content.v1.Content/Read", GRPC_METHOD_SERVER_STREAM,
-                 &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, loop},
+            {"/containerd.services.version.v1.Version/Version", GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor,
+             on_version, NULL, loop},
+            {"/containerd.services.namespaces.v1.Namespaces/Get", GRPC_METHOD_UNARY,
+             &containerd__services__namespaces__v1__get_namespace_request__descriptor, on_ns_get, NULL, loop},
+            {"/containerd.services.content.v1.Content/Info", GRPC_METHOD_UNARY,
+             &containerd__services__content__v1__info_request__descriptor, on_info, NULL, loop},
+            {"/containerd.services.content.v1.Content/Read", GRPC_METHOD_SERVER_STREAM,
+             &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, loop},
         };
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
                 (void)grpc_server_add_method(server, &methods[i]);

@@ -169,8 +169,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
                 return 0;
         if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE && !s->have_status) {
                 if (s->http_status != 200) {
-                        _cleanup_free_ char *m = xasprintf(
-                                "unexpected HTTP status code received from server: %d", s->http_status);
+                        _cleanup_free_ char *m =
+                            xasprintf("unexpected HTTP status code received from server: %d", s->http_status);
                         stream_set_status(s, http_to_grpc(s->http_status), m);
                 } else if (!s->ct_ok)
                         /* grpc-go rejects a response that is not application/grpc (http_util.go). */
@@ -200,11 +200,10 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                 if (r == 0)
                         break;
                 if (r < 0) {
-                        _cleanup_free_ char *m =
-                                r == -EMSGSIZE
-                                        ? xasprintf("grpc: received message larger than max (%zu vs. %u)", n,
-                                                    GRPC_DEFAULT_MAX_MSG)
-                                        : xstrdup("grpc: invalid or compressed response message");
+                        _cleanup_free_ char *m = r == -EMSGSIZE
+                                                     ? xasprintf("grpc: received message larger than max (%zu vs. %u)",
+                                                                 n, GRPC_DEFAULT_MAX_MSG)
+                                                     : xstrdup("grpc: invalid or compressed response message");
                         stream_set_status(s, r == -EMSGSIZE ? GRPC_RESOURCE_EXHAUSTED : GRPC_INTERNAL, m);
                         s->remote_done = true;
                         grpc_buf_done(&s->in);
@@ -376,8 +375,8 @@ int grpc_client_from_fd(int fd, const char *name, int timeout_ms, struct grpc_cl
         if (r != 0)
                 abort();
         nghttp2_settings_entry iv[] = {
-                {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, CLIENT_WINDOW},
+            {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, CLIENT_WINDOW},
         };
         (void)nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv));
         (void)nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, CLIENT_CONN_WINDOW);
@@ -397,8 +396,7 @@ int grpc_client_from_fd(int fd, const char *name, int timeout_ms, struct grpc_cl
                 }
                 if (r < 0 && r != -ETIMEDOUT) {
                         grpc_client_free(c);
-                        return error_set(err, ECONNRESET, "dial unix %s: connection closed during handshake",
-                                         path);
+                        return error_set(err, ECONNRESET, "dial unix %s: connection closed during handshake", path);
                 }
         }
         *ret = c;
@@ -454,8 +452,7 @@ void grpc_client_set_timeout(struct grpc_client *c, int timeout_ms)
 #define NV(k, v) ((nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE})
 
 int grpc_client_stream_open(struct grpc_client *c, const char *path, const struct grpc_metadata *extra_md,
-                            const ProtobufCMessageDescriptor *resp_desc, struct grpc_stream **ret,
-                            struct error **err)
+                            const ProtobufCMessageDescriptor *resp_desc, struct grpc_stream **ret, struct error **err)
 {
         if (c->dead)
                 return error_set(err, ECONNRESET, "grpc: connection closed");
@@ -575,8 +572,7 @@ int grpc_stream_recv(struct grpc_stream *s, int timeout_ms, ProtobufCMessage **r
                 uint64_t now = grpc_now_ms();
                 if (s->deadline_ms && now >= s->deadline_ms) {
                         /* The deadline is the client's to enforce (PROTOCOLS.md 4.4). */
-                        (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->stream_id,
-                                                        NGHTTP2_CANCEL);
+                        (void)nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->stream_id, NGHTTP2_CANCEL);
                         client_flush_nowait(c);
                         stream_set_status(s, GRPC_DEADLINE_EXCEEDED, "context deadline exceeded");
                         s->remote_done = true;

@@ -54,10 +54,10 @@ struct grpc_method {
 };
 
 struct grpc_server_options {
-        size_t max_recv_msg;   /* 0 = 16 MiB */
-        size_t max_send_msg;   /* 0 = 16 MiB; replies larger than this fail the call with RESOURCE_EXHAUSTED */
-        uint32_t max_streams;  /* concurrent streams per connection, 0 = 1000 */
-        bool log_calls;        /* log each RPC at debug level (path, namespace, status, duration) */
+        size_t max_recv_msg;  /* 0 = 16 MiB */
+        size_t max_send_msg;  /* 0 = 16 MiB; replies larger than this fail the call with RESOURCE_EXHAUSTED */
+        uint32_t max_streams; /* concurrent streams per connection, 0 = 1000 */
+        bool log_calls;       /* log each RPC at debug level (path, namespace, status, duration) */
 };
 
 /* Creates a server on loop. Never fails (allocation aborts). */
@@ -137,8 +137,7 @@ int grpc_client_unary(struct grpc_client *c, const char *path, const struct grpc
 /* Streams: open, send any number of messages, close the send side, receive until end.
  * Several streams may be open on one client; receiving on one pumps the connection for all. */
 int grpc_client_stream_open(struct grpc_client *c, const char *path, const struct grpc_metadata *extra_md,
-                            const ProtobufCMessageDescriptor *resp_desc, struct grpc_stream **ret,
-                            struct error **err);
+                            const ProtobufCMessageDescriptor *resp_desc, struct grpc_stream **ret, struct error **err);
 int grpc_stream_send(struct grpc_stream *s, const ProtobufCMessage *msg, struct error **err);
 int grpc_stream_close_send(struct grpc_stream *s, struct error **err);
 /* Returns 1 with *ret_msg set, 0 at the end of a stream that finished OK, -errno on a non-OK status.

@@ -25,10 +25,10 @@
 #include "util/log.h"
 
 #define CONN_READ_BUF (64 * 1024)
-#define CONN_WRITE_HIGH (1024 * 1024)       /* stop pulling from nghttp2 above this much unwritten output */
-#define STREAM_WINDOW (1024 * 1024)         /* SETTINGS_INITIAL_WINDOW_SIZE we advertise */
-#define CONN_WINDOW (16 * 1024 * 1024)      /* connection receive window */
-#define MAX_HEADER_BYTES (64 * 1024)        /* request header list bound per stream */
+#define CONN_WRITE_HIGH (1024 * 1024)  /* stop pulling from nghttp2 above this much unwritten output */
+#define STREAM_WINDOW (1024 * 1024)    /* SETTINGS_INITIAL_WINDOW_SIZE we advertise */
+#define CONN_WINDOW (16 * 1024 * 1024) /* connection receive window */
+#define MAX_HEADER_BYTES (64 * 1024)   /* request header list bound per stream */
 #define MAX_METADATA 64
 /* Request bytes buffered per connection (partial messages, unary requests awaiting END_STREAM). One
  * message may be 16 MiB; a client needing more than this at once is abusive and loses the connection. */
@@ -64,7 +64,7 @@ struct grpc_conn {
         nghttp2_session *session;
         struct grpc_call *calls; /* doubly linked, one reference each */
         size_t ncalls;
-        size_t in_bytes; /* sum of the calls' in_accounted */
+        size_t in_bytes;      /* sum of the calls' in_accounted */
         size_t write_pending; /* bytes handed to uv_write, not yet completed */
         unsigned busy;        /* > 0 while dispatching or flushing: nested flush requests are deferred */
         bool want_flush;
@@ -93,8 +93,8 @@ struct grpc_call {
         size_t nmd, header_bytes;
         bool headers_done, remote_closed, stream_closed;
         struct grpc_buf in;
-        size_t in_scanned; /* bytes after in.off already checked to be complete, valid messages */
-        size_t in_accounted; /* this call's share of conn->in_bytes */
+        size_t in_scanned;         /* bytes after in.off already checked to be complete, valid messages */
+        size_t in_accounted;       /* this call's share of conn->in_bytes */
         struct grpc_buf unary_msg; /* the single request of unary/server-stream calls */
         unsigned nmsgs;
 
@@ -363,9 +363,13 @@ static void call_log(struct grpc_call *c)
         snprintf(dur, sizeof(dur), "%llu.%03llus", (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
         const char *ns = grpc_call_metadata(c, "containerd-namespace");
         struct log_field f[] = {
-                {"method", grpc_call_path(c)}, {"namespace", ns ? ns : ""}, {"status", status},
-                {"code", status_code_name(c->status)}, {"duration", dur},
-                {c->status != GRPC_OK && c->status_msg ? "error" : NULL, c->status_msg}, {NULL, NULL},
+            {"method", grpc_call_path(c)},
+            {"namespace", ns ? ns : ""},
+            {"status", status},
+            {"code", status_code_name(c->status)},
+            {"duration", dur},
+            {c->status != GRPC_OK && c->status_msg ? "error" : NULL, c->status_msg},
+            {NULL, NULL},
         };
         log_fields(LOG_LEVEL_DEBUG, f, "grpc call");
 }
@@ -428,8 +432,8 @@ static ssize_t call_data_read(nghttp2_session *session, int32_t stream_id, uint8
                 _cleanup_free_ char *msg = grpc_percent_encode(c->status_msg ? c->status_msg : "");
                 snprintf(code, sizeof(code), "%d", (int)c->status);
                 nghttp2_nv trailers[] = {
-                        {(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code), NGHTTP2_NV_FLAG_NONE},
-                        {(uint8_t *)"grpc-message", (uint8_t *)msg, 12, strlen(msg), NGHTTP2_NV_FLAG_NONE},
+                    {(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code), NGHTTP2_NV_FLAG_NONE},
+                    {(uint8_t *)"grpc-message", (uint8_t *)msg, 12, strlen(msg), NGHTTP2_NV_FLAG_NONE},
                 };
                 *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
                 c->trailers_submitted = true;
@@ -447,8 +451,8 @@ static ssize_t call_data_read(nghttp2_session *session, int32_t stream_id, uint8
 static int call_submit_headers(struct grpc_call *c)
 {
         nghttp2_nv hdrs[] = {
-                {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-                {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
         };
         nghttp2_data_provider prd = {.source.ptr = c, .read_callback = call_data_read};
         c->headers_sent = true;
@@ -490,10 +494,10 @@ static void submit_trailers_only(struct grpc_call *c, enum grpc_code code, const
         _cleanup_free_ char *msg = grpc_percent_encode(message ? message : "");
         snprintf(cs, sizeof(cs), "%d", (int)code);
         nghttp2_nv hdrs[] = {
-                {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-                {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
-                {(uint8_t *)"grpc-status", (uint8_t *)cs, 11, strlen(cs), NGHTTP2_NV_FLAG_NONE},
-                {(uint8_t *)"grpc-message", (uint8_t *)msg, 12, strlen(msg), NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"grpc-status", (uint8_t *)cs, 11, strlen(cs), NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"grpc-message", (uint8_t *)msg, 12, strlen(msg), NGHTTP2_NV_FLAG_NONE},
         };
         if (nghttp2_submit_response(conn->session, c->stream_id, hdrs, 4, NULL) == 0)
                 c->rst_after_end = true;
@@ -524,9 +528,9 @@ void grpc_call_reply(struct grpc_call *c, const ProtobufCMessage *msg)
 {
         int r = grpc_call_send(c, msg);
         if (r == -EMSGSIZE) {
-                _cleanup_free_ char *m = xasprintf("grpc: trying to send message larger than max (%zu vs. %zu)",
-                                                    protobuf_c_message_get_packed_size(msg),
-                                                    c->server->opts.max_send_msg);
+                _cleanup_free_ char *m =
+                    xasprintf("grpc: trying to send message larger than max (%zu vs. %zu)",
+                              protobuf_c_message_get_packed_size(msg), c->server->opts.max_send_msg);
                 grpc_call_finish(c, GRPC_RESOURCE_EXHAUSTED, m);
                 return;
         }
@@ -815,8 +819,9 @@ static void deliver(struct grpc_call *c, const uint8_t *p, size_t n)
 {
         ProtobufCMessage *req = protobuf_c_message_unpack(c->method->input, NULL, n, p);
         if (!req) {
-                call_abort(c, GRPC_INTERNAL, "grpc: error unmarshalling request: proto: cannot parse invalid "
-                                             "wire-format data");
+                call_abort(c, GRPC_INTERNAL,
+                           "grpc: error unmarshalling request: proto: cannot parse invalid "
+                           "wire-format data");
                 return;
         }
         c->method->on_message(c, req, c->method->userdata);
@@ -851,8 +856,8 @@ static void call_dispatch(struct grpc_call *c)
         } else if (c->reject_code > 0 && !grpc_call_is_done(c)) {
                 call_abort(c, (enum grpc_code)c->reject_code, c->reject_msg);
         }
-        bool streaming = c->method &&
-                         (c->method->kind == GRPC_METHOD_CLIENT_STREAM || c->method->kind == GRPC_METHOD_BIDI_STREAM);
+        bool streaming =
+            c->method && (c->method->kind == GRPC_METHOD_CLIENT_STREAM || c->method->kind == GRPC_METHOD_BIDI_STREAM);
         /* Drain complete messages. */
         while (!grpc_call_is_done(c) && c->method) {
                 const uint8_t *p;
@@ -1034,8 +1039,8 @@ static void conn_flush(struct grpc_conn *conn)
                         break;
         }
         conn->busy--;
-        if (!conn->closing && !nghttp2_session_want_read(conn->session) &&
-            !nghttp2_session_want_write(conn->session) && conn->write_pending == 0)
+        if (!conn->closing && !nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
+            conn->write_pending == 0)
                 conn_close(conn);
         conn_unref(conn);
 }
@@ -1184,9 +1189,9 @@ static void conn_start(struct grpc_server *s, struct grpc_conn *conn)
 
         /* grpc-go treats the server's first frame as its preface: it must be SETTINGS, sent right away. */
         nghttp2_settings_entry iv[] = {
-                {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->opts.max_streams},
-                {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
-                {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES},
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->opts.max_streams},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES},
         };
         (void)nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, iv, ELEMENTSOF(iv));
         (void)nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);

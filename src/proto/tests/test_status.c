@@ -39,8 +39,8 @@ static void test_status_to_errno_roundtrip(void **state)
 {
         (void)state;
         /* Every errno containerd distinguishes survives errno -> code -> errno. */
-        static const int classes[] = {ENOENT, EEXIST, EINVAL, EBUSY, EAGAIN, ENOSYS, ECANCELED, ETIMEDOUT,
-                                      EACCES, ENOSPC, ERANGE};
+        static const int classes[] = {ENOENT,    EEXIST,    EINVAL, EBUSY,  EAGAIN, ENOSYS,
+                                      ECANCELED, ETIMEDOUT, EACCES, ENOSPC, ERANGE};
         for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
                 assert_int_equal(status_to_errno(status_from_errno(classes[i])), classes[i]);
         assert_int_equal(status_to_errno(GRPC_OK), 0);
@@ -118,11 +118,11 @@ static void test_status_to_error_codes_for_other_messages(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_status_from_errno_containerd_classes),
-                cmocka_unit_test(test_status_to_errno_roundtrip),
-                cmocka_unit_test(test_status_code_names_match_grpc_go),
-                cmocka_unit_test(test_status_to_error_strips_class_suffix),
-                cmocka_unit_test(test_status_to_error_codes_for_other_messages),
+            cmocka_unit_test(test_status_from_errno_containerd_classes),
+            cmocka_unit_test(test_status_to_errno_roundtrip),
+            cmocka_unit_test(test_status_code_names_match_grpc_go),
+            cmocka_unit_test(test_status_to_error_strips_class_suffix),
+            cmocka_unit_test(test_status_to_error_codes_for_other_messages),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

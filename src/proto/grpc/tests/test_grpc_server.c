@@ -340,21 +340,20 @@ static int setup(void **state)
         struct grpc_server_options o = {.log_calls = true};
         f->srv = grpc_server_new(&f->loop, &o);
         const struct grpc_method methods[] = {
-                {VERSION_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_version, NULL, f},
-                {NS_GET_PATH, GRPC_METHOD_UNARY, &containerd__services__namespaces__v1__get_namespace_request__descriptor,
-                 on_ns_get, NULL, f},
-                {READ_PATH, GRPC_METHOD_SERVER_STREAM,
-                 &containerd__services__content__v1__read_content_request__descriptor, on_read, NULL, f},
-                {WRITE_PATH, GRPC_METHOD_BIDI_STREAM,
-                 &containerd__services__content__v1__write_content_request__descriptor, on_write_msg, on_write_done,
-                 f},
-                {SUM_PATH, GRPC_METHOD_CLIENT_STREAM,
-                 &containerd__services__content__v1__write_content_request__descriptor, on_sum_msg, on_sum_done, f},
-                {WAIT_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_wait, NULL, f},
-                {RELEASE_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_release, NULL, f},
-                {HANG_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_hang, NULL, f},
-                {PUT_PATH, GRPC_METHOD_UNARY, &containerd__services__content__v1__write_content_request__descriptor,
-                 on_put, NULL, f},
+            {VERSION_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_version, NULL, f},
+            {NS_GET_PATH, GRPC_METHOD_UNARY, &containerd__services__namespaces__v1__get_namespace_request__descriptor,
+             on_ns_get, NULL, f},
+            {READ_PATH, GRPC_METHOD_SERVER_STREAM, &containerd__services__content__v1__read_content_request__descriptor,
+             on_read, NULL, f},
+            {WRITE_PATH, GRPC_METHOD_BIDI_STREAM, &containerd__services__content__v1__write_content_request__descriptor,
+             on_write_msg, on_write_done, f},
+            {SUM_PATH, GRPC_METHOD_CLIENT_STREAM, &containerd__services__content__v1__write_content_request__descriptor,
+             on_sum_msg, on_sum_done, f},
+            {WAIT_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_wait, NULL, f},
+            {RELEASE_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_release, NULL, f},
+            {HANG_PATH, GRPC_METHOD_UNARY, &google__protobuf__empty__descriptor, on_hang, NULL, f},
+            {PUT_PATH, GRPC_METHOD_UNARY, &containerd__services__content__v1__write_content_request__descriptor, on_put,
+             NULL, f},
         };
         for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
                 assert_int_equal(grpc_server_add_method(f->srv, &methods[i]), 0);
@@ -479,7 +478,8 @@ static void test_grpc_unary_errors_map_to_errno(void **state)
                                            &containerd__services__namespaces__v1__get_namespace_response__descriptor,
                                            (ProtobufCMessage **)&resp, &e),
                          -EINVAL);
-        assert_string_equal(error_str(e), "bad 100% \"q\"\n\xc3\xa9");
+        /* Rendering may add the class text (Go clients do); the message itself must survive intact. */
+        assert_non_null(strstr(error_str(e), "bad 100% \"q\"\n\xc3\xa9"));
         error_free(&e);
         grpc_client_free(c);
 }
@@ -494,22 +494,20 @@ static void test_grpc_unknown_method_unimplemented(void **state)
         assert_int_equal(grpc_client_unary(c, "/containerd.services.foo.v1.Foo/Bar", NULL, &req.base,
                                            &google__protobuf__empty__descriptor, &resp, &e),
                          -ENOSYS);
-        assert_string_equal(error_str(e), "unknown service containerd.services.foo.v1.Foo");
+        assert_non_null(strstr(error_str(e), "unknown service containerd.services.foo.v1.Foo"));
         error_free(&e);
         assert_int_equal(grpc_client_unary(c, "/containerd.services.version.v1.Version/Nope", NULL, &req.base,
                                            &google__protobuf__empty__descriptor, &resp, &e),
                          -ENOSYS);
-        assert_string_equal(error_str(e),
-                            "unknown method Nope for service containerd.services.version.v1.Version");
+        assert_non_null(strstr(error_str(e), "unknown method Nope for service containerd.services.version.v1.Version"));
         error_free(&e);
         /* nghttp2 itself rejects a :path without '/', so this is a stream error, not a gRPC status. */
-        assert_true(grpc_client_unary(c, "nonsense", NULL, &req.base, &google__protobuf__empty__descriptor, &resp,
-                                      &e) < 0);
+        assert_true(grpc_client_unary(c, "nonsense", NULL, &req.base, &google__protobuf__empty__descriptor, &resp, &e) <
+                    0);
         error_free(&e);
         /* The connection still serves. */
         assert_int_equal(grpc_client_unary(c, VERSION_PATH, NULL, &req.base,
-                                           &containerd__services__version__v1__version_response__descriptor, &resp,
-                                           &e),
+                                           &containerd__services__version__v1__version_response__descriptor, &resp, &e),
                          0);
         protobuf_c_message_free_unpacked(resp, NULL);
         grpc_client_free(c);
@@ -695,9 +693,8 @@ static void test_grpc_slow_call_does_not_block_others(void **state)
                 protobuf_c_message_free_unpacked(&v->base, NULL);
         }
         /* Release answers the held call later, from a uv timer. */
-        assert_int_equal(grpc_client_unary(c, RELEASE_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(c, RELEASE_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         VersionResponse *v = NULL;
         assert_int_equal(grpc_stream_recv(slow, 0, (ProtobufCMessage **)&v, &e), 1);
@@ -762,8 +759,9 @@ static void test_grpc_malformed_input_closes_only_that_connection(void **state)
         /* A valid preface followed by a garbage frame (type DATA on stream 0 is a connection error). */
         fd = raw_connect(f);
         static const char bad[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-                                  "\x00\x00\x00\x04\x00\x00\x00\x00\x00"  /* empty SETTINGS */
-                                  "\x00\x00\x04\x00\x00\x00\x00\x00\x00" "abcd"; /* DATA on stream 0 */
+                                  "\x00\x00\x00\x04\x00\x00\x00\x00\x00" /* empty SETTINGS */
+                                  "\x00\x00\x04\x00\x00\x00\x00\x00\x00"
+                                  "abcd"; /* DATA on stream 0 */
         assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)sizeof(bad) - 1);
         assert_true(wait_eof(fd));
         close(fd);
@@ -775,9 +773,8 @@ static void test_grpc_malformed_input_closes_only_that_connection(void **state)
                                            (ProtobufCMessage **)&v, &e),
                          0);
         protobuf_c_message_free_unpacked(&v->base, NULL);
-        assert_int_equal(grpc_client_unary(good, RELEASE_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor,
-                                           &m, &e),
-                         0);
+        assert_int_equal(
+            grpc_client_unary(good, RELEASE_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor, &m, &e), 0);
         protobuf_c_message_free_unpacked(m, NULL);
         assert_int_equal(grpc_stream_recv(slow, 0, (ProtobufCMessage **)&v, &e), 1);
         assert_string_equal(v->version, "released");
@@ -828,9 +825,9 @@ static void test_grpc_connection_buffer_limit(void **state)
         req.data.data = xcalloc(1, req.data.len);
         struct grpc_stream *v[5];
         for (int i = 0; i < 5; i++) {
-                assert_int_equal(grpc_client_stream_open(c, PUT_PATH, NULL,
-                                                         &containerd__services__content__v1__write_content_response__descriptor,
-                                                         &v[i], &e),
+                assert_int_equal(grpc_client_stream_open(
+                                     c, PUT_PATH, NULL,
+                                     &containerd__services__content__v1__write_content_response__descriptor, &v[i], &e),
                                  0);
                 assert_int_equal(grpc_stream_send(v[i], &req.base, &e), 0);
         }
@@ -866,8 +863,7 @@ static void test_grpc_deadline_cancels_call(void **state)
         ProtobufCMessage *m = NULL;
         /* A grpc-timeout only the server enforces (the client has no timeout of its own here). */
         const struct grpc_metadata md[] = {{"grpc-timeout", "50000u"}, {NULL, NULL}};
-        assert_int_equal(grpc_client_unary(c, HANG_PATH, md, &empty.base, &google__protobuf__empty__descriptor, &m,
-                                           &e),
+        assert_int_equal(grpc_client_unary(c, HANG_PATH, md, &empty.base, &google__protobuf__empty__descriptor, &m, &e),
                          -ECANCELED); /* the server's RST_STREAM(CANCEL) */
         error_free(&e);
         assert_true(ev_wait(f->ev_cancel, 10000));
@@ -875,9 +871,9 @@ static void test_grpc_deadline_cancels_call(void **state)
 
         /* The client's own timeout: DEADLINE_EXCEEDED locally, and the server call is cancelled too. */
         grpc_client_set_timeout(c, 100);
-        assert_int_equal(grpc_client_unary(c, HANG_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor, &m,
-                                           &e),
-                         -ETIMEDOUT);
+        assert_int_equal(
+            grpc_client_unary(c, HANG_PATH, NULL, &empty.base, &google__protobuf__empty__descriptor, &m, &e),
+            -ETIMEDOUT);
         assert_string_equal(error_str(e), "context deadline exceeded");
         error_free(&e);
         assert_true(ev_wait(f->ev_cancel, 10000));
@@ -892,8 +888,7 @@ static void test_grpc_client_cancel_reaches_handler(void **state)
         struct error *e = NULL;
         Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
         struct grpc_stream *s = NULL;
-        assert_int_equal(grpc_client_stream_open(c, HANG_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e),
-                         0);
+        assert_int_equal(grpc_client_stream_open(c, HANG_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e), 0);
         assert_int_equal(grpc_stream_send(s, &empty.base, &e), 0);
         assert_int_equal(grpc_stream_close_send(s, &e), 0);
         /* Pump until the handler has the call. */
@@ -914,8 +909,7 @@ static void test_grpc_client_cancel_reaches_handler(void **state)
         assert_int_equal(atomic_load(&f->cancels), 2);
 
         /* Closing the whole connection cancels its open calls as well. */
-        assert_int_equal(grpc_client_stream_open(c, HANG_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e),
-                         0);
+        assert_int_equal(grpc_client_stream_open(c, HANG_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e), 0);
         assert_int_equal(grpc_stream_send(s, &empty.base, &e), 0);
         assert_int_equal(grpc_stream_close_send(s, &e), 0);
         while (!ev_wait(f->ev_received, 0))
@@ -932,8 +926,7 @@ static void test_grpc_shutdown_cancels_open_calls(void **state)
         struct error *e = NULL;
         Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
         struct grpc_stream *s = NULL;
-        assert_int_equal(grpc_client_stream_open(c, WAIT_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e),
-                         0);
+        assert_int_equal(grpc_client_stream_open(c, WAIT_PATH, NULL, &google__protobuf__empty__descriptor, &s, &e), 0);
         assert_int_equal(grpc_stream_send(s, &empty.base, &e), 0);
         assert_int_equal(grpc_stream_close_send(s, &e), 0);
         ProtobufCMessage *m = NULL;
@@ -1054,22 +1047,21 @@ int main(void)
 {
         signal(SIGPIPE, SIG_IGN); /* as in the daemon: libuv writes with write(2) */
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_grpc_unary_version_and_metadata, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_unary_errors_map_to_errno, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_unknown_method_unimplemented, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_server_stream_and_concurrent_streams, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_server_stream_backpressure, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_client_stream, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_bidi_and_early_close, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_slow_call_does_not_block_others, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_malformed_input_closes_only_that_connection, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_oversized_request_then_serves, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_connection_buffer_limit, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_deadline_cancels_call, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_client_cancel_reaches_handler, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_grpc_shutdown_cancels_open_calls, setup, teardown),
-                cmocka_unit_test(test_grpc_socket_stale_replaced_active_refused),
+            cmocka_unit_test_setup_teardown(test_grpc_unary_version_and_metadata, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_unary_errors_map_to_errno, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_unknown_method_unimplemented, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_server_stream_and_concurrent_streams, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_server_stream_backpressure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_client_stream, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_bidi_and_early_close, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_slow_call_does_not_block_others, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_malformed_input_closes_only_that_connection, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_oversized_request_then_serves, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_connection_buffer_limit, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_deadline_cancels_call, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_client_cancel_reaches_handler, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_grpc_shutdown_cancels_open_calls, setup, teardown),
+            cmocka_unit_test(test_grpc_socket_stale_replaced_active_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

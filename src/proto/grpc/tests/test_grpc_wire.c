@@ -16,8 +16,8 @@
 /* google.protobuf.Empty-like and a message with one bytes field, built by hand so the test does not
  * depend on generated code: field 1 (bytes). */
 static const ProtobufCFieldDescriptor blob_fields[] = {
-        {"data", 1, PROTOBUF_C_LABEL_NONE, PROTOBUF_C_TYPE_BYTES, 0, sizeof(ProtobufCMessage), NULL, NULL, 0, 0,
-         NULL, NULL},
+    {"data", 1, PROTOBUF_C_LABEL_NONE, PROTOBUF_C_TYPE_BYTES, 0, sizeof(ProtobufCMessage), NULL, NULL, 0, 0, NULL,
+     NULL},
 };
 static const unsigned blob_field_indices[] = {0};
 static const ProtobufCIntRange blob_ranges[] = {{1, 0}, {0, 1}};
@@ -26,10 +26,21 @@ struct blob {
         ProtobufCBinaryData data;
 };
 static void blob_init(struct blob *b);
-static const ProtobufCMessageDescriptor blob_desc = {
-        PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-        "test.Blob", "Blob", "Blob", "test", sizeof(struct blob), 1, blob_fields, blob_field_indices, 1,
-        blob_ranges, (ProtobufCMessageInit)blob_init, NULL, NULL, NULL};
+static const ProtobufCMessageDescriptor blob_desc = {PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+                                                     "test.Blob",
+                                                     "Blob",
+                                                     "Blob",
+                                                     "test",
+                                                     sizeof(struct blob),
+                                                     1,
+                                                     blob_fields,
+                                                     blob_field_indices,
+                                                     1,
+                                                     blob_ranges,
+                                                     (ProtobufCMessageInit)blob_init,
+                                                     NULL,
+                                                     NULL,
+                                                     NULL};
 static void blob_init(struct blob *b)
 {
         *b = (struct blob){.base = PROTOBUF_C_MESSAGE_INIT(&blob_desc)};
@@ -224,12 +235,9 @@ static void test_timeout_format_roundtrip(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_frame_encode_layout),
-                cmocka_unit_test(test_frame_decode_any_split),
-                cmocka_unit_test(test_frame_decode_limits_and_flags),
-                cmocka_unit_test(test_percent_encoding),
-                cmocka_unit_test(test_timeout_parse_units),
-                cmocka_unit_test(test_timeout_format_roundtrip),
+            cmocka_unit_test(test_frame_encode_layout),           cmocka_unit_test(test_frame_decode_any_split),
+            cmocka_unit_test(test_frame_decode_limits_and_flags), cmocka_unit_test(test_percent_encoding),
+            cmocka_unit_test(test_timeout_parse_units),           cmocka_unit_test(test_timeout_format_roundtrip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
