@@ -59,7 +59,9 @@ static void format_time(int64_t seconds, int32_t nanos, bool rfc3339, char *buf,
         if (nanos < 0 || nanos > 999999999)
                 nanos = 0;
         gmtime_r(&t, &tm);
-        strftime(date, sizeof(date), rfc3339 ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
+        /* by hand: strftime's %Y does not pad year 1 (Go's zero time) to four digits */
+        snprintf(date, sizeof(date), "%04d-%02d-%02d%c%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 rfc3339 ? 'T' : ' ', tm.tm_hour, tm.tm_min, tm.tm_sec);
         if (nanos) {
                 /* Go's .999999999 layouts drop trailing zeros */
                 snprintf(frac, sizeof(frac), ".%09d", nanos);

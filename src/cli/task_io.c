@@ -52,6 +52,9 @@ int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cl
         }
         struct cli_stdio *s = xcalloc(1, sizeof(*s));
         s->terminal = terminal;
+        s->in_fd = STDIN_FILENO;
+        s->out_fd = STDOUT_FILENO;
+        s->err_fd = STDERR_FILENO;
         s->dir = xasprintf("%s/XXXXXX", fifo_dir);
         if (!mkdtemp(s->dir)) {
                 int r = -errno;
@@ -128,13 +131,15 @@ static void *out_thread(void *p)
 
 static void *in_thread(void *p)
 {
-        char *path = p;
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        free(path);
+        struct copy_out *c = p; /* path and our fd: the same shape, the other direction */
+        int from = c->to;
+        int fd = open(c->path, O_WRONLY | O_CLOEXEC);
+        free(c->path);
+        free(c);
         if (fd < 0)
                 return NULL;
         /* EOF on our stdin closes the FIFO, which the shim turns into EOF for the process */
-        copy_fd(STDIN_FILENO, fd);
+        copy_fd(from, fd);
         close(fd);
         return NULL;
 }
@@ -157,26 +162,31 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err)
 {
         int r;
 
-        if (s->terminal && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &s->saved) == 0) {
+        if (s->terminal && isatty(s->in_fd) && tcgetattr(s->in_fd, &s->saved) == 0) {
                 struct termios raw = s->saved;
                 cfmakeraw(&raw);
-                if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+                if (tcsetattr(s->in_fd, TCSANOW, &raw) == 0)
                         s->raw = true;
         }
         /* a closed stdout reader must not kill us; the copy just stops */
         signal(SIGPIPE, SIG_IGN);
-        r = start_out(s->stdout_path, STDOUT_FILENO, &s->out_tid, err);
+        r = start_out(s->stdout_path, s->out_fd, &s->out_tid, err);
         if (r < 0)
                 return r;
         s->out_started = true;
         if (s->stderr_path) {
-                r = start_out(s->stderr_path, STDERR_FILENO, &s->err_tid, err);
+                r = start_out(s->stderr_path, s->err_fd, &s->err_tid, err);
                 if (r < 0)
                         return r;
                 s->err_started = true;
         }
-        r = pthread_create(&s->in_tid, NULL, in_thread, xstrdup(s->stdin_path));
+        struct copy_out *in = xcalloc(1, sizeof(*in));
+        in->path = xstrdup(s->stdin_path);
+        in->to = s->in_fd;
+        r = pthread_create(&s->in_tid, NULL, in_thread, in);
         if (r != 0) {
+                free(in->path);
+                free(in);
                 return error_set(err, r, "failed to start an io copy");
         }
         s->in_started = true;
@@ -210,7 +220,7 @@ void cli_stdio_free(struct cli_stdio *s)
                 pthread_join(s->in_tid, NULL);
         }
         if (s->raw)
-                tcsetattr(STDIN_FILENO, TCSANOW, &s->saved);
+                tcsetattr(s->in_fd, TCSANOW, &s->saved);
         stdio_remove(s);
         stdio_release(s);
 }

@@ -17,6 +17,7 @@ struct cli_stdio {
         char *stdout_path;
         char *stderr_path; /* NULL with a terminal */
         bool terminal;
+        int in_fd, out_fd, err_fd; /* our side: 0, 1, 2 unless changed before cli_stdio_start */
         /* private */
         pthread_t in_tid, out_tid, err_tid;
         bool in_started, out_started, err_started;
