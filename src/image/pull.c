@@ -25,6 +25,15 @@
 #define LABEL_UNCOMPRESSED "containerd.io/uncompressed"
 #define LABEL_SOURCE "containerd.io/distribution.source."
 
+/* Copies e into *dst (first error wins) without error_str's per-thread buffer, which a pull thread would
+ * leak when it exits. */
+static void copy_err(struct error **dst, const struct error *e)
+{
+        _cleanup_free_ char *m = error_message(e);
+
+        error_set_literal(dst, e->code, m);
+}
+
 struct pull;
 
 struct layer_job {
@@ -83,7 +92,7 @@ static void fail(struct pull *p, int code, const struct error *e)
 {
         if (!p->err) {
                 if (e)
-                        error_set_literal(&p->err, e->code, error_str(e));
+                        copy_err(&p->err, e);
                 else
                         error_set(&p->err, code, "pull failed");
         }
@@ -762,7 +771,7 @@ static void resolved(const struct image_descriptor *d, const struct error *e, vo
         p->pending--;
         if (e) {
                 struct error *w = NULL;
-                error_set_literal(&w, e->code, error_str(e));
+                copy_err(&w, e);
                 error_wrap(&w, "failed to resolve reference \"%s\"", image_resolver_name(p->res));
                 fail(p, e->code, w);
                 error_free(&w);

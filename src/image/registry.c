@@ -712,7 +712,8 @@ static void token_done(struct image_registry_request *tr, const struct image_reg
                 return;
         tr->parent = NULL;
         if (e) {
-                error_set(&ee, e->code, "failed to fetch anonymous token: %s", error_str(e));
+                _cleanup_free_ char *m = error_message(e);
+                error_set(&ee, e->code, "failed to fetch anonymous token: %s", m);
                 goto fail;
         }
         if (resp->status < 200 || resp->status >= 300) {

@@ -12,6 +12,15 @@
 #include "util/strv.h"
 #include "util/toml.h"
 
+/* Copies e into *dst (first error wins) without error_str's per-thread buffer, which a pull thread would
+ * leak when it exits. */
+static void copy_err(struct error **dst, const struct error *e)
+{
+        _cleanup_free_ char *m = error_message(e);
+
+        error_set_literal(dst, e->code, m);
+}
+
 struct image_resolver {
         struct image_registry_client *client;
         struct image_ref ref;
@@ -321,7 +330,7 @@ static void resolve_done(struct image_registry_request *req _unused_, const stru
 
         if (e) {
                 if (!op->first_err)
-                        error_set_literal(&op->first_err, e->code, error_str(e));
+                        copy_err(&op->first_err, e);
                 op->get = false;
                 op->host++;
                 resolve_next(op);
@@ -501,7 +510,7 @@ static void fetch_done(struct image_registry_request *req _unused_, const struct
                         return;
                 }
                 if (!f->first_err)
-                        error_set_literal(&f->first_err, e->code, error_str(e));
+                        copy_err(&f->first_err, e);
                 f->host++;
                 fetch_next(f);
                 return;
