@@ -46,6 +46,10 @@ extern const struct cli_command cli_containers_command; /* containers.c */
 extern const struct cli_command cli_events_command;     /* events.c */
 extern const struct cli_command cli_run_command;        /* run.c */
 extern const struct cli_command cli_tasks_command;      /* tasks.c */
+extern const struct cli_command cli_content_command;    /* content.c */
+extern const struct cli_command cli_images_command;     /* images.c */
+extern const struct cli_command cli_leases_command;     /* leases.c */
+extern const struct cli_command cli_snapshots_command;  /* snapshots.c */
 
 /* Runs argv against cmd: a group dispatches to its subcommands (by name or alias) and prints help. */
 int cli_dispatch(const struct cli_global *g, const struct cli_command *cmd, const char *path, int argc, char **argv);

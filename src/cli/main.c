@@ -20,9 +20,13 @@ static const struct cli_command *const commands[] = {
         &cli_plugins_command,
         &cli_version_command,
         &cli_containers_command,
+        &cli_content_command,
         &cli_namespaces_command,
         &cli_events_command,
+        &cli_images_command,
+        &cli_leases_command,
         &cli_run_command,
+        &cli_snapshots_command,
         &cli_tasks_command,
         NULL,
 };

@@ -1,0 +1,66 @@
+/* Client-side helpers over the gRPC client for the image/content commands (what ctr's content proxy and
+ * lease manager do): the Content.Write stream (STAT, WRITE in 1 MiB chunks, COMMIT; AlreadyExists counts as
+ * success), Content.Read, Info/Update of labels, and lease create/delete. Calls made inside a lease pass the
+ * metadata from cli_lease_md(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/grpc/grpc.h"
+#include "util/error.h"
+
+#define CLI_CONTENT_CHUNK (1u << 20) /* ctr's write chunk and containerd's read buffer */
+
+/* A lease: id plus the metadata array to pass as extra_md on calls made inside it. */
+struct cli_lease {
+        char *id;
+        struct grpc_metadata md[2];
+};
+
+/* Leases.Create with id (NULL: a generated one like the containerd client's) and optional labels strv
+ * (key, value pairs), e.g. containerd.io/gc.expire. */
+int cli_lease_create(struct grpc_client *c, const char *id, char *const *labels, struct cli_lease *ret,
+                     struct error **err);
+/* Leases.Delete; frees ret's id. NULL-safe on a lease never created. */
+int cli_lease_delete(struct grpc_client *c, struct cli_lease *l, bool sync, struct error **err);
+void cli_lease_done(struct cli_lease *l);
+/* The lease's metadata (NULL for NULL). */
+const struct grpc_metadata *cli_lease_md(const struct cli_lease *l);
+
+struct cli_content_writer;
+
+/* Opens a Content.Write stream for ref (STAT with total and optional expected digest). */
+int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
+                            int64_t total, const char *expected, struct cli_content_writer **ret,
+                            struct error **err);
+/* Sends data, buffering into CLI_CONTENT_CHUNK-sized WRITE messages; hashes it locally. */
+int cli_content_writer_write(struct cli_content_writer *w, const void *data, size_t len, struct error **err);
+/* COMMIT with the total written and expected (NULL: the locally computed digest). AlreadyExists is success.
+ * *ret_digest (optional) gets the digest of the data written (new string). labels: strv of pairs or NULL. */
+int cli_content_writer_commit(struct cli_content_writer *w, const char *expected, char *const *labels,
+                              char **ret_digest, struct error **err);
+/* Cancels the stream if still open. NULL-safe. */
+void cli_content_writer_free(struct cli_content_writer *w);
+
+/* Writes a whole in-memory blob under ref with its digest expected. */
+int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
+                           const void *data, size_t len, char **ret_digest, struct error **err);
+
+/* Content.Read of a whole blob into memory, refusing more than max bytes. NUL-terminated. */
+int cli_content_read_all(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, size_t max,
+                         char **ret, size_t *ret_len, struct error **err);
+/* Streams a blob to a callback in the server's chunks. */
+typedef int (*cli_content_sink_fn)(void *userdata, const void *data, size_t len, struct error **err);
+int cli_content_read_sink(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
+                          cli_content_sink_fn sink, void *userdata, struct error **err);
+/* Streams a blob to fd (used by `content get` and export). */
+int cli_content_read_to_fd(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, int fd,
+                           struct error **err);
+/* Content.Info: size (and labels as a strv of pairs, optional). -ENOENT when missing. */
+int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
+                     int64_t *ret_size, char ***ret_labels, struct error **err);
+/* Content.Update setting labels (strv of pairs); the mask is labels.<key> for each (empty value clears). */
+int cli_content_set_labels(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
+                           char *const *labels, struct error **err);
