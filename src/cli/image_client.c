@@ -6,8 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "google/protobuf/field_mask.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 #include "util/alloc.h"
@@ -109,7 +114,8 @@ static bool platform_matches(const json_t *p, const char *os, const char *arch, 
 }
 
 static int find_config(struct grpc_client *c, const char *digest, const char *os, const char *arch,
-                       const char *variant, int depth, char **ret_config_digest, struct error **err)
+                       const char *variant, int depth, char **ret_config_digest, char ***ret_layers,
+                       struct error **err)
 {
         _cleanup_free_ char *buf = NULL;
         size_t len;
@@ -132,6 +138,18 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
                         return error_set(err, EINVAL, "manifest %s: invalid config digest", digest);
                 }
                 *ret_config_digest = xstrdup(d);
+                size_t i;
+                json_t *l;
+                json_array_foreach(json_object_get(j, "layers"), i, l) {
+                        const char *ld = json_string_value(json_object_get(l, "digest"));
+                        const char *mt = json_string_value(json_object_get(l, "mediaType"));
+                        json_int_t sz = json_integer_value(json_object_get(l, "size"));
+                        if (!ld || !mt || digest_validate(ld, NULL) < 0 || strchr(mt, ' ') || sz < 0) {
+                                json_decref(j);
+                                return error_set(err, EINVAL, "manifest %s: invalid layer %zu", digest, i);
+                        }
+                        strv_extendf(ret_layers, "%s %s %lld", mt, ld, (long long)sz);
+                }
                 json_decref(j);
                 return 0;
         }
@@ -159,7 +177,7 @@ static int find_config(struct grpc_client *c, const char *digest, const char *os
         }
         _cleanup_free_ char *next = xstrdup(pick);
         json_decref(j);
-        return find_config(c, next, os, arch, variant, depth + 1, ret_config_digest, err);
+        return find_config(c, next, os, arch, variant, depth + 1, ret_config_digest, ret_layers, err);
 }
 
 int cli_image_resolve(struct grpc_client *c, const char *name, const char *platform, struct cli_image *ret,
@@ -202,7 +220,8 @@ int cli_image_resolve(struct grpc_client *c, const char *name, const char *platf
         } else {
                 host_platform(&os, &arch, &variant);
         }
-        r = find_config(c, target, os, arch, variant, 0, &config_digest, err);
+        _cleanup_strv_free_ char **layers = NULL;
+        r = find_config(c, target, os, arch, variant, 0, &config_digest, &layers, err);
         if (r < 0)
                 return r;
         char *cfg = NULL;
@@ -234,6 +253,9 @@ int cli_image_resolve(struct grpc_client *c, const char *name, const char *platf
         ret->config = cfg;
         ret->config_len = cfg_len;
         ret->chain_id = cli_image_chain_id(diff_ids);
+        ret->config_digest = TAKE_PTR(config_digest);
+        ret->diff_ids = TAKE_PTR(diff_ids);
+        ret->layers = TAKE_PTR(layers);
         return 0;
 }
 
@@ -242,6 +264,9 @@ void cli_image_done(struct cli_image *img)
         free(img->name);
         free(img->config);
         free(img->chain_id);
+        free(img->config_digest);
+        strv_free(img->diff_ids);
+        strv_free(img->layers);
         memset(img, 0, sizeof(*img));
 }
 
@@ -264,4 +289,145 @@ int cli_image_check_unpacked(struct grpc_client *c, const struct cli_image *img,
         }
         protobuf_c_message_free_unpacked(resp, NULL);
         return 0;
+}
+
+#define SNAPSHOTS(m) "/containerd.services.snapshots.v1.Snapshots/" m
+
+static int stat_snapshot(struct grpc_client *c, const char *snapshotter, const char *key, struct error **err)
+{
+        ProtobufCMessage *resp = NULL;
+        Containerd__Services__Snapshots__V1__StatSnapshotRequest req =
+                CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+        req.snapshotter = (char *)snapshotter;
+        req.key = (char *)key;
+        int r = grpc_client_unary(c, SNAPSHOTS("Stat"), NULL, &req.base,
+                                  &containerd__services__snapshots__v1__stat_snapshot_response__descriptor, &resp, err);
+        if (r >= 0)
+                protobuf_c_message_free_unpacked(resp, NULL);
+        return r;
+}
+
+static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, const char *snapshotter,
+                       const char *layer, const char *diff_id, const char *parent, const char *chain,
+                       struct error **err)
+{
+        ProtobufCMessage *prep = NULL, *aresp = NULL, *cresp = NULL;
+        _cleanup_free_ char *key = xasprintf("extract-%d-%ld %s", (int)getpid(), (long)time(NULL), chain);
+        _cleanup_free_ char *mt = NULL, *dg = NULL;
+        long long size = 0;
+        const char *sp = strchr(layer, ' ');
+        mt = xstrndup(layer, (size_t)(sp - layer));
+        const char *sp2 = strchr(sp + 1, ' ');
+        dg = xstrndup(sp + 1, (size_t)(sp2 - sp - 1));
+        size = strtoll(sp2 + 1, NULL, 10);
+
+        Containerd__Services__Snapshots__V1__PrepareSnapshotRequest preq =
+                CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+        preq.snapshotter = (char *)snapshotter;
+        preq.key = key;
+        preq.parent = (char *)(parent ? parent : "");
+        int r = grpc_client_unary(c, SNAPSHOTS("Prepare"), md, &preq.base,
+                                  &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &prep,
+                                  err);
+        if (r < 0)
+                return r;
+        Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *pr = (void *)prep;
+        Containerd__Types__Descriptor desc = CONTAINERD__TYPES__DESCRIPTOR__INIT;
+        desc.media_type = mt;
+        desc.digest = dg;
+        desc.size = size;
+        Containerd__Services__Diff__V1__ApplyRequest areq = CONTAINERD__SERVICES__DIFF__V1__APPLY_REQUEST__INIT;
+        areq.diff = &desc;
+        areq.mounts = pr->mounts;
+        areq.n_mounts = pr->n_mounts;
+        r = grpc_client_unary(c, "/containerd.services.diff.v1.Diff/Apply", md, &areq.base,
+                              &containerd__services__diff__v1__apply_response__descriptor, &aresp, err);
+        protobuf_c_message_free_unpacked(prep, NULL);
+        if (r >= 0) {
+                Containerd__Services__Diff__V1__ApplyResponse *ar = (void *)aresp;
+                if (!ar->applied || !ar->applied->digest || strcmp(ar->applied->digest, diff_id) != 0)
+                        r = error_set(err, EINVAL, "wrong diff id calculated on extraction \"%s\"", diff_id);
+                protobuf_c_message_free_unpacked(aresp, NULL);
+        }
+        if (r >= 0) {
+                Containerd__Services__Snapshots__V1__CommitSnapshotRequest creq =
+                        CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
+                creq.snapshotter = (char *)snapshotter;
+                creq.name = (char *)chain;
+                creq.key = key;
+                r = grpc_client_unary(c, SNAPSHOTS("Commit"), md, &creq.base, &google__protobuf__empty__descriptor,
+                                      &cresp, err);
+                if (r >= 0)
+                        protobuf_c_message_free_unpacked(cresp, NULL);
+                else if (r == -EEXIST)
+                        r = 0; /* someone else unpacked it meanwhile */
+        }
+        if (r < 0) {
+                ProtobufCMessage *rresp = NULL;
+                Containerd__Services__Snapshots__V1__RemoveSnapshotRequest rreq =
+                        CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+                rreq.snapshotter = (char *)snapshotter;
+                rreq.key = key;
+                if (grpc_client_unary(c, SNAPSHOTS("Remove"), md, &rreq.base, &google__protobuf__empty__descriptor,
+                                      &rresp, NULL) >= 0)
+                        protobuf_c_message_free_unpacked(rresp, NULL);
+        }
+        return r;
+}
+
+int cli_image_unpack(struct grpc_client *c, const struct cli_image *img, const char *snapshotter, const char *lease,
+                     struct error **err)
+{
+        const struct grpc_metadata md[] = {{"containerd-lease", lease}, {NULL, NULL}};
+        size_t n = strv_length(img->diff_ids);
+        if (n != strv_length(img->layers))
+                return error_set(err, EINVAL, "image \"%s\": %zu layers but %zu diff ids", img->name,
+                                 strv_length(img->layers), n);
+        _cleanup_strv_free_ char **chains = NULL;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_strv_free_ char **prefix = strv_copy(img->diff_ids);
+                for (size_t k = i + 1; k < n; k++) {
+                        free(prefix[k]);
+                        prefix[k] = NULL;
+                }
+                strv_push(&chains, cli_image_chain_id(prefix));
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_error_ struct error *e = NULL;
+                int r = stat_snapshot(c, snapshotter, chains[i], &e);
+                if (r >= 0)
+                        continue;
+                if (r != -ENOENT) {
+                        *err = TAKE_PTR(e);
+                        return r;
+                }
+                r = apply_layer(c, md, snapshotter, img->layers[i], img->diff_ids[i], i ? chains[i - 1] : NULL,
+                                chains[i], err);
+                if (r < 0)
+                        return r;
+        }
+        /* the config references the chain, so GC keeps the unpacked snapshots (containerd's unpacker) */
+        _cleanup_free_ char *label = xasprintf("containerd.io/gc.ref.snapshot.%s", snapshotter);
+        _cleanup_free_ char *path = xasprintf("labels.%s", label);
+        Containerd__Services__Content__V1__Info__LabelsEntry le = CONTAINERD__SERVICES__CONTENT__V1__INFO__LABELS_ENTRY__INIT;
+        le.key = label;
+        le.value = img->chain_id;
+        Containerd__Services__Content__V1__Info__LabelsEntry *lep = &le;
+        Containerd__Services__Content__V1__Info info = CONTAINERD__SERVICES__CONTENT__V1__INFO__INIT;
+        info.digest = img->config_digest;
+        info.labels = &lep;
+        info.n_labels = 1;
+        char *paths[] = {path};
+        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+        mask.paths = paths;
+        mask.n_paths = 1;
+        Containerd__Services__Content__V1__UpdateRequest ureq = CONTAINERD__SERVICES__CONTENT__V1__UPDATE_REQUEST__INIT;
+        ureq.info = &info;
+        ureq.update_mask = &mask;
+        ProtobufCMessage *uresp = NULL;
+        int r = grpc_client_unary(c, "/containerd.services.content.v1.Content/Update", md, &ureq.base,
+                                  &containerd__services__content__v1__update_response__descriptor, &uresp, err);
+        if (r >= 0)
+                protobuf_c_message_free_unpacked(uresp, NULL);
+        return r;
 }

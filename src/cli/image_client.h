@@ -13,6 +13,9 @@ struct cli_image {
         char *config;      /* the config blob (JSON) */
         size_t config_len;
         char *chain_id;    /* "sha256:..." of all layers */
+        char *config_digest;
+        char **diff_ids;   /* NULL-terminated, from the config */
+        char **layers;     /* NULL-terminated "mediatype digest size" of the manifest's layers */
 };
 
 /* platform: "os/arch[/variant]" or NULL for the host's. */
@@ -22,6 +25,11 @@ void cli_image_done(struct cli_image *img);
 /* Snapshots.Stat(snapshotter, img->chain_id): 0 if unpacked, -ENOENT with containerd-like text otherwise. */
 int cli_image_check_unpacked(struct grpc_client *c, const struct cli_image *img, const char *snapshotter,
                              struct error **err);
+/* ctr's image.Unpack for the layers whose chain is missing, client-side under the given lease:
+ * Snapshots.Prepare("extract-..."), Diff.Apply, Snapshots.Commit(chainID) per layer, then the config's
+ * containerd.io/gc.ref.snapshot.<snapshotter> label so GC keeps the chain. */
+int cli_image_unpack(struct grpc_client *c, const struct cli_image *img, const char *snapshotter, const char *lease,
+                     struct error **err);
 /* identity chain ID: chain[0] = diff[0], chain[i] = sha256(chain[i-1] + " " + diff[i]). New string. */
 char *cli_image_chain_id(char *const *diff_ids);
 /* Reads a blob fully with Content.Read, refusing more than max bytes. */

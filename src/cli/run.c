@@ -637,9 +637,16 @@ static int do_run(const struct cli_global *g, const struct cli_command *cmd, int
 
         if (cli_connect(g, &c) < 0)
                 goto out;
+        bool unpack = false;
         r = cli_image_resolve(c, ref, o.platform, &img, &err);
-        if (r >= 0)
+        if (r >= 0) {
                 r = cli_image_check_unpacked(c, &img, o.snapshotter, &err);
+                if (r == -ENOENT) {
+                        unpack = true;
+                        error_free(&err);
+                        r = 0;
+                }
+        }
         if (r < 0) {
                 rc = cli_fail(g, err);
                 goto out;
@@ -648,6 +655,14 @@ static int do_run(const struct cli_global *g, const struct cli_command *cmd, int
         if (r < 0) {
                 rc = cli_fail(g, err);
                 goto out;
+        }
+        if (unpack) {
+                r = cli_image_unpack(c, &img, o.snapshotter, lease, &err);
+                if (r < 0) {
+                        lease_delete(c, lease);
+                        rc = cli_fail(g, err);
+                        goto out;
+                }
         }
         const struct grpc_metadata lease_md[] = {{"containerd-lease", lease}, {NULL, NULL}};
 

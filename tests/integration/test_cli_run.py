@@ -168,7 +168,7 @@ def test_detach_exec_kill(daemon):
     try:
         assert (r.returncode, r.stdout) == (0, ""), r.stderr
         ls = daemon.krill("tasks", "ls")
-        assert ls.stdout.splitlines()[0] == "TASK    PID      STATUS    "
+        assert ls.stdout.splitlines()[0].split() == ["TASK", "PID", "STATUS"]
         assert daemon.krill("tasks", "ls").stdout == daemon.ctr("tasks", "ls").stdout
         assert daemon.task_status("t3") == "RUNNING"
         r = daemon.krill("tasks", "exec", "--exec-id", "e1", "t3", "echo", "x")
@@ -311,3 +311,16 @@ def test_many_runs_leave_nothing(daemon):
         assert leftover == [], leftover
     # no temp mount dirs of the user lookup either
     assert not [n for n in os.listdir("/tmp") if n.startswith("krill-mount-")]
+
+
+def test_run_unpacks_for_another_snapshotter(daemon):
+    # the image was unpacked for overlayfs only: krill run unpacks it client-side (Prepare, Diff.Apply, Commit)
+    plugins = daemon.ctr("plugins", "ls").stdout
+    if "native" not in plugins:
+        pytest.skip("no native snapshotter")
+    r = daemon.krill("run", "--rm", "--snapshotter", "native", IMAGE, "t-unpack", "echo", "unpacked")
+    assert (r.returncode, r.stdout) == (0, "unpacked\n"), r.stderr
+    snaps = daemon.ctr("snapshots", "--snapshotter", "native", "ls").stdout.splitlines()[1:]
+    assert len(snaps) == 1 and snaps[0].split()[-1] == "Committed", snaps
+    r = daemon.krill("run", "--rm", "--snapshotter", "native", IMAGE, "t-unpack2", "echo", "again")
+    assert (r.returncode, r.stdout) == (0, "again\n"), r.stderr
