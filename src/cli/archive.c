@@ -83,7 +83,7 @@ struct reader {
         size_t n_members;
         char **symlinks; /* pairs: name, cleaned target */
         size_t kept_json;
-        char *layout;   /* oci-layout */
+        char *layout; /* oci-layout */
         size_t layout_len;
         char *manifest; /* manifest.json */
         size_t manifest_len;
@@ -391,18 +391,18 @@ static int docker_image(const struct reader *rd, json_t *entry, json_t *manifest
         json_object_set_new(m, "layers", ls);
         size_t i;
         json_t *v;
-        json_array_foreach(layers, i, v) {
+        json_array_foreach(layers, i, v)
+        {
                 const char *ln = json_string_value(v);
                 _cleanup_free_ char *clean = ln ? cli_archive_clean_name(ln) : NULL;
                 const struct member *l = clean ? find_member(rd, clean) : NULL;
                 if (!l)
-                        return error_set(err, ENOENT, "failed to resolve layers: layer \"%s\" not found",
-                                         ln ? ln : "");
+                        return error_set(err, ENOENT, "failed to resolve layers: layer \"%s\" not found", ln ? ln : "");
                 /* containerd only knows uncompressed and gzip here; zstd keeps the gzip type like its
                  * DecompressStream check (anything compressed) */
-                json_array_append_new(ls, descriptor_json(is_gzip(l) || is_zstd(l) ? CLI_MT_DOCKER_LAYER_GZIP
-                                                                                    : CLI_MT_DOCKER_LAYER,
-                                                          l->digest, l->size));
+                json_array_append_new(
+                    ls, descriptor_json(is_gzip(l) || is_zstd(l) ? CLI_MT_DOCKER_LAYER_GZIP : CLI_MT_DOCKER_LAYER,
+                                        l->digest, l->size));
         }
         const char *mdigest;
         size_t mlen;
@@ -432,7 +432,8 @@ static int docker_image(const struct reader *rd, json_t *entry, json_t *manifest
                         json_object_set(desc, "platform", platform);
                 json_array_append_new(manifests, desc);
         }
-        json_array_foreach(tags, i, v) {
+        json_array_foreach(tags, i, v)
+        {
                 const char *tag = json_string_value(v);
                 _cleanup_(image_ref_clearp) struct image_ref ref = {0};
                 struct error *e = NULL;
@@ -480,7 +481,8 @@ static int docker_index(const struct reader *rd, struct cli_archive_index *idx, 
         json_object_set_new(index, "manifests", manifests);
         size_t i;
         json_t *entry;
-        json_array_foreach(mj, i, entry) {
+        json_array_foreach(mj, i, entry)
+        {
                 if (!json_is_object(entry))
                         return error_set(err, EINVAL, "manifest.json: expected objects");
                 r = docker_image(rd, entry, manifests, idx, err);
@@ -496,8 +498,7 @@ static int docker_index(const struct reader *rd, struct cli_archive_index *idx, 
         return 0;
 }
 
-int cli_archive_import(int fd, const struct cli_archive_sink *sink, struct cli_archive_index *ret,
-                       struct error **err)
+int cli_archive_import(int fd, const struct cli_archive_sink *sink, struct cli_archive_index *ret, struct error **err)
 {
         struct reader rd = {0};
         struct cli_archive_index idx = {0};

@@ -13,8 +13,8 @@
 #include "util/error.h"
 
 #define CLI_ARCHIVE_MAX_ENTRIES 100000
-#define CLI_ARCHIVE_MAX_BLOB (64ull << 30)  /* one member */
-#define CLI_ARCHIVE_MAX_JSON (8u << 20)     /* manifest.json, oci-layout, configs kept in memory */
+#define CLI_ARCHIVE_MAX_BLOB (64ull << 30) /* one member */
+#define CLI_ARCHIVE_MAX_JSON (8u << 20)    /* manifest.json, oci-layout, configs kept in memory */
 #define CLI_ARCHIVE_MAX_NAME 4096
 
 #define CLI_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
@@ -38,7 +38,7 @@ struct cli_archive_sink {
 
 /* A blob the caller must also store (Docker archives: the generated manifests and index). */
 struct cli_archive_extra {
-        char *ref;  /* "manifest-sha256:<hex>" like containerd's writeManifest */
+        char *ref; /* "manifest-sha256:<hex>" like containerd's writeManifest */
         char *digest;
         char *data;
         size_t len;
@@ -59,8 +59,7 @@ void cli_archive_index_done(struct cli_archive_index *idx);
  * index.json for an OCI layout (version 1.0.0 only), or a generated OCI index over Docker schema2
  * manifests for a Docker archive (names normalised like docker: "busybox:1" ->
  * docker.io/library/busybox:1, in io.containerd.image.name and org.opencontainers.image.ref.name). */
-int cli_archive_import(int fd, const struct cli_archive_sink *sink, struct cli_archive_index *ret,
-                       struct error **err);
+int cli_archive_import(int fd, const struct cli_archive_sink *sink, struct cli_archive_index *ret, struct error **err);
 
 /* Cleans a member name like Go's path.Clean and refuses anything absolute or escaping the root.
  * New string or NULL. Exposed for tests. */

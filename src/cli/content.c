@@ -90,7 +90,7 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         if (cli_connect(g, &c) < 0)
                 return 1;
         Containerd__Services__Content__V1__ListContentRequest req =
-                CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);
         req.filters = argv + optind_;
         r = grpc_client_stream_open(c, CONTENT_PATH("List"), NULL,
@@ -176,7 +176,7 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
                 r = digest_validate(argv[i], &err);
                 if (r >= 0) {
                         Containerd__Services__Content__V1__DeleteContentRequest req =
-                                CONTAINERD__SERVICES__CONTENT__V1__DELETE_CONTENT_REQUEST__INIT;
+                            CONTAINERD__SERVICES__CONTENT__V1__DELETE_CONTENT_REQUEST__INIT;
                         req.digest = argv[i];
                         r = grpc_client_unary(c, CONTENT_PATH("Delete"), NULL, &req.base,
                                               &google__protobuf__empty__descriptor, &resp, &err);
@@ -236,9 +236,8 @@ static int run_active(const struct cli_global *g, const struct cli_command *cmd,
 {
         _cleanup_error_ struct error *err = NULL;
         const char *timeout = NULL, *root = NULL;
-        const struct cli_flag flags[] = {{"timeout", 't', true, NULL, &timeout},
-                                         {"root", 0, true, NULL, &root},
-                                         {NULL, 0, false, NULL, NULL}};
+        const struct cli_flag flags[] = {
+            {"timeout", 't', true, NULL, &timeout}, {"root", 0, true, NULL, &root}, {NULL, 0, false, NULL, NULL}};
         struct grpc_client *c = NULL;
         ProtobufCMessage *resp = NULL;
         int optind_;
@@ -248,7 +247,7 @@ static int run_active(const struct cli_global *g, const struct cli_command *cmd,
         if (cli_connect(g, &c) < 0)
                 return 1;
         Containerd__Services__Content__V1__ListStatusesRequest req =
-                CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);
         req.filters = argv + optind_;
         r = grpc_client_unary(c, CONTENT_PATH("ListStatuses"), NULL, &req.base,
@@ -272,48 +271,48 @@ static int run_active(const struct cli_global *g, const struct cli_command *cmd,
 }
 
 static const struct cli_command active_command = {
-        .name = "active",
-        .usage = "display active transfers",
-        .args_usage = "[flags] [<regexp>]",
-        .flags_help = "   --timeout value, -t value  total timeout for fetch (default: 0s)\n"
-                      "   --root value               path to content store root (default: \"/tmp/content\")\n",
-        .run = run_active,
+    .name = "active",
+    .usage = "display active transfers",
+    .args_usage = "[flags] [<regexp>]",
+    .flags_help = "   --timeout value, -t value  total timeout for fetch (default: 0s)\n"
+                  "   --root value               path to content store root (default: \"/tmp/content\")\n",
+    .run = run_active,
 };
 
 static const struct cli_command delete_command = {
-        .name = "delete",
-        .aliases = (const char *const[]){"del", "remove", "rm", NULL},
-        .usage = "permanently delete one or more blobs",
-        .args_usage = "[<digest>, ...]",
-        .run = run_delete,
+    .name = "delete",
+    .aliases = (const char *const[]){"del", "remove", "rm", NULL},
+    .usage = "permanently delete one or more blobs",
+    .args_usage = "[<digest>, ...]",
+    .run = run_delete,
 };
 
 static const struct cli_command get_command = {
-        .name = "get",
-        .usage = "get the data for an object",
-        .args_usage = "[<digest>, ...]",
-        .run = run_get,
+    .name = "get",
+    .usage = "get the data for an object",
+    .args_usage = "[<digest>, ...]",
+    .run = run_get,
 };
 
 static const struct cli_command list_command = {
-        .name = "list",
-        .aliases = (const char *const[]){"ls", NULL},
-        .usage = "list all blobs in the store",
-        .args_usage = "[flags]",
-        .flags_help = "   --quiet, -q  print only the blob digest\n",
-        .run = run_list,
+    .name = "list",
+    .aliases = (const char *const[]){"ls", NULL},
+    .usage = "list all blobs in the store",
+    .args_usage = "[flags]",
+    .flags_help = "   --quiet, -q  print only the blob digest\n",
+    .run = run_list,
 };
 
 static const struct cli_command label_command = {
-        .name = "label",
-        .usage = "add labels to content",
-        .args_usage = "<digest> [<label>=<value> ...]",
-        .run = run_label,
+    .name = "label",
+    .usage = "add labels to content",
+    .args_usage = "<digest> [<label>=<value> ...]",
+    .run = run_label,
 };
 
 const struct cli_command cli_content_command = {
-        .name = "content",
-        .usage = "manage content",
-        .subcommands = (const struct cli_command *const[]){&active_command, &delete_command, &get_command,
-                                                           &list_command, &label_command, NULL},
+    .name = "content",
+    .usage = "manage content",
+    .subcommands = (const struct cli_command *const[]){&active_command, &delete_command, &get_command, &list_command,
+                                                       &label_command, NULL},
 };

@@ -41,7 +41,8 @@ int cli_lease_create(struct grpc_client *c, const char *id, char *const *labels,
 
         memset(ret, 0, sizeof(*ret));
         if (!id) {
-                /* the containerd client's lease ids are "<nanoseconds>-<4 random base64url chars>", but a trailing '-' or
+                /* the containerd client's lease ids are "<nanoseconds>-<4 random base64url chars>", but a trailing '-'
+                 * or
                  * '_' fails the daemon's identifier check (ctr itself hits that now and then): alphanumerics only */
                 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789Aa";
                 struct timespec ts;
@@ -78,6 +79,17 @@ int cli_lease_create(struct grpc_client *c, const char *id, char *const *labels,
         protobuf_c_message_free_unpacked(resp, NULL);
         lease_set_md(ret);
         return 0;
+}
+
+int cli_lease_create_temporary(struct grpc_client *c, struct cli_lease *ret, struct error **err)
+{
+        time_t t = time(NULL) + 24 * 3600;
+        struct tm tm;
+        char buf[64];
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char *labels[] = {(char *)"containerd.io/gc.expire", buf, NULL};
+        return cli_lease_create(c, NULL, labels, ret, err);
 }
 
 void cli_lease_done(struct cli_lease *l)
@@ -136,16 +148,15 @@ static int writer_roundtrip(struct cli_content_writer *w, const WriteReq *req, W
         return 0;
 }
 
-int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
-                            int64_t total, const char *expected, struct cli_content_writer **ret,
-                            struct error **err)
+int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, int64_t total,
+                            const char *expected, struct cli_content_writer **ret, struct error **err)
 {
         struct cli_content_writer *w = xcalloc(1, sizeof(*w));
         w->total = total;
         w->d = digester_new();
-        int r = grpc_client_stream_open(c, CONTENT_PATH("Write"), md,
-                                        &containerd__services__content__v1__write_content_response__descriptor,
-                                        &w->s, err);
+        int r =
+            grpc_client_stream_open(c, CONTENT_PATH("Write"), md,
+                                    &containerd__services__content__v1__write_content_response__descriptor, &w->s, err);
         if (r < 0) {
                 cli_content_writer_free(w);
                 return r;
@@ -172,11 +183,12 @@ int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *m
                 /* a resumable ingest: we restart from scratch, so the offset must be 0; truncate by aborting */
                 protobuf_c_message_free_unpacked(&resp->base, NULL);
                 cli_content_writer_free(w);
-                Containerd__Services__Content__V1__AbortRequest ab = CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
+                Containerd__Services__Content__V1__AbortRequest ab =
+                    CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
                 ProtobufCMessage *ar = NULL;
                 ab.ref = (char *)ref;
-                r = grpc_client_unary(c, CONTENT_PATH("Abort"), md, &ab.base, &google__protobuf__empty__descriptor,
-                                      &ar, err);
+                r = grpc_client_unary(c, CONTENT_PATH("Abort"), md, &ab.base, &google__protobuf__empty__descriptor, &ar,
+                                      err);
                 if (ar)
                         protobuf_c_message_free_unpacked(ar, NULL);
                 if (r < 0)
@@ -293,8 +305,8 @@ void cli_content_writer_free(struct cli_content_writer *w)
         free(w);
 }
 
-int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
-                           const void *data, size_t len, char **ret_digest, struct error **err)
+int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, const void *data,
+                           size_t len, char **ret_digest, struct error **err)
 {
         struct cli_content_writer *w = NULL;
         _cleanup_free_ char *dg = digest_from_buf(data, len);
@@ -317,11 +329,10 @@ int cli_content_read_sink(struct grpc_client *c, const struct grpc_metadata *md,
 {
         struct grpc_stream *s = NULL;
         Containerd__Services__Content__V1__ReadContentRequest req =
-                CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
+            CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
         req.digest = (char *)digest;
         int r = grpc_client_stream_open(c, CONTENT_PATH("Read"), md,
-                                        &containerd__services__content__v1__read_content_response__descriptor, &s,
-                                        err);
+                                        &containerd__services__content__v1__read_content_response__descriptor, &s, err);
         if (r < 0)
                 return r;
         r = grpc_stream_send(s, &req.base, err);
@@ -398,8 +409,8 @@ int cli_content_read_to_fd(struct grpc_client *c, const struct grpc_metadata *md
         return cli_content_read_sink(c, md, digest, fd_sink_fn, &fd, err);
 }
 
-int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
-                     int64_t *ret_size, char ***ret_labels, struct error **err)
+int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, int64_t *ret_size,
+                     char ***ret_labels, struct error **err)
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;

@@ -23,6 +23,9 @@ struct cli_lease {
  * (key, value pairs), e.g. containerd.io/gc.expire. */
 int cli_lease_create(struct grpc_client *c, const char *id, char *const *labels, struct cli_lease *ret,
                      struct error **err);
+/* The containerd client's WithLease: a generated id and containerd.io/gc.expire 24 h ahead, so a lease left by
+ * a crashed CLI is collected. */
+int cli_lease_create_temporary(struct grpc_client *c, struct cli_lease *ret, struct error **err);
 /* Leases.Delete; frees ret's id. NULL-safe on a lease never created. */
 int cli_lease_delete(struct grpc_client *c, struct cli_lease *l, bool sync, struct error **err);
 void cli_lease_done(struct cli_lease *l);
@@ -32,9 +35,8 @@ const struct grpc_metadata *cli_lease_md(const struct cli_lease *l);
 struct cli_content_writer;
 
 /* Opens a Content.Write stream for ref (STAT with total and optional expected digest). */
-int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
-                            int64_t total, const char *expected, struct cli_content_writer **ret,
-                            struct error **err);
+int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, int64_t total,
+                            const char *expected, struct cli_content_writer **ret, struct error **err);
 /* Sends data, buffering into CLI_CONTENT_CHUNK-sized WRITE messages; hashes it locally. */
 int cli_content_writer_write(struct cli_content_writer *w, const void *data, size_t len, struct error **err);
 /* COMMIT with the total written and expected (NULL: the locally computed digest). AlreadyExists is success.
@@ -45,8 +47,8 @@ int cli_content_writer_commit(struct cli_content_writer *w, const char *expected
 void cli_content_writer_free(struct cli_content_writer *w);
 
 /* Writes a whole in-memory blob under ref with its digest expected. */
-int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref,
-                           const void *data, size_t len, char **ret_digest, struct error **err);
+int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, const void *data,
+                           size_t len, char **ret_digest, struct error **err);
 
 /* Content.Read of a whole blob into memory, refusing more than max bytes. NUL-terminated. */
 int cli_content_read_all(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, size_t max,
@@ -59,8 +61,8 @@ int cli_content_read_sink(struct grpc_client *c, const struct grpc_metadata *md,
 int cli_content_read_to_fd(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, int fd,
                            struct error **err);
 /* Content.Info: size (and labels as a strv of pairs, optional). -ENOENT when missing. */
-int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
-                     int64_t *ret_size, char ***ret_labels, struct error **err);
+int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, int64_t *ret_size,
+                     char ***ret_labels, struct error **err);
 /* Content.Update setting labels (strv of pairs); the mask is labels.<key> for each (empty value clears). */
 int cli_content_set_labels(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
                            char *const *labels, struct error **err);

@@ -91,7 +91,8 @@ static int desc_from_json(const json_t *j, struct desc *ret, struct error **err)
         json_t *ann = json_object_get(j, "annotations");
         const char *k;
         json_t *v;
-        json_object_foreach(ann, k, v) {
+        json_object_foreach(ann, k, v)
+        {
                 if (json_is_string(v)) {
                         strv_extend(&ret->annotations, k);
                         strv_extend(&ret->annotations, json_string_value(v));
@@ -168,7 +169,8 @@ static int children(struct grpc_client *c, const struct grpc_metadata *md, const
         }
         size_t i;
         json_t *e;
-        json_array_foreach(list[0], i, e) {
+        json_array_foreach(list[0], i, e)
+        {
                 r = desc_from_json(e, &v[n], err);
                 if (r < 0)
                         goto fail;
@@ -221,13 +223,12 @@ static int resolve_manifest(struct grpc_client *c, const struct grpc_metadata *m
         if (depth > MAX_DEPTH)
                 return error_set(err, ELOOP, "%s: index nesting too deep", target->digest);
         if (is_manifest(target->media_type)) {
-                *ret = desc_from_proto(&(Descriptor){.media_type = target->media_type, .digest = target->digest,
-                                                     .size = target->size});
+                *ret = desc_from_proto(
+                    &(Descriptor){.media_type = target->media_type, .digest = target->digest, .size = target->size});
                 return 0;
         }
         if (!is_index(target->media_type))
-                return error_set(err, EINVAL, "unexpected media type %s for %s", target->media_type,
-                                 target->digest);
+                return error_set(err, EINVAL, "unexpected media type %s for %s", target->media_type, target->digest);
         struct desc *ch = NULL;
         size_t n = 0;
         int r = children(c, md, target, &ch, &n, err);
@@ -305,7 +306,7 @@ char *cli_images_resolve_snapshotter(struct grpc_client *c, const struct cli_glo
         ProtobufCMessage *resp = NULL;
         char *ret = NULL;
         Containerd__Services__Namespaces__V1__GetNamespaceRequest req =
-                CONTAINERD__SERVICES__NAMESPACES__V1__GET_NAMESPACE_REQUEST__INIT;
+            CONTAINERD__SERVICES__NAMESPACES__V1__GET_NAMESPACE_REQUEST__INIT;
         req.name = (char *)g->namespace_;
         if (grpc_client_unary(c, "/containerd.services.namespaces.v1.Namespaces/Get", NULL, &req.base,
                               &containerd__services__namespaces__v1__get_namespace_response__descriptor, &resp,
@@ -323,7 +324,7 @@ static int snapshot_remove(struct grpc_client *c, const struct grpc_metadata *md
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
         req.snapshotter = (char *)sn;
         req.key = (char *)key;
         int r = grpc_client_unary(c, SNAPSHOTS_PATH("Remove"), md, &req.base, &google__protobuf__empty__descriptor,
@@ -340,7 +341,7 @@ static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, co
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Snapshots__V1__StatSnapshotRequest st =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
         st.snapshotter = (char *)sn;
         st.key = (char *)chain_id;
         int r = grpc_client_unary(c, SNAPSHOTS_PATH("Stat"), md, &st.base,
@@ -356,7 +357,7 @@ static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, co
         _cleanup_free_ char *u = unique_part();
         _cleanup_free_ char *key = xasprintf("extract-%s %s", u, chain_id);
         Containerd__Services__Snapshots__V1__PrepareSnapshotRequest pr =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
         pr.snapshotter = (char *)sn;
         pr.key = key;
         pr.parent = (char *)(parent ? parent : "");
@@ -395,7 +396,7 @@ static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, co
         }
         protobuf_c_message_free_unpacked(aresp, NULL);
         Containerd__Services__Snapshots__V1__CommitSnapshotRequest cr =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
         cr.snapshotter = (char *)sn;
         cr.name = (char *)chain_id;
         cr.key = key;
@@ -418,8 +419,7 @@ cleanup:
 }
 
 int cli_images_unpack(struct grpc_client *c, const struct cli_global *g, const char *name, const char *target_mt,
-                      const char *target_digest, int64_t target_size, const char *snapshotter_flag,
-                      struct error **err)
+                      const char *target_digest, int64_t target_size, const char *snapshotter_flag, struct error **err)
 {
         _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = default_matcher();
         struct cli_lease lease;
@@ -433,7 +433,7 @@ int cli_images_unpack(struct grpc_client *c, const struct cli_global *g, const c
         int r;
 
         (void)name;
-        r = cli_lease_create(c, NULL, NULL, &lease, err);
+        r = cli_lease_create_temporary(c, &lease, err);
         if (r < 0)
                 return r;
         const struct grpc_metadata *md = cli_lease_md(&lease);
@@ -620,7 +620,7 @@ static int put_image(struct grpc_client *c, const struct grpc_metadata *md, cons
         mask.n_paths = 1;
         mask.paths = paths;
         Containerd__Services__Images__V1__UpdateImageRequest ur =
-                CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
         ur.image = &img;
         ur.update_mask = &mask;
         int r = grpc_client_unary(c, IMAGES_PATH("Update"), md, &ur.base,
@@ -628,7 +628,7 @@ static int put_image(struct grpc_client *c, const struct grpc_metadata *md, cons
         if (r == -ENOENT) {
                 error_free(err);
                 Containerd__Services__Images__V1__CreateImageRequest cr =
-                        CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
+                    CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
                 cr.image = &img;
                 r = grpc_client_unary(c, IMAGES_PATH("Create"), md, &cr.base,
                                       &containerd__services__images__v1__create_image_response__descriptor, &resp, err);
@@ -664,17 +664,17 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
         bool digests = false, skip_digest_named = false, all_platforms = false, no_unpack = false, compress = false;
         const char *base_name = NULL, *index_name = NULL, *platform = NULL, *snapshotter = NULL, *label = NULL;
         const struct cli_flag flags[] = {
-                {"snapshotter", 0, true, NULL, &snapshotter},
-                {"label", 0, true, NULL, &label},
-                {"base-name", 0, true, NULL, &base_name},
-                {"digests", 0, false, &digests, NULL},
-                {"skip-digest-for-named", 0, false, &skip_digest_named, NULL},
-                {"index-name", 0, true, NULL, &index_name},
-                {"all-platforms", 0, false, &all_platforms, NULL},
-                {"platform", 0, true, NULL, &platform},
-                {"no-unpack", 0, false, &no_unpack, NULL},
-                {"compress-blobs", 0, false, &compress, NULL},
-                {NULL, 0, false, NULL, NULL},
+            {"snapshotter", 0, true, NULL, &snapshotter},
+            {"label", 0, true, NULL, &label},
+            {"base-name", 0, true, NULL, &base_name},
+            {"digests", 0, false, &digests, NULL},
+            {"skip-digest-for-named", 0, false, &skip_digest_named, NULL},
+            {"index-name", 0, true, NULL, &index_name},
+            {"all-platforms", 0, false, &all_platforms, NULL},
+            {"platform", 0, true, NULL, &platform},
+            {"no-unpack", 0, false, &no_unpack, NULL},
+            {"compress-blobs", 0, false, &compress, NULL},
+            {NULL, 0, false, NULL, NULL},
         };
         int optind_;
         int r = cli_parse_flags(g, cmd, "krill images import", flags, argc, argv, &optind_);
@@ -722,7 +722,7 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
         size_t nimgs = 0;
         struct desc *ch = NULL;
         size_t nch = 0;
-        r = cli_lease_create(c, NULL, NULL, &lease, &err);
+        r = cli_lease_create_temporary(c, &lease, &err);
         if (r < 0)
                 goto out;
         const struct grpc_metadata *md = cli_lease_md(&lease);
@@ -741,8 +741,8 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
         if (index_name) {
                 imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                 imgs[nimgs].name = xstrdup(index_name);
-                imgs[nimgs].d = desc_from_proto(&(Descriptor){.media_type = top.media_type, .digest = top.digest,
-                                                              .size = top.size});
+                imgs[nimgs].d = desc_from_proto(
+                    &(Descriptor){.media_type = top.media_type, .digest = top.digest, .size = top.size});
                 nimgs++;
         }
         r = children(c, md, &top, &ch, &nch, &err);
@@ -760,15 +760,15 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
                 if (name) {
                         imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                         imgs[nimgs].name = name;
-                        imgs[nimgs].d = desc_from_proto(&(Descriptor){.media_type = ch[i].media_type,
-                                                                      .digest = ch[i].digest, .size = ch[i].size});
+                        imgs[nimgs].d = desc_from_proto(
+                            &(Descriptor){.media_type = ch[i].media_type, .digest = ch[i].digest, .size = ch[i].size});
                         nimgs++;
                 }
                 if (digests && !(skip_digest_named && name)) {
                         imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                         imgs[nimgs].name = xasprintf("%s@%s", prefix, ch[i].digest);
-                        imgs[nimgs].d = desc_from_proto(&(Descriptor){.media_type = ch[i].media_type,
-                                                                      .digest = ch[i].digest, .size = ch[i].size});
+                        imgs[nimgs].d = desc_from_proto(
+                            &(Descriptor){.media_type = ch[i].media_type, .digest = ch[i].digest, .size = ch[i].size});
                         nimgs++;
                 }
                 if (k != i) {
@@ -897,7 +897,7 @@ static int list_images(struct grpc_client *c, int nfilters, char **filters,
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Images__V1__ListImagesRequest req =
-                CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
         req.n_filters = (size_t)nfilters;
         req.filters = filters;
         int r = grpc_client_unary(c, IMAGES_PATH("List"), NULL, &req.base,
@@ -994,7 +994,7 @@ static int delete_image(struct grpc_client *c, const char *name, bool sync, stru
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Images__V1__DeleteImageRequest req =
-                CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
+            CONTAINERD__SERVICES__IMAGES__V1__DELETE_IMAGE_REQUEST__INIT;
         req.name = (char *)name;
         req.sync = sync;
         int r = grpc_client_unary(c, IMAGES_PATH("Delete"), NULL, &req.base, &google__protobuf__empty__descriptor,
@@ -1044,7 +1044,8 @@ static int get_image(struct grpc_client *c, const char *name, Containerd__Servic
                      struct error **err)
 {
         ProtobufCMessage *resp = NULL;
-        Containerd__Services__Images__V1__GetImageRequest req = CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
+        Containerd__Services__Images__V1__GetImageRequest req =
+            CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
         req.name = (char *)name;
         int r = grpc_client_unary(c, IMAGES_PATH("Get"), NULL, &req.base,
                                   &containerd__services__images__v1__get_image_response__descriptor, &resp, err);
@@ -1076,7 +1077,7 @@ static int run_tag(const struct cli_global *g, const struct cli_command *cmd, in
                 return cli_failf(g, "please provide an image reference to tag to");
         if (cli_connect(g, &c) < 0)
                 return 1;
-        r = cli_lease_create(c, NULL, NULL, &lease, &err);
+        r = cli_lease_create_temporary(c, &lease, &err);
         if (r < 0)
                 goto out;
         r = get_image(c, argv[optind_], &gr, &err);
@@ -1089,17 +1090,18 @@ static int run_tag(const struct cli_global *g, const struct cli_command *cmd, in
                 img.created_at = NULL;
                 img.updated_at = NULL;
                 Containerd__Services__Images__V1__CreateImageRequest cr =
-                        CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
+                    CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
                 cr.image = &img;
                 r = grpc_client_unary(c, IMAGES_PATH("Create"), cli_lease_md(&lease), &cr.base,
-                                      &containerd__services__images__v1__create_image_response__descriptor, &resp, &err);
+                                      &containerd__services__images__v1__create_image_response__descriptor, &resp,
+                                      &err);
                 if (r == -EEXIST && force) {
                         error_free(&err);
                         r = delete_image(c, argv[i], false, &err);
                         if (r >= 0)
-                                r = grpc_client_unary(c, IMAGES_PATH("Create"), cli_lease_md(&lease), &cr.base,
-                                                      &containerd__services__images__v1__create_image_response__descriptor,
-                                                      &resp, &err);
+                                r = grpc_client_unary(
+                                    c, IMAGES_PATH("Create"), cli_lease_md(&lease), &cr.base,
+                                    &containerd__services__images__v1__create_image_response__descriptor, &resp, &err);
                 }
                 if (r < 0)
                         goto out;
@@ -1200,11 +1202,11 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
         bool skip_manifest_json = false, skip_nondist = false, all_platforms = false;
         const char *platform = NULL;
         const struct cli_flag flags[] = {
-                {"skip-manifest-json", 0, false, &skip_manifest_json, NULL},
-                {"skip-non-distributable", 0, false, &skip_nondist, NULL},
-                {"platform", 0, true, NULL, &platform},
-                {"all-platforms", 0, false, &all_platforms, NULL},
-                {NULL, 0, false, NULL, NULL},
+            {"skip-manifest-json", 0, false, &skip_manifest_json, NULL},
+            {"skip-non-distributable", 0, false, &skip_nondist, NULL},
+            {"platform", 0, true, NULL, &platform},
+            {"all-platforms", 0, false, &all_platforms, NULL},
+            {NULL, 0, false, NULL, NULL},
         };
         int optind_;
         int r = cli_parse_flags(g, cmd, "krill images export", flags, argc, argv, &optind_);
@@ -1261,21 +1263,23 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
                                 /* Docker's manifest.json for the platform manifest, so `docker load` works */
                                 struct desc md_ = {0};
                                 _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *dm =
-                                        default_matcher();
+                                    default_matcher();
                                 if (resolve_manifest(c, NULL, m ? m : dm, &t, 0, &md_, NULL) == 0) {
                                         struct desc *ch = NULL;
                                         size_t nch = 0;
                                         if (children(c, NULL, &md_, &ch, &nch, NULL) == 0 && nch > 0) {
                                                 json_t *e = json_object();
-                                                json_object_set_new(e, "Config",
-                                                                    json_sprintf("blobs/sha256/%s", digest_hex(ch[0].digest)));
+                                                json_object_set_new(
+                                                    e, "Config",
+                                                    json_sprintf("blobs/sha256/%s", digest_hex(ch[0].digest)));
                                                 json_t *tags = json_array();
                                                 json_array_append_new(tags, json_string(argv[i]));
                                                 json_object_set_new(e, "RepoTags", tags);
                                                 json_t *ls = json_array();
                                                 for (size_t k = 1; k < nch; k++)
                                                         json_array_append_new(
-                                                                ls, json_sprintf("blobs/sha256/%s", digest_hex(ch[k].digest)));
+                                                            ls,
+                                                            json_sprintf("blobs/sha256/%s", digest_hex(ch[k].digest)));
                                                 json_object_set_new(e, "Layers", ls);
                                                 json_array_append_new(dmanifest, e);
                                         }
@@ -1341,8 +1345,8 @@ static int export_blob(struct grpc_client *c, struct cli_archive_writer *w, cons
         if (r < 0)
                 return error_wrap(err, "content %s", b->digest);
         if (size != b->size)
-                return error_set(err, EINVAL, "content %s: size %lld, descriptor says %lld", b->digest,
-                                 (long long)size, (long long)b->size);
+                return error_set(err, EINVAL, "content %s: size %lld, descriptor says %lld", b->digest, (long long)size,
+                                 (long long)b->size);
         r = cli_archive_writer_add(w, name, size, err);
         if (r < 0)
                 return r;
@@ -1360,71 +1364,75 @@ static int export_data(void *ud, const void *data, size_t len, struct error **er
 /* --- command table --- */
 
 static const struct cli_command import_command = {
-        .name = "import",
-        .usage = "import images",
-        .args_usage = "[flags] <in>",
-        .flags_help = "   --snapshotter value            snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n"
-                      "   --label value                  labels to attach to the image\n"
-                      "   --base-name value              base image name for added images, when provided only images with this name prefix are imported\n"
-                      "   --digests                      whether to create digest images (default: false)\n"
-                      "   --skip-digest-for-named        skip applying --digests option to images named in the importing tar (use it in conjunction with --digests)\n"
-                      "   --index-name value             image name to keep index as, by default index is discarded\n"
-                      "   --all-platforms                imports content for all platforms, false by default\n"
-                      "   --platform value               imports content for specific platform\n"
-                      "   --no-unpack                    skip unpacking the images, false by default\n"
-                      "   --compress-blobs               compress uncompressed blobs when creating manifest (Docker format only)\n",
-        .run = run_import,
+    .name = "import",
+    .usage = "import images",
+    .args_usage = "[flags] <in>",
+    .flags_help =
+        "   --snapshotter value            snapshotter name. Empty value stands for the default value. "
+        "[$CONTAINERD_SNAPSHOTTER]\n"
+        "   --label value                  labels to attach to the image\n"
+        "   --base-name value              base image name for added images, when provided only images with this name "
+        "prefix are imported\n"
+        "   --digests                      whether to create digest images (default: false)\n"
+        "   --skip-digest-for-named        skip applying --digests option to images named in the importing tar (use it "
+        "in conjunction with --digests)\n"
+        "   --index-name value             image name to keep index as, by default index is discarded\n"
+        "   --all-platforms                imports content for all platforms, false by default\n"
+        "   --platform value               imports content for specific platform\n"
+        "   --no-unpack                    skip unpacking the images, false by default\n"
+        "   --compress-blobs               compress uncompressed blobs when creating manifest (Docker format only)\n",
+    .run = run_import,
 };
 
 static const struct cli_command export_command = {
-        .name = "export",
-        .usage = "export images",
-        .args_usage = "[flags] <out> <image> ...",
-        .flags_help = "   --skip-manifest-json      do not add Docker compatible manifest.json to archive\n"
-                      "   --skip-non-distributable  do not add non-distributable blobs such as Windows layers to archive\n"
-                      "   --platform value          Pull content from a specific platform\n"
-                      "   --all-platforms           exports content from all platforms\n",
-        .run = run_export,
+    .name = "export",
+    .usage = "export images",
+    .args_usage = "[flags] <out> <image> ...",
+    .flags_help = "   --skip-manifest-json      do not add Docker compatible manifest.json to archive\n"
+                  "   --skip-non-distributable  do not add non-distributable blobs such as Windows layers to archive\n"
+                  "   --platform value          Pull content from a specific platform\n"
+                  "   --all-platforms           exports content from all platforms\n",
+    .run = run_export,
 };
 
 static const struct cli_command list_command = {
-        .name = "list",
-        .aliases = (const char *const[]){"ls", NULL},
-        .usage = "list images known to containerd",
-        .args_usage = "[flags] [<filter>, ...]",
-        .flags_help = "   --quiet, -q  print only the image refs\n",
-        .run = run_list,
+    .name = "list",
+    .aliases = (const char *const[]){"ls", NULL},
+    .usage = "list images known to containerd",
+    .args_usage = "[flags] [<filter>, ...]",
+    .flags_help = "   --quiet, -q  print only the image refs\n",
+    .run = run_list,
 };
 
 static const struct cli_command delete_command = {
-        .name = "delete",
-        .aliases = (const char *const[]){"del", "remove", "rm", NULL},
-        .usage = "remove one or more images by reference",
-        .args_usage = "[flags] <ref> [<ref>, ...]",
-        .flags_help = "   --sync  Synchronously remove image and all associated resources\n",
-        .run = run_delete,
+    .name = "delete",
+    .aliases = (const char *const[]){"del", "remove", "rm", NULL},
+    .usage = "remove one or more images by reference",
+    .args_usage = "[flags] <ref> [<ref>, ...]",
+    .flags_help = "   --sync  Synchronously remove image and all associated resources\n",
+    .run = run_delete,
 };
 
 static const struct cli_command tag_command = {
-        .name = "tag",
-        .usage = "tag an image",
-        .args_usage = "[flags] <source_ref> <target_ref> [<target_ref>, ...]",
-        .flags_help = "   --force  force target_ref to be created, regardless if it already exists\n",
-        .run = run_tag,
+    .name = "tag",
+    .usage = "tag an image",
+    .args_usage = "[flags] <source_ref> <target_ref> [<target_ref>, ...]",
+    .flags_help = "   --force  force target_ref to be created, regardless if it already exists\n",
+    .run = run_tag,
 };
 
 static const struct cli_command unpack_command = {
-        .name = "unpack",
-        .usage = "unpack an image into a snapshotter",
-        .args_usage = "[flags] <ref>",
-        .flags_help = "   --snapshotter value  snapshotter name. Empty value stands for the default value.\n",
-        .run = run_unpack,
+    .name = "unpack",
+    .usage = "unpack an image into a snapshotter",
+    .args_usage = "[flags] <ref>",
+    .flags_help = "   --snapshotter value  snapshotter name. Empty value stands for the default value.\n",
+    .run = run_unpack,
 };
 
 const struct cli_command cli_images_command = {
-        .name = "images",
-        .aliases = (const char *const[]){"image", "i", NULL},
-        .usage = "manage images",
-        .subcommands = (const struct cli_command *const[]){&export_command, &import_command, &list_command,
-                                                           &delete_command, &tag_command, &unpack_command, NULL},
+    .name = "images",
+    .aliases = (const char *const[]){"image", "i", NULL},
+    .usage = "manage images",
+    .subcommands = (const struct cli_command *const[]){&export_command, &import_command, &list_command, &delete_command,
+                                                       &tag_command, &unpack_command, NULL},
 };

@@ -60,10 +60,11 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         if (connect_sn(g, &c, &sn) < 0)
                 return 1;
         Containerd__Services__Snapshots__V1__ListSnapshotsRequest req =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
         req.snapshotter = sn;
         r = grpc_client_stream_open(c, SN_PATH("List"), NULL,
-                                    &containerd__services__snapshots__v1__list_snapshots_response__descriptor, &s, &err);
+                                    &containerd__services__snapshots__v1__list_snapshots_response__descriptor, &s,
+                                    &err);
         if (r >= 0)
                 r = grpc_stream_send(s, &req.base, &err);
         if (r >= 0)
@@ -164,7 +165,7 @@ static int prepare_or_view(const struct cli_global *g, const struct cli_command 
         Containerd__Types__Mount **mounts;
         if (view) {
                 Containerd__Services__Snapshots__V1__ViewSnapshotRequest req =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__VIEW_SNAPSHOT_REQUEST__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__VIEW_SNAPSHOT_REQUEST__INIT;
                 req.snapshotter = sn;
                 req.key = (char *)key;
                 req.parent = (char *)parent;
@@ -173,12 +174,12 @@ static int prepare_or_view(const struct cli_global *g, const struct cli_command 
                                       &err);
         } else {
                 Containerd__Services__Snapshots__V1__PrepareSnapshotRequest__LabelsEntry e =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
                 Containerd__Services__Snapshots__V1__PrepareSnapshotRequest__LabelsEntry *ep = &e;
                 e.key = (char *)"containerd.io/gc.root";
                 e.value = now;
                 Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
                 req.snapshotter = sn;
                 req.key = (char *)key;
                 req.parent = (char *)parent;
@@ -227,7 +228,8 @@ static int run_mounts(const struct cli_global *g, const struct cli_command *cmd,
                 return cli_failf(g, "must provide mount target and key");
         if (connect_sn(g, &c, &sn) < 0)
                 return 1;
-        Containerd__Services__Snapshots__V1__MountsRequest req = CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
+        Containerd__Services__Snapshots__V1__MountsRequest req =
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
         req.snapshotter = sn;
         req.key = argv[optind_ + 1];
         r = grpc_client_unary(c, SN_PATH("Mounts"), NULL, &req.base,
@@ -257,12 +259,12 @@ static int run_commit(const struct cli_global *g, const struct cli_command *cmd,
                 return 1;
         _cleanup_free_ char *now = gc_root_now();
         Containerd__Services__Snapshots__V1__CommitSnapshotRequest__LabelsEntry e =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
         Containerd__Services__Snapshots__V1__CommitSnapshotRequest__LabelsEntry *ep = &e;
         e.key = (char *)"containerd.io/gc.root";
         e.value = now;
         Containerd__Services__Snapshots__V1__CommitSnapshotRequest req =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
         req.snapshotter = sn;
         req.name = argv[optind_];
         req.key = argv[optind_ + 1];
@@ -290,7 +292,7 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
                 _cleanup_error_ struct error *err = NULL;
                 ProtobufCMessage *resp = NULL;
                 Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
                 req.snapshotter = sn;
                 req.key = argv[i];
                 r = grpc_client_unary(c, SN_PATH("Remove"), NULL, &req.base, &google__protobuf__empty__descriptor,
@@ -340,7 +342,7 @@ static int run_info(const struct cli_global *g, const struct cli_command *cmd, i
         if (connect_sn(g, &c, &sn) < 0)
                 return 1;
         Containerd__Services__Snapshots__V1__StatSnapshotRequest req =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
         req.snapshotter = sn;
         req.key = argv[optind_];
         r = grpc_client_unary(c, SN_PATH("Stat"), NULL, &req.base,
@@ -392,7 +394,7 @@ static int run_usage(const struct cli_global *g, const struct cli_command *cmd, 
         } else {
                 struct grpc_stream *s = NULL;
                 Containerd__Services__Snapshots__V1__ListSnapshotsRequest req =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
                 req.snapshotter = sn;
                 r = grpc_client_stream_open(c, SN_PATH("List"), NULL,
                                             &containerd__services__snapshots__v1__list_snapshots_response__descriptor,
@@ -423,7 +425,7 @@ static int run_usage(const struct cli_global *g, const struct cli_command *cmd, 
         for (size_t i = 0; keys && keys[i]; i++) {
                 ProtobufCMessage *resp = NULL;
                 Containerd__Services__Snapshots__V1__UsageRequest req =
-                        CONTAINERD__SERVICES__SNAPSHOTS__V1__USAGE_REQUEST__INIT;
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__USAGE_REQUEST__INIT;
                 req.snapshotter = sn;
                 req.key = keys[i];
                 r = grpc_client_unary(c, SN_PATH("Usage"), NULL, &req.base,
@@ -449,77 +451,77 @@ static int run_usage(const struct cli_global *g, const struct cli_command *cmd, 
 }
 
 static const struct cli_command commit_command = {
-        .name = "commit",
-        .usage = "commit an active snapshot into the provided name",
-        .args_usage = "<key> <active>",
-        .run = run_commit,
+    .name = "commit",
+    .usage = "commit an active snapshot into the provided name",
+    .args_usage = "<key> <active>",
+    .run = run_commit,
 };
 
 static const struct cli_command info_command = {
-        .name = "info",
-        .usage = "get info about a snapshot",
-        .args_usage = "<key>",
-        .run = run_info,
+    .name = "info",
+    .usage = "get info about a snapshot",
+    .args_usage = "<key>",
+    .run = run_info,
 };
 
 static const struct cli_command list_command = {
-        .name = "list",
-        .aliases = (const char *const[]){"ls", NULL},
-        .usage = "list snapshots",
-        .run = run_list,
+    .name = "list",
+    .aliases = (const char *const[]){"ls", NULL},
+    .usage = "list snapshots",
+    .run = run_list,
 };
 
 static const struct cli_command mounts_command = {
-        .name = "mounts",
-        .aliases = (const char *const[]){"m", "mount", NULL},
-        .usage = "mount gets mount commands for the snapshots",
-        .args_usage = "<target> <key>",
-        .run = run_mounts,
+    .name = "mounts",
+    .aliases = (const char *const[]){"m", "mount", NULL},
+    .usage = "mount gets mount commands for the snapshots",
+    .args_usage = "<target> <key>",
+    .run = run_mounts,
 };
 
 static const struct cli_command prepare_command = {
-        .name = "prepare",
-        .usage = "prepare a snapshot from a committed snapshot",
-        .args_usage = "[flags] <key> [<parent>]",
-        .flags_help = "   --target value, -t value  mount target path, will print mount, if provided\n"
-                      "   --mounts                  Print out snapshot mounts as JSON\n",
-        .run = run_prepare,
+    .name = "prepare",
+    .usage = "prepare a snapshot from a committed snapshot",
+    .args_usage = "[flags] <key> [<parent>]",
+    .flags_help = "   --target value, -t value  mount target path, will print mount, if provided\n"
+                  "   --mounts                  Print out snapshot mounts as JSON\n",
+    .run = run_prepare,
 };
 
 static const struct cli_command delete_command = {
-        .name = "delete",
-        .aliases = (const char *const[]){"del", "remove", "rm", NULL},
-        .usage = "remove snapshots",
-        .args_usage = "<key> [<key>, ...]",
-        .run = run_delete,
+    .name = "delete",
+    .aliases = (const char *const[]){"del", "remove", "rm", NULL},
+    .usage = "remove snapshots",
+    .args_usage = "<key> [<key>, ...]",
+    .run = run_delete,
 };
 
 static const struct cli_command usage_command = {
-        .name = "usage",
-        .usage = "usage snapshots",
-        .args_usage = "[flags] [<key>, ...]",
-        .flags_help = "   -b  display size in bytes\n",
-        .run = run_usage,
+    .name = "usage",
+    .usage = "usage snapshots",
+    .args_usage = "[flags] [<key>, ...]",
+    .flags_help = "   -b  display size in bytes\n",
+    .run = run_usage,
 };
 
 static const struct cli_command view_command = {
-        .name = "view",
-        .usage = "create a read-only snapshot from a committed snapshot",
-        .args_usage = "[flags] <key> [<parent>]",
-        .flags_help = "   --target value, -t value  mount target path, will print mount, if provided\n"
-                      "   --mounts                  Print out snapshot mounts as JSON\n",
-        .run = run_view,
+    .name = "view",
+    .usage = "create a read-only snapshot from a committed snapshot",
+    .args_usage = "[flags] <key> [<parent>]",
+    .flags_help = "   --target value, -t value  mount target path, will print mount, if provided\n"
+                  "   --mounts                  Print out snapshot mounts as JSON\n",
+    .run = run_view,
 };
 
 static const struct cli_command snapshots_group = {
-        .name = "snapshots",
-        .aliases = (const char *const[]){"snapshot", NULL},
-        .usage = "manage snapshots",
-        .flags_help = "   --snapshotter value  snapshotter name. Empty value stands for the default value. "
-                      "[$CONTAINERD_SNAPSHOTTER]\n",
-        .subcommands = (const struct cli_command *const[]){&commit_command, &info_command, &list_command,
-                                                           &mounts_command, &prepare_command, &delete_command,
-                                                           &usage_command, &view_command, NULL},
+    .name = "snapshots",
+    .aliases = (const char *const[]){"snapshot", NULL},
+    .usage = "manage snapshots",
+    .flags_help = "   --snapshotter value  snapshotter name. Empty value stands for the default value. "
+                  "[$CONTAINERD_SNAPSHOTTER]\n",
+    .subcommands =
+        (const struct cli_command *const[]){&commit_command, &info_command, &list_command, &mounts_command,
+                                            &prepare_command, &delete_command, &usage_command, &view_command, NULL},
 };
 
 /* Takes the group's own --snapshotter flag, then dispatches like any group. */
@@ -548,8 +550,8 @@ static int run_group(const struct cli_global *g, const struct cli_command *cmd, 
 }
 
 const struct cli_command cli_snapshots_command = {
-        .name = "snapshots",
-        .aliases = (const char *const[]){"snapshot", NULL},
-        .usage = "manage snapshots",
-        .run = run_group,
+    .name = "snapshots",
+    .aliases = (const char *const[]){"snapshot", NULL},
+    .usage = "manage snapshots",
+    .run = run_group,
 };

@@ -164,3 +164,36 @@ def test_snapshots_prepare_mounts_like_ctr(krilld, busybox_oci):
     assert info["Kind"] == "Active" and info["Parent"] == chain
     ok(krilld.krill("snapshots", "rm", "k1", "k2"))
     assert ok(krilld.krill("snapshots", "ls")) == ok(krilld.ctr("snapshots", "ls"))
+
+
+def test_multilayer_and_multiplatform_like_ctr(krilld_factory, large_image_small, image_archive):
+    a = krilld_factory()
+    b = krilld_factory()
+    multi = image_archive("busybox", name="docker.io/library/multi:test",
+                          platforms=["linux/amd64", "linux/arm64/v8"])
+    for path in (large_image_small, multi):
+        krill_import(a, path)
+        ctr_ok(b, "images", "import", path)
+    assert ok(a.krill("images", "ls")) == ok(b.ctr("images", "ls"))
+    assert ok(a.krill("snapshots", "ls")) == ok(b.ctr("snapshots", "ls"))
+    assert content_rows(ok(a.krill("content", "ls"))) == content_rows(ok(b.ctr("content", "ls")))
+    # --all-platforms keeps every manifest's blobs, like ctr
+    krill_import(a, multi, "--all-platforms", "--no-unpack")
+    ctr_ok(b, "images", "import", "--all-platforms", "--no-unpack", multi)
+    assert content_rows(ok(a.krill("content", "ls"))) == content_rows(ok(b.ctr("content", "ls")))
+
+
+def test_unpack_into_other_snapshotter(krilld, busybox_oci):
+    krill_import(krilld, busybox_oci, "--no-unpack")
+    assert ok(krilld.krill("snapshots", "ls")) == "KEY PARENT KIND \n"
+    out = ok(krilld.krill("images", "unpack", "--snapshotter", "native", "docker.io/library/busybox:test"))
+    assert out.startswith("unpacking docker.io/library/busybox:test (sha256:") and out.endswith("...done\n")
+    mine = ok(krilld.krill("snapshots", "--snapshotter", "native", "ls"))
+    assert mine == ok(krilld.ctr("snapshots", "--snapshotter", "native", "ls"))
+    assert "Committed" in mine
+    assert ok(krilld.krill("snapshots", "ls")) == "KEY PARENT KIND \n"
+    # the config carries the GC reference to the unpacked chain, like containerd's unpack
+    labels = ok(krilld.krill("content", "ls"))
+    assert "containerd.io/gc.ref.snapshot.native=" + mine.splitlines()[1].split()[0] in labels
+    p = krilld.krill("images", "unpack", "nosuch:image")
+    assert p.returncode == 1 and "not found" in p.stderr

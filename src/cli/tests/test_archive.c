@@ -118,11 +118,11 @@ static void test_oci_layout(void **state)
         const char *index = "{\"schemaVersion\":2,\"manifests\":[]}";
         _cleanup_free_ char *id = digest_from_buf(index, strlen(index));
         const struct file files[] = {
-                {"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", NULL},
-                {"./index.json", index, NULL},
-                {"blobs/", NULL, NULL},
-                {cname, CONFIG, NULL},
-                {NULL, NULL, NULL},
+            {"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", NULL},
+            {"./index.json", index, NULL},
+            {"blobs/", NULL, NULL},
+            {cname, CONFIG, NULL},
+            {NULL, NULL, NULL},
         };
         struct file fs[5];
         memcpy(fs, files, sizeof(files));
@@ -170,16 +170,14 @@ static void test_hostile(void **state)
         const struct file absolute[] = {{"/etc/passwd", "x", NULL}, {NULL, NULL, NULL}};
         expect_fail(absolute, -EINVAL, "invalid path");
         const struct file mismatch[] = {
-                {"blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000", "data", NULL},
-                {NULL, NULL, NULL}};
+            {"blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000", "data", NULL},
+            {NULL, NULL, NULL}};
         expect_fail(mismatch, -EINVAL, "digest mismatch");
         const struct file nolayout[] = {{"index.json", "{}", NULL}, {NULL, NULL, NULL}};
         expect_fail(nolayout, -EINVAL, "unrecognized image format");
-        const struct file noindex[] = {{"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", NULL},
-                                       {NULL, NULL, NULL}};
+        const struct file noindex[] = {{"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", NULL}, {NULL, NULL, NULL}};
         expect_fail(noindex, -ENOENT, "missing index.json");
-        const struct file badversion[] = {{"oci-layout", "{\"imageLayoutVersion\":\"9.9\"}", NULL},
-                                          {NULL, NULL, NULL}};
+        const struct file badversion[] = {{"oci-layout", "{\"imageLayoutVersion\":\"9.9\"}", NULL}, {NULL, NULL, NULL}};
         expect_fail(badversion, -EINVAL, "unsupported OCI version 9.9");
         const struct file escape_link[] = {{"a/layer.tar", NULL, "../../../etc/shadow"}, {NULL, NULL, NULL}};
         expect_fail(escape_link, -EINVAL, "invalid symlink target");
@@ -194,12 +192,12 @@ static void test_docker_save(void **state)
         const char *manifest = "[{\"Config\":\"abc.json\",\"RepoTags\":[\"busybox:1\"],"
                                "\"Layers\":[\"l1/layer.tar\",\"l2/layer.tar\"]}]";
         const struct file files[] = {
-                {"abc.json", CONFIG, NULL},
-                {"l1/layer.tar", LAYER, NULL},
-                {"l2/layer.tar", NULL, "../l1/layer.tar"}, /* docker dedups identical layers with symlinks */
-                {"manifest.json", manifest, NULL},
-                {"repositories", "{}", NULL},
-                {NULL, NULL, NULL},
+            {"abc.json", CONFIG, NULL},
+            {"l1/layer.tar", LAYER, NULL},
+            {"l2/layer.tar", NULL, "../l1/layer.tar"}, /* docker dedups identical layers with symlinks */
+            {"manifest.json", manifest, NULL},
+            {"repositories", "{}", NULL},
+            {NULL, NULL, NULL},
         };
         struct rec r = {0};
         struct cli_archive_index idx = {0};
@@ -211,24 +209,24 @@ static void test_docker_save(void **state)
         _cleanup_free_ char *ld = digest_from_buf(LAYER, strlen(LAYER));
         _cleanup_free_ char *cd = digest_from_buf(CONFIG, strlen(CONFIG));
         /* the manifest: containerd's field order and media types; both layers resolve to the same blob */
-        _cleanup_free_ char *want = xasprintf(
-                "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\","
-                "\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu},"
-                "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu}]}",
-                CLI_MT_DOCKER_MANIFEST, CLI_MT_DOCKER_CONFIG, cd, strlen(CONFIG), CLI_MT_DOCKER_LAYER, ld,
-                strlen(LAYER), CLI_MT_DOCKER_LAYER, ld, strlen(LAYER));
+        _cleanup_free_ char *want =
+            xasprintf("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\","
+                      "\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu},"
+                      "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu}]}",
+                      CLI_MT_DOCKER_MANIFEST, CLI_MT_DOCKER_CONFIG, cd, strlen(CONFIG), CLI_MT_DOCKER_LAYER, ld,
+                      strlen(LAYER), CLI_MT_DOCKER_LAYER, ld, strlen(LAYER));
         assert_string_equal(idx.extra[0].data, want);
         assert_string_equal(idx.extra[0].ref, idx.extra[0].digest - 0 ? idx.extra[0].ref : "");
         assert_true(str_startswith(idx.extra[0].ref, "manifest-sha256:"));
         json_t *ij = json_loads(idx.extra[1].data, 0, NULL);
         assert_non_null(ij);
         json_t *m0 = json_array_get(json_object_get(ij, "manifests"), 0);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "annotations"),
-                                                              "io.containerd.image.name")),
-                            "docker.io/library/busybox:1");
-        assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "annotations"),
-                                                              "org.opencontainers.image.ref.name")),
-                            "1");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(m0, "annotations"), "io.containerd.image.name")),
+            "docker.io/library/busybox:1");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(m0, "annotations"), "org.opencontainers.image.ref.name")),
+            "1");
         assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "platform"), "architecture")),
                             "amd64");
         assert_string_equal(json_string_value(json_object_get(m0, "digest")), idx.extra[0].digest);
@@ -237,9 +235,9 @@ static void test_docker_save(void **state)
         rec_free(&r);
 
         const struct file missing[] = {
-                {"abc.json", CONFIG, NULL},
-                {"manifest.json", manifest, NULL},
-                {NULL, NULL, NULL},
+            {"abc.json", CONFIG, NULL},
+            {"manifest.json", manifest, NULL},
+            {NULL, NULL, NULL},
         };
         expect_fail(missing, -ENOENT, "layer \"l1/layer.tar\" not found");
         const struct file nocfg[] = {{"manifest.json", manifest, NULL}, {NULL, NULL, NULL}};
@@ -294,9 +292,16 @@ static void test_clean_name(void **state)
         const struct {
                 const char *in, *out;
         } cases[] = {
-                {"index.json", "index.json"}, {"./index.json", "index.json"}, {"a//b/./c", "a/b/c"},
-                {"blobs/sha256/", "blobs/sha256"}, {"../x", NULL}, {"a/../b", NULL}, {"/abs", NULL},
-                {"", NULL}, {".", NULL}, {"./", NULL},
+            {"index.json", "index.json"},
+            {"./index.json", "index.json"},
+            {"a//b/./c", "a/b/c"},
+            {"blobs/sha256/", "blobs/sha256"},
+            {"../x", NULL},
+            {"a/../b", NULL},
+            {"/abs", NULL},
+            {"", NULL},
+            {".", NULL},
+            {"./", NULL},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 _cleanup_free_ char *got = cli_archive_clean_name(cases[i].in);
@@ -314,8 +319,8 @@ static void test_format_bytes(void **state)
                 int64_t n;
                 const char *s;
         } cases[] = {
-                {0, "0.0 B"}, {512, "512.0 B"}, {1023, "1023.0 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
-                {2202009, "2.1 MiB"}, {5ll << 30, "5.0 GiB"},
+            {0, "0.0 B"},      {512, "512.0 B"},     {1023, "1023.0 B"},     {1024, "1.0 KiB"},
+            {1536, "1.5 KiB"}, {2202009, "2.1 MiB"}, {5ll << 30, "5.0 GiB"},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char buf[32];
@@ -362,10 +367,10 @@ static void test_writer_roundtrip(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_oci_layout),    cmocka_unit_test(test_hostile),
-                cmocka_unit_test(test_docker_save),   cmocka_unit_test(test_absurd_size),
-                cmocka_unit_test(test_clean_name),    cmocka_unit_test(test_format_bytes),
-                cmocka_unit_test(test_writer_roundtrip),
+            cmocka_unit_test(test_oci_layout),       cmocka_unit_test(test_hostile),
+            cmocka_unit_test(test_docker_save),      cmocka_unit_test(test_absurd_size),
+            cmocka_unit_test(test_clean_name),       cmocka_unit_test(test_format_bytes),
+            cmocka_unit_test(test_writer_roundtrip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
