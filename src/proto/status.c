@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/cleanup.h"
 
 enum grpc_code status_from_errno(int err)
 {
@@ -91,23 +92,50 @@ const char *status_code_name(enum grpc_code code)
         return "Unknown";
 }
 
+/* The class a Go client (containerd errdefs.FromGRPC) assigns to a code; everything else is "unknown". */
+static const char *client_class(enum grpc_code code)
+{
+        switch (code) {
+        case GRPC_INVALID_ARGUMENT:
+                return "invalid argument";
+        case GRPC_ALREADY_EXISTS:
+                return "already exists";
+        case GRPC_NOT_FOUND:
+                return "not found";
+        case GRPC_UNAVAILABLE:
+                return "unavailable";
+        case GRPC_FAILED_PRECONDITION:
+                return "failed precondition";
+        case GRPC_UNIMPLEMENTED:
+                return "not implemented";
+        case GRPC_CANCELLED:
+                return "context canceled";
+        case GRPC_DEADLINE_EXCEEDED:
+                return "context deadline exceeded";
+        default:
+                return NULL;
+        }
+}
+
 int status_to_error(enum grpc_code code, const char *message, struct error **err)
 {
         int e = status_to_errno(code);
         if (e == 0)
                 e = EIO;
         const char *msg = message ? message : "";
-        const char *cls = error_class_text(e);
-        size_t ml = strlen(msg), cl = strlen(cls);
-        /* Only classes containerd maps (errdefs) get their suffix stripped; others keep the message verbatim. */
-        if (code != GRPC_UNKNOWN && code != GRPC_INTERNAL && ml >= cl + 2 && strcmp(msg + ml - cl, cls) == 0 &&
-            msg[ml - cl - 2] == ':' && msg[ml - cl - 1] == ' ') {
-                char *ctx = xstrndup(msg, ml - cl - 2);
-                int r = error_set(err, e, "%s", ctx);
-                free(ctx);
-                return r;
-        }
-        if (code != GRPC_UNKNOWN && code != GRPC_INTERNAL && strcmp(msg, cls) == 0)
-                return error_set(err, e, NULL);
-        return error_set_literal(err, e, msg);
+        const char *cls = client_class(code);
+        /* errdefs rebaseMessage: the message minus a trailing ": <class>", then the class is appended again,
+         * so clients print `<context>: <class>` whatever the server sent. */
+        const char *suffix = cls ? cls : "unknown";
+        size_t ml = strlen(msg), sl = strlen(suffix);
+        size_t ctx_len = ml;
+        if (strcmp(msg, suffix) == 0)
+                ctx_len = 0;
+        else if (ml >= sl + 2 && strcmp(msg + ml - sl, suffix) == 0 && msg[ml - sl - 2] == ':' && msg[ml - sl - 1] == ' ')
+                ctx_len = ml - sl - 2;
+        _cleanup_free_ char *ctx = xstrndup(msg, ctx_len);
+        if (cls && strcmp(error_class_text(e), cls) == 0)
+                return ctx_len ? error_set(err, e, "%s", ctx) : error_set(err, e, NULL);
+        _cleanup_free_ char *full = ctx_len ? xasprintf("%s: %s", ctx, suffix) : xstrdup(suffix);
+        return error_set_literal(err, e, full);
 }
