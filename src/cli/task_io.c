@@ -4,11 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -55,6 +57,7 @@ int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cl
         s->in_fd = STDIN_FILENO;
         s->out_fd = STDOUT_FILENO;
         s->err_fd = STDERR_FILENO;
+        s->stop[0] = s->stop[1] = -1;
         s->dir = xasprintf("%s/XXXXXX", fifo_dir);
         if (!mkdtemp(s->dir)) {
                 int r = -errno;
@@ -94,10 +97,21 @@ static int write_all(int fd, const char *buf, size_t n)
         return 0;
 }
 
-static void copy_fd(int from, int to)
+/* Copies until EOF or an error; with stop_fd >= 0 also ends when stop_fd becomes readable. */
+static void copy_fd(int from, int to, int stop_fd)
 {
         char buf[32 * 1024];
         for (;;) {
+                if (stop_fd >= 0) {
+                        struct pollfd p[2] = {{.fd = from, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+                        if (poll(p, 2, -1) < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return;
+                        }
+                        if (p[1].revents)
+                                return;
+                }
                 ssize_t n = read(from, buf, sizeof(buf));
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -108,20 +122,23 @@ static void copy_fd(int from, int to)
         }
 }
 
-struct copy_out {
+struct copy {
         char *path;
-        int to;
+        int fd;      /* ours: where output goes, or where input comes from */
+        int stop_fd; /* input only */
+        int *opened;
 };
 
 static void *out_thread(void *p)
 {
-        struct copy_out *c = p;
+        struct copy *c = p;
         int fd;
         do
                 fd = open(c->path, O_RDONLY | O_CLOEXEC);
         while (fd < 0 && errno == EINTR);
+        __atomic_store_n(c->opened, 1, __ATOMIC_RELEASE);
         if (fd >= 0) {
-                copy_fd(fd, c->to);
+                copy_fd(fd, c->fd, -1);
                 close(fd);
         }
         free(c->path);
@@ -131,25 +148,31 @@ static void *out_thread(void *p)
 
 static void *in_thread(void *p)
 {
-        struct copy_out *c = p; /* path and our fd: the same shape, the other direction */
-        int from = c->to;
-        int fd = open(c->path, O_WRONLY | O_CLOEXEC);
+        struct copy *c = p;
+        int fd;
+        do
+                fd = open(c->path, O_WRONLY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        __atomic_store_n(c->opened, 1, __ATOMIC_RELEASE);
+        if (fd >= 0) {
+                /* EOF on our stdin closes the FIFO, which the shim turns into EOF for the process */
+                copy_fd(c->fd, fd, c->stop_fd);
+                close(fd);
+        }
         free(c->path);
         free(c);
-        if (fd < 0)
-                return NULL;
-        /* EOF on our stdin closes the FIFO, which the shim turns into EOF for the process */
-        copy_fd(from, fd);
-        close(fd);
         return NULL;
 }
 
-static int start_out(const char *path, int to, pthread_t *tid, struct error **err)
+static int start_copy(void *(*fn)(void *), const char *path, int fd, int stop_fd, int *opened, pthread_t *tid,
+                      struct error **err)
 {
-        struct copy_out *c = xcalloc(1, sizeof(*c));
+        struct copy *c = xcalloc(1, sizeof(*c));
         c->path = xstrdup(path);
-        c->to = to;
-        int r = pthread_create(tid, NULL, out_thread, c);
+        c->fd = fd;
+        c->stop_fd = stop_fd;
+        c->opened = opened;
+        int r = pthread_create(tid, NULL, fn, c);
         if (r != 0) {
                 free(c->path);
                 free(c);
@@ -162,6 +185,11 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err)
 {
         int r;
 
+        if (pipe2(s->stop, O_CLOEXEC) < 0) {
+                r = -errno;
+                s->stop[0] = s->stop[1] = -1;
+                return error_set(err, -r, "failed to start an io copy");
+        }
         if (s->terminal && isatty(s->in_fd) && tcgetattr(s->in_fd, &s->saved) == 0) {
                 struct termios raw = s->saved;
                 cfmakeraw(&raw);
@@ -170,36 +198,36 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err)
         }
         /* a closed stdout reader must not kill us; the copy just stops */
         signal(SIGPIPE, SIG_IGN);
-        r = start_out(s->stdout_path, s->out_fd, &s->out_tid, err);
+        r = start_copy(out_thread, s->stdout_path, s->out_fd, -1, &s->out_opened, &s->out_tid, err);
         if (r < 0)
                 return r;
         s->out_started = true;
         if (s->stderr_path) {
-                r = start_out(s->stderr_path, s->err_fd, &s->err_tid, err);
+                r = start_copy(out_thread, s->stderr_path, s->err_fd, -1, &s->err_opened, &s->err_tid, err);
                 if (r < 0)
                         return r;
                 s->err_started = true;
         }
-        struct copy_out *in = xcalloc(1, sizeof(*in));
-        in->path = xstrdup(s->stdin_path);
-        in->to = s->in_fd;
-        r = pthread_create(&s->in_tid, NULL, in_thread, in);
-        if (r != 0) {
-                free(in->path);
-                free(in);
-                return error_set(err, r, "failed to start an io copy");
-        }
+        r = start_copy(in_thread, s->stdin_path, s->in_fd, s->stop[0], &s->in_opened, &s->in_tid, err);
+        if (r < 0)
+                return r;
         s->in_started = true;
         return 0;
 }
 
-/* A reader still blocked in open(2) (the shim never opened its end) is released by a writer that comes and
- * goes; a reader already copying is unaffected and ends when the shim closes its end. */
-static void release_reader(const char *path)
+/* A copy thread still blocked in open(2) of its FIFO (the shim never opened the other end) is released by an
+ * opener of the other side that comes and goes; one already copying is unaffected. The thread may not have
+ * reached open(2) yet, so retry until it reports back (only in that abnormal case does this loop). */
+static void release_open(const char *path, int flags, const int *opened)
 {
-        int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0)
-                close(fd);
+        while (!__atomic_load_n(opened, __ATOMIC_ACQUIRE)) {
+                int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+                if (fd >= 0)
+                        close(fd);
+                if (__atomic_load_n(opened, __ATOMIC_ACQUIRE))
+                        break;
+                nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        }
 }
 
 void cli_stdio_free(struct cli_stdio *s)
@@ -207,17 +235,23 @@ void cli_stdio_free(struct cli_stdio *s)
         if (!s)
                 return;
         if (s->out_started) {
-                release_reader(s->stdout_path);
+                release_open(s->stdout_path, O_WRONLY, &s->out_opened);
                 pthread_join(s->out_tid, NULL);
         }
         if (s->err_started) {
-                release_reader(s->stderr_path);
+                release_open(s->stderr_path, O_WRONLY, &s->err_opened);
                 pthread_join(s->err_tid, NULL);
         }
         if (s->in_started) {
-                /* blocked reading our stdin or opening the FIFO: both are cancellation points */
-                pthread_cancel(s->in_tid);
+                /* blocked reading our stdin or opening the FIFO */
+                ssize_t w = write(s->stop[1], "x", 1);
+                (void)w;
+                release_open(s->stdin_path, O_RDONLY, &s->in_opened);
                 pthread_join(s->in_tid, NULL);
+        }
+        if (s->stop[0] >= 0) {
+                close(s->stop[0]);
+                close(s->stop[1]);
         }
         if (s->raw)
                 tcsetattr(s->in_fd, TCSANOW, &s->saved);

@@ -21,6 +21,8 @@ struct cli_stdio {
         /* private */
         pthread_t in_tid, out_tid, err_tid;
         bool in_started, out_started, err_started;
+        int in_opened, out_opened, err_opened; /* set (atomically) once a copy thread's open(2) returned */
+        int stop[2];                           /* tells the stdin copy to end */
         bool raw;
         struct termios saved;
 };
