@@ -3,14 +3,18 @@
 #include <errno.h>
 #include <string.h>
 
+#include "events/exchange.h"
+#include "github.com/containerd/containerd/api/events/container.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "metadata/containers.h"
 #include "metadata/db.h"
 #include "metadata/filters.h"
 #include "services/containers.h"
+#include "services/content.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/time.h"
 
 typedef Containerd__Services__Containers__V1__Container Container;
@@ -258,6 +262,7 @@ enum ctr_op {
 
 struct ctr_job {
         uv_work_t work;
+        struct services_ctx *ctx;
         struct grpc_call *call;
         struct metadata_db *db;
         enum ctr_op op;
@@ -286,10 +291,66 @@ static void job_work(uv_work_t *w)
         }
 }
 
+/* The events containerd's containers service publishes after a successful write (services/containers/local.go). */
+static void publish_event(struct ctr_job *job)
+{
+        _cleanup_error_ struct error *e = NULL;
+        const char *topic;
+        int r;
+        if (!job->ctx->events)
+                return;
+        if (job->op == CTR_CREATE) {
+                Containerd__Events__ContainerCreate ev = CONTAINERD__EVENTS__CONTAINER_CREATE__INIT;
+                Containerd__Events__ContainerCreate__Runtime rt = CONTAINERD__EVENTS__CONTAINER_CREATE__RUNTIME__INIT;
+                Google__Protobuf__Any opts;
+                topic = "/containers/create";
+                ev.id = job->out.id;
+                ev.image = job->out.image ? job->out.image : "";
+                rt.name = job->out.runtime_name ? job->out.runtime_name : "";
+                if (job->out.runtime_options.type_url) {
+                        any_to_msg(&opts, &job->out.runtime_options);
+                        rt.options = &opts;
+                }
+                ev.runtime = &rt;
+                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+        } else if (job->op == CTR_UPDATE) {
+                size_t n = metadata_labels_count(job->out.labels);
+                _cleanup_free_ Containerd__Events__ContainerUpdate__LabelsEntry *ent = xcalloc(n + 1, sizeof(*ent));
+                _cleanup_free_ Containerd__Events__ContainerUpdate__LabelsEntry **ptr = xcalloc(n + 1, sizeof(*ptr));
+                Containerd__Events__ContainerUpdate ev = CONTAINERD__EVENTS__CONTAINER_UPDATE__INIT;
+                topic = "/containers/update";
+                for (size_t i = 0; i < n; i++) {
+                        containerd__events__container_update__labels_entry__init(&ent[i]);
+                        ent[i].key = job->out.labels[2 * i];
+                        ent[i].value = job->out.labels[2 * i + 1];
+                        ptr[i] = &ent[i];
+                }
+                ev.id = job->out.id;
+                ev.image = job->out.image ? job->out.image : "";
+                ev.n_labels = n;
+                ev.labels = ptr;
+                ev.snapshot_key = job->out.snapshot_key ? job->out.snapshot_key : "";
+                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+        } else {
+                Containerd__Events__ContainerDelete ev = CONTAINERD__EVENTS__CONTAINER_DELETE__INIT;
+                topic = "/containers/delete";
+                ev.id = job->in.id;
+                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+        }
+        if (r < 0)
+                log_warn("publish %s: %s", topic, error_str(e));
+}
+
 static void job_after(uv_work_t *w, int status)
 {
         (void)status;
         struct ctr_job *job = w->data;
+        if (job->r >= 0) {
+                publish_event(job);
+                /* A deleted container releases its snapshot lease reference: let the GC collect it. */
+                if (job->op == CTR_DELETE)
+                        services_gc_schedule(job->ctx, NULL, NULL);
+        }
         if (!grpc_call_is_done(job->call)) {
                 if (job->r < 0)
                         grpc_call_fail(job->call, job->r, job->err);
@@ -337,6 +398,7 @@ static struct ctr_job *job_new(struct grpc_call *call, void *userdata, enum ctr_
         }
         struct ctr_job *job = xcalloc(1, sizeof(*job));
         job->call = grpc_call_ref(call);
+        job->ctx = userdata;
         job->db = db;
         job->op = op;
         job->ns = xstrdup(ns);
