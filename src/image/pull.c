@@ -67,6 +67,8 @@ struct pull {
         bool have_root;
         bool primary_taken;
         char *primary_config;
+        char *primary_manifest;
+        size_t primary_layers;
         struct layer_job **layers; /* every layer job, in queue order */
         size_t n_layers, next_layer;
         unsigned active;
@@ -420,6 +422,11 @@ static void handle_manifest(struct doc_op *op, const char *buf, size_t len)
                 image_descriptors_free(layers, n);
         } else {
                 /* the config fetch owns the layer list */
+                if (op->primary) {
+                        free(p->primary_manifest);
+                        p->primary_manifest = xstrdup(op->desc.digest);
+                        p->primary_layers = n;
+                }
                 fetch_doc(p, &cfg, op->primary, true, layers, n);
         }
         image_descriptor_clear(&cfg);
@@ -756,6 +763,15 @@ static void check_finish(struct pull *p)
                 if (add_labels(p, p->primary_config, labels, &e) < 0)
                         goto fail;
         }
+        if (p->o->unpack && p->o->discard_unpacked_layers && p->primary_manifest && p->n_unpack > 0) {
+                _cleanup_strv_free_ char **labels = strv_new_empty();
+                for (size_t i = 0; i < p->primary_layers; i++) {
+                        strv_extendf(&labels, LABEL_GC_CONTENT "l.%zu", i);
+                        strv_extend(&labels, "");
+                }
+                if (add_labels(p, p->primary_manifest, labels, &e) < 0)
+                        goto fail;
+        }
         if (!p->o->no_image && create_image(p, &e) < 0)
                 goto fail;
         return;
@@ -895,6 +911,7 @@ int image_pull(const struct image_pull_options *o, struct image_pull_result *ret
         free(p.unpack_arg);
         free(p.chain_id);
         free(p.primary_config);
+        free(p.primary_manifest);
         free(p.lease);
         free(p.source_label);
         free(p.source_repo);

@@ -71,6 +71,9 @@ struct image_pull_options {
         void *unpack_userdata;
         const char *snapshotter; /* for the gc.ref.snapshot label, e.g. "overlayfs" */
         bool no_image;           /* do not create the image record (ctr content fetch) */
+        /* containerd's discard_unpacked_layers: after unpack, drop the manifest's gc.ref.content.l.* labels so
+         * that GC frees the compressed layers */
+        bool discard_unpacked_layers;
         image_pull_progress_fn progress;
         void *progress_userdata;
         const char *user_agent;

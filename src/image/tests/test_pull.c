@@ -218,6 +218,17 @@ static void test_pull_index_unpack_and_labels(void **state)
         metadata_lease_list_free(leases, nl);
         image_pull_result_clear(&r);
 
+        /* containerd's discard_unpacked_layers: the manifest stops referencing its layers */
+        {
+                struct image_pull_options d = o;
+                assert_non_null(label(e, amd, "containerd.io/gc.ref.content.l.1"));
+                d.discard_unpacked_layers = true;
+                assert_int_equal(image_pull(&d, NULL, NULL), 0);
+                assert_null(label(e, amd, "containerd.io/gc.ref.content.l.0"));
+                assert_null(label(e, amd, "containerd.io/gc.ref.content.l.1"));
+                assert_non_null(label(e, amd, "containerd.io/gc.ref.content.config"));
+        }
+
         /* again: nothing is downloaded */
         e->done_events = 0;
         assert_int_equal(image_pull(&o, &r, NULL), 0);
