@@ -197,3 +197,19 @@ def test_unpack_into_other_snapshotter(krilld, busybox_oci):
     assert "containerd.io/gc.ref.snapshot.native=" + mine.splitlines()[1].split()[0] in labels
     p = krilld.krill("images", "unpack", "nosuch:image")
     assert p.returncode == 1 and "not found" in p.stderr
+
+
+def test_ctr_export_krill_import(krilld, busybox_oci, tmp_path):
+    ctr_ok(krilld, "images", "import", "--no-unpack", busybox_oci)
+    before = ok(krilld.krill("images", "ls"))
+    out = str(tmp_path / "ctr-export.tar")
+    ctr_ok(krilld, "images", "export", out, "docker.io/library/busybox:test")
+    ok(krilld.krill("images", "rm", "--sync", "docker.io/library/busybox:test"))
+    assert ok(krilld.krill("content", "ls", "-q")) == ""
+    krill_import(krilld, out, "--no-unpack")
+    assert ok(krilld.krill("images", "ls")) == before
+    # a file that is no image archive fails cleanly
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"hello")
+    p = krilld.krill("images", "import", str(bad))
+    assert p.returncode == 1 and p.stderr.startswith("krill: ")
