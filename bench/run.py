@@ -267,7 +267,9 @@ class Bench:
                     cid = "run-%s-%d" % (kind.replace("_", "-"), i)
                     t = time.monotonic()
                     if kind == "krill_own":
-                        r = self.krill(d, "--namespace", NS, "run", "--rm", BUSYBOX_REF, cid, "/bin/true")
+                        # same private FIFO dir as ctr gets (daemons.add_fifo_dir)
+                        r = self.krill(d, "--namespace", NS, "run", "--fifo-dir", d.fifo_dir, "--rm",
+                                       BUSYBOX_REF, cid, "/bin/true")
                     else:
                         rt = ["--runtime", KRILL_RUNTIME] if kind == "ctrd_krillshim" else self.runtime_args(kind)
                         r = d.ctr("run", "--rm", *rt, BUSYBOX_REF, cid, "/bin/true", ns=NS, timeout=120)
