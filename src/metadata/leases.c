@@ -55,10 +55,13 @@ int metadata_lease_create(struct metadata_db *db, const char *ns, const char *id
 {
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         _cleanup_(rec_freep) struct rec rec = {0};
-        int r = metadata_validate_identifier(id, err);
-        if (r < 0)
-                return r;
-        r = metadata_labels_validate(labels, err);
+        /* containerd (metadata/leases.go) only requires a non-empty ID: ctr generates IDs such as
+         * "602286437--w4v" that are not identifiers. Bounded so a key stays small. */
+        if (!id || !*id)
+                return error_set(err, EINVAL, "lease id must be provided");
+        if (strlen(id) > 1024)
+                return error_set(err, EINVAL, "lease id is longer than 1024 bytes");
+        int r = metadata_labels_validate(labels, err);
         if (r < 0)
                 return error_wrap(err, "lease.Labels");
         r = mdb_begin(db, true, &txn, err);
