@@ -22,22 +22,81 @@
 
 typedef Containerd__Services__Containers__V1__Container Container;
 
-static int list_containers(struct grpc_client *c, char **filters, size_t n_filters, ProtobufCMessage **ret,
+/* ctr's containerstore List: ListStream, or List when the daemon does not implement it. Fills a strv-like
+ * array of messages to free and the containers inside them. */
+struct container_list {
+        ProtobufCMessage **msgs;
+        size_t n_msgs;
+        Container **items;
+        size_t n;
+};
+
+static void container_list_done(struct container_list *l)
+{
+        for (size_t i = 0; i < l->n_msgs; i++)
+                protobuf_c_message_free_unpacked(l->msgs[i], NULL);
+        free(l->msgs);
+        free(l->items);
+}
+
+static int list_containers(struct grpc_client *c, char **filters, size_t n_filters, struct container_list *l,
                            struct error **err)
 {
         Containerd__Services__Containers__V1__ListContainersRequest req =
                 CONTAINERD__SERVICES__CONTAINERS__V1__LIST_CONTAINERS_REQUEST__INIT;
         req.filters = filters;
         req.n_filters = n_filters;
-        return grpc_client_unary(c, CONTAINERS("List"), NULL, &req.base,
-                                 &containerd__services__containers__v1__list_containers_response__descriptor, ret, err);
+        struct grpc_stream *s = NULL;
+        _cleanup_error_ struct error *e = NULL;
+        int r = grpc_client_stream_open(c, CONTAINERS("ListStream"), NULL,
+                                        &containerd__services__containers__v1__list_container_message__descriptor, &s,
+                                        &e);
+        if (r >= 0)
+                r = grpc_stream_send(s, &req.base, &e);
+        if (r >= 0)
+                r = grpc_stream_close_send(s, &e);
+        while (r >= 0) {
+                ProtobufCMessage *m = NULL;
+                r = grpc_stream_recv(s, 0, &m, &e);
+                if (r <= 0)
+                        break;
+                Containerd__Services__Containers__V1__ListContainerMessage *lm = (void *)m;
+                l->msgs = xreallocarray(l->msgs, l->n_msgs + 1, sizeof(*l->msgs));
+                l->msgs[l->n_msgs++] = m;
+                if (lm->container) {
+                        l->items = xreallocarray(l->items, l->n + 1, sizeof(*l->items));
+                        l->items[l->n++] = lm->container;
+                }
+        }
+        if (s)
+                grpc_stream_free(s);
+        if (r != -ENOSYS) {
+                if (r < 0 && err)
+                        *err = TAKE_PTR(e);
+                return r;
+        }
+        container_list_done(l);
+        memset(l, 0, sizeof(*l));
+        ProtobufCMessage *resp = NULL;
+        r = grpc_client_unary(c, CONTAINERS("List"), NULL, &req.base,
+                              &containerd__services__containers__v1__list_containers_response__descriptor, &resp, err);
+        if (r < 0)
+                return r;
+        Containerd__Services__Containers__V1__ListContainersResponse *lr = (void *)resp;
+        l->msgs = xcalloc(1, sizeof(*l->msgs));
+        l->msgs[0] = resp;
+        l->n_msgs = 1;
+        l->items = xcalloc(lr->n_containers + 1, sizeof(*l->items));
+        memcpy(l->items, lr->containers, lr->n_containers * sizeof(*l->items));
+        l->n = lr->n_containers;
+        return 0;
 }
 
 static int run_list(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
 {
         _cleanup_error_ struct error *err = NULL;
         struct grpc_client *c = NULL;
-        ProtobufCMessage *resp = NULL;
+        struct container_list l = {0};
         bool quiet = false;
         int optind_;
         const struct cli_flag flags[] = {{"quiet", 'q', false, &quiet, NULL}, {NULL, 0, false, NULL, NULL}};
@@ -47,27 +106,28 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
                 return r < 0 ? 1 : 0;
         if (cli_connect(g, &c) < 0)
                 return 1;
-        r = list_containers(c, argv + optind_, (size_t)(argc - optind_), &resp, &err);
+        r = list_containers(c, argv + optind_, (size_t)(argc - optind_), &l, &err);
         grpc_client_free(c);
-        if (r < 0)
+        if (r < 0) {
+                container_list_done(&l);
                 return cli_fail(g, err);
-        Containerd__Services__Containers__V1__ListContainersResponse *l = (void *)resp;
+        }
         if (quiet) {
-                for (size_t i = 0; i < l->n_containers; i++)
-                        printf("%s\n", l->containers[i]->id);
-                protobuf_c_message_free_unpacked(resp, NULL);
+                for (size_t i = 0; i < l.n; i++)
+                        printf("%s\n", l.items[i]->id);
+                container_list_done(&l);
                 return 0;
         }
         struct cli_tabwriter *tw = cli_tabwriter_new(stdout, 4, 8, 4, ' ');
         cli_tabwriter_write(tw, "CONTAINER\tIMAGE\tRUNTIME\t\n");
-        for (size_t i = 0; i < l->n_containers; i++) {
-                Container *ct = l->containers[i];
+        for (size_t i = 0; i < l.n; i++) {
+                Container *ct = l.items[i];
                 cli_tabwriter_printf(tw, "%s\t%s\t%s\t\n", ct->id, ct->image && ct->image[0] ? ct->image : "-",
                                      ct->runtime && ct->runtime->name ? ct->runtime->name : "");
         }
         r = cli_tabwriter_flush(tw);
         cli_tabwriter_free(tw);
-        protobuf_c_message_free_unpacked(resp, NULL);
+        container_list_done(&l);
         return r < 0 ? 1 : 0;
 }
 
