@@ -9,6 +9,7 @@ the shim (the cost rule: `delete` only for a shim that died without cleanup).
 import os
 import select
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -168,9 +169,10 @@ def env(busybox_oci, tmp_path_factory):
         r = d.ctr("tasks", "ls")
         if r.returncode != 0:
             pytest.skip("krilld does not serve tasks.v1: " + r.stderr.strip())
-        r = d.ctr("images", "import", "--all-platforms", busybox_oci, timeout=300)
+        e = Env(d, wrapdir)
+        r = e.ctr("images", "import", "--all-platforms", busybox_oci, timeout=300)
         assert r.returncode == 0, r.stderr
-        yield Env(d, wrapdir)
+        yield e
     finally:
         d.close()
 
@@ -300,10 +302,18 @@ def test_shim_died_while_krilld_down(env):
     os.makedirs(fake)
     with open(os.path.join(fake, "address"), "w") as f:
         f.write("unix://" + os.path.join(env.d.dir, "dead.sock"))
-    import socket
     s = socket.socket(socket.AF_UNIX)
     s.bind(os.path.join(env.d.dir, "dead.sock"))
     s.close()
+    # and one whose "shim" listens but never answers: Connect must time out without stalling the rest
+    hung = os.path.join(env.bundles, "t-hung")
+    os.makedirs(hung)
+    with open(os.path.join(hung, "address"), "w") as f:
+        f.write("unix://" + os.path.join(env.d.dir, "hung.sock"))
+    hs = socket.socket(socket.AF_UNIX)
+    hs.bind(os.path.join(env.d.dir, "hung.sock"))
+    hs.listen(16)
+    before = len(env.shim_execs())
     t0 = time.monotonic()
     env.d.start(timeout=30, probe="version")
     assert time.monotonic() - t0 < 3, "ctr version took %.2fs after restart" % (time.monotonic() - t0)
@@ -311,8 +321,14 @@ def test_shim_died_while_krilld_down(env):
     assert env.status("t6") != "RUNNING"
     assert env.status("t7") == "RUNNING"
     assert "t6" in env.ctr("containers", "ls", "-q").stdout.split()
+    # `delete` ran for the shim that died (t6) only: not for t7, not for the bundles without a shim binary
+    deletes = [e for e in env.shim_execs()[before:] if "delete" in e]
+    assert len(deletes) == 1 and "t6" in deletes[0], env.shim_execs()[before:]
     env.cleanup("t6", "t7")
     wait_for(lambda: not os.path.exists(fake), 10, "fake bundle removed")
+    wait_for(lambda: not os.path.exists(hung), 15, "hung bundle removed")
+    hs.close()
+    assert env.status("t-hung") is None and env.status("t-fake") is None
 
 
 def test_many_runs_leave_nothing(env):
@@ -335,15 +351,26 @@ def test_many_runs_leave_nothing(env):
         assert not any(n.startswith("t-many-") for n in dirs + files), (root, dirs, files)
     mi = env.d.nsenter("cat", "/proc/self/mountinfo").stdout
     assert [ln for ln in mi.splitlines() if "t-many-" in ln] == []
-    assert not [p for p in daemons.all_pids() if "t-many-" in " ".join(daemons.proc_cmdline(p) or [])]
+    # the last shim exits right after answering Shutdown: give it a moment, then nothing may be left
+    def left():
+        return [(p, daemons.proc_cmdline(p)) for p in daemons.all_pids()
+                if "t-many-" in " ".join(daemons.proc_cmdline(p) or [])]
+    try:
+        wait_for(lambda: not left(), 5, "t-many- processes gone")
+    except AssertionError:
+        raise AssertionError(left())
 
 
 def test_metrics_filter(env):
-    r = env.ctr("run", "-d", "--runtime", KRILL, IMAGE, "t9", "sleep", "600")
-    assert r.returncode == 0, r.stderr
-    try:
-        r = env.ctr("tasks", "metrics", "t9")
+    # ctr sends Filters ["id==X"] and prints Metrics[0]: with two tasks the filter must pick the right one
+    for c in ("t9", "t9b"):
+        r = env.ctr("run", "-d", "--runtime", KRILL, IMAGE, c, "sleep", "600")
         assert r.returncode == 0, r.stderr
-        assert "t9" in r.stdout or "ID" in r.stdout
+    try:
+        for c in ("t9", "t9b"):
+            r = env.ctr("tasks", "metrics", c)
+            assert r.returncode == 0, r.stderr
+            rows = r.stdout.splitlines()
+            assert len(rows) >= 2 and rows[1].split()[0] == c, r.stdout
     finally:
-        env.cleanup("t9")
+        env.cleanup("t9", "t9b")
