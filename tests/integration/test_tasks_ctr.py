@@ -94,6 +94,20 @@ class Events:
             self.proc.wait()
 
 
+def raw_delete(address, cid):
+    """Tasks.Delete straight over gRPC (ctr checks the status first); returns the error text or None."""
+    grpc = pytest.importorskip("grpc")
+    b = cid.encode()
+    req = b"\x0a" + bytes([len(b)]) + b  # DeleteTaskRequest{container_id}
+    with grpc.insecure_channel("unix://" + address) as ch:
+        call = ch.unary_unary("/containerd.services.tasks.v1.Tasks/Delete")
+        try:
+            call(req, metadata=[("containerd-namespace", "default")], timeout=10)
+            return None
+        except grpc.RpcError as e:
+            return "%s: %s" % (e.code(), e.details())
+
+
 class Env:
     def __init__(self, d, wrapdir):
         self.d = d
@@ -214,6 +228,11 @@ def test_detach_exec_restart_kill(env):
         # Delete of a running task fails like containerd's
         r = env.ctr("tasks", "rm", "t3")
         assert r.returncode != 0 and "must be stopped before deletion" in r.stderr, r.stderr
+        # ctr refuses client-side; the server must refuse too (containerd: the shim's "cannot delete a
+        # running process") and leave the task running
+        err = raw_delete(env.d.address, "t3")
+        assert err is not None and "running" in err, err
+        assert env.status("t3") == "RUNNING"
         ev.wait("t3", "/tasks/exec-started")
 
         env.d.kill9()
