@@ -284,21 +284,26 @@ def test_events_run(env):
         ev.close()
 
 
-def test_shim_killed_while_running(env):
+@pytest.mark.parametrize("runtime", [KRILL, RUNC])
+def test_shim_killed_while_running(env, runtime):
     ev = Events(env.d)
     try:
         ev.subscribed(env, "evprobe4")
-        r = env.ctr("run", "-d", "--runtime", KRILL, IMAGE, "t5", "sleep", "600")
+        r = env.ctr("run", "-d", "--runtime", runtime, IMAGE, "t5", "sleep", "600")
         assert r.returncode == 0, r.stderr
         spid = env.shim_pid("t5")
         assert spid
+        tpid = int(env.tasks()["t5"][0])
         before = len(env.shim_execs())
         os.kill(spid, signal.SIGKILL)
         ev.wait("t5", "/tasks/exit")
         wait_for(lambda: not os.path.exists(os.path.join(env.bundles, "t5")), 20, "t5 bundle removed")
         assert env.status("t5") != "RUNNING"
+        # the container's processes went with it
+        wait_for(lambda: not daemons.pid_alive(tpid) or daemons.proc_cmdline(tpid) != ["sleep", "600"], 10,
+                 "task process gone")
         # the dead shim's `delete` ran exactly once
-        assert len([e for e in env.shim_execs()[before:] if "delete" in e]) == 1, env.shim_execs()
+        assert runtime != KRILL or len([e for e in env.shim_execs()[before:] if "delete" in e]) == 1, env.shim_execs()
         assert "t5" in env.ctr("containers", "ls", "-q").stdout.split()
         env.ctr("tasks", "rm", "t5")
         assert env.ctr("containers", "rm", "t5").returncode == 0
