@@ -1361,7 +1361,163 @@ static int export_data(void *ud, const void *data, size_t len, struct error **er
         return cli_archive_writer_data(s->w, data, len, err);
 }
 
+/* --- check --- */
+
+/* image.IsUnpacked: the chain ID of the config's diff IDs exists in the snapshotter. */
+static int is_unpacked(struct grpc_client *c, const char *sn, const struct desc *config, bool *ret, struct error **err)
+{
+        _cleanup_json_ json_t *cfg = NULL;
+        int r = read_json(c, NULL, config->digest, &cfg, err);
+        if (r < 0)
+                return r;
+        json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+        _cleanup_free_ char *chain = NULL;
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v)
+        {
+                const char *d = json_string_value(v);
+                if (!d || digest_validate(d, NULL) < 0)
+                        return error_set(err, EINVAL, "invalid diff id in image config");
+                char *next;
+                if (!chain) {
+                        next = xstrdup(d);
+                } else {
+                        _cleanup_free_ char *t = xasprintf("%s %s", chain, d);
+                        next = digest_from_buf(t, strlen(t));
+                }
+                free(chain);
+                chain = next;
+        }
+        *ret = false;
+        if (!chain)
+                return 0;
+        ProtobufCMessage *resp = NULL;
+        Containerd__Services__Snapshots__V1__StatSnapshotRequest st =
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+        st.snapshotter = (char *)sn;
+        st.key = chain;
+        r = grpc_client_unary(c, SNAPSHOTS_PATH("Stat"), NULL, &st.base,
+                              &containerd__services__snapshots__v1__stat_snapshot_response__descriptor, &resp, err);
+        if (r == -ENOENT) {
+                error_free(err);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        protobuf_c_message_free_unpacked(resp, NULL);
+        *ret = true;
+        return 0;
+}
+
+static int run_check(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        _cleanup_error_ struct error *err = NULL;
+        _cleanup_free_ char *exit_err = NULL;
+        bool quiet = false;
+        const char *snapshotter = NULL;
+        const struct cli_flag flags[] = {{"quiet", 'q', false, &quiet, NULL},
+                                         {"snapshotter", 0, true, NULL, &snapshotter},
+                                         {NULL, 0, false, NULL, NULL}};
+        struct grpc_client *c = NULL;
+        Containerd__Services__Images__V1__ListImagesResponse *list = NULL;
+        int optind_;
+        int r = cli_parse_flags(g, cmd, "krill images check", flags, argc, argv, &optind_);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        if (cli_connect(g, &c) < 0)
+                return 1;
+        r = list_images(c, argc - optind_, argv + optind_, &list, &err);
+        if (r < 0) {
+                grpc_client_free(c);
+                return cli_fail(g, err);
+        }
+        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = default_matcher();
+        _cleanup_free_ char *sn = cli_images_resolve_snapshotter(c, g, snapshotter);
+        struct cli_tabwriter *tw = cli_tabwriter_new(stdout, 1, 8, 1, ' ');
+        if (!quiet)
+                cli_tabwriter_write(tw, "REF\tTYPE\tDIGEST\tSTATUS\tSIZE\tUNPACKED\t\n");
+        for (size_t i = 0; i < list->n_images; i++) {
+                Image *img = list->images[i];
+                Descriptor empty = CONTAINERD__TYPES__DESCRIPTOR__INIT;
+                struct desc target = desc_from_proto(img->target ? img->target : &empty);
+                struct desc manifest = {0};
+                struct desc *ch = NULL;
+                size_t n = 0, present = 0;
+                int64_t req_size = 0, present_size = 0;
+                bool complete = true, unpacked = false;
+                _cleanup_free_ char *status = NULL, *size = NULL;
+                struct error *e = NULL;
+                char a[32], b[32];
+                r = resolve_manifest(c, NULL, m, &target, 0, &manifest, &e);
+                if (r >= 0)
+                        r = children(c, NULL, &manifest, &ch, &n, &e);
+                if (r == -ENOENT) {
+                        /* images.Check: the manifest itself is missing */
+                        error_free(&e);
+                        cli_format_bytes(0, a, sizeof(a));
+                        status = xstrdup("unavailable (0/?)");
+                        size = xasprintf("%s/?", a);
+                        complete = false;
+                } else if (r < 0) {
+                        _cleanup_free_ char *msg = error_message(e);
+                        const struct log_field f[] = {{"error", msg}, {NULL, NULL}};
+                        log_fields(LOG_LEVEL_ERROR, f, "unable to check %s", img->name);
+                        if (!exit_err)
+                                exit_err = xasprintf("unable to check %s: %s", img->name, msg);
+                        error_free(&e);
+                        status = xstrdup("error");
+                        size = xstrdup("-");
+                        complete = false;
+                } else {
+                        for (size_t j = 0; j < n; j++) {
+                                req_size += ch[j].size;
+                                if (cli_content_info(c, NULL, ch[j].digest, NULL, NULL, NULL) == 0) {
+                                        present++;
+                                        present_size += ch[j].size;
+                                } else {
+                                        complete = false;
+                                }
+                        }
+                        cli_format_bytes(present_size, a, sizeof(a));
+                        cli_format_bytes(req_size, b, sizeof(b));
+                        status = xasprintf("%s (%zu/%zu)", complete ? "complete" : "incomplete", present, n);
+                        size = xasprintf("%s/%s", a, b);
+                        if (n > 0 && is_config(ch[0].media_type) && is_unpacked(c, sn, &ch[0], &unpacked, &e) < 0) {
+                                _cleanup_free_ char *msg = error_message(e);
+                                if (!exit_err)
+                                        exit_err = xasprintf("unable to check unpack for %s: %s", img->name, msg);
+                                error_free(&e);
+                        }
+                }
+                if (!quiet)
+                        cli_tabwriter_printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", img->name, target.media_type,
+                                             target.digest, status, size, unpacked ? "true" : "false");
+                else if (complete)
+                        printf("%s\n", img->name);
+                descs_free(ch, n);
+                desc_clear(&manifest);
+                desc_clear(&target);
+        }
+        if (!quiet)
+                cli_tabwriter_flush(tw);
+        cli_tabwriter_free(tw);
+        protobuf_c_message_free_unpacked(&list->base, NULL);
+        grpc_client_free(c);
+        return exit_err ? cli_failf(g, "%s", exit_err) : 0;
+}
+
 /* --- command table --- */
+
+static const struct cli_command check_command = {
+    .name = "check",
+    .usage = "check existing images to ensure all content is available locally",
+    .args_usage = "[flags] [<filter>, ...]",
+    .flags_help = "   --quiet, -q          print only the ready image refs (fully downloaded and unpacked)\n"
+                  "   --snapshotter value  snapshotter name. Empty value stands for the default value. "
+                  "[$CONTAINERD_SNAPSHOTTER]\n",
+    .run = run_check,
+};
 
 static const struct cli_command import_command = {
     .name = "import",
@@ -1433,6 +1589,6 @@ const struct cli_command cli_images_command = {
     .name = "images",
     .aliases = (const char *const[]){"image", "i", NULL},
     .usage = "manage images",
-    .subcommands = (const struct cli_command *const[]){&export_command, &import_command, &list_command, &delete_command,
-                                                       &tag_command, &unpack_command, NULL},
+    .subcommands = (const struct cli_command *const[]){&check_command, &export_command, &import_command, &list_command,
+                                                       &delete_command, &tag_command, &unpack_command, NULL},
 };

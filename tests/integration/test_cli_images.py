@@ -213,3 +213,14 @@ def test_ctr_export_krill_import(krilld, busybox_oci, tmp_path):
     bad.write_bytes(b"hello")
     p = krilld.krill("images", "import", str(bad))
     assert p.returncode == 1 and p.stderr.startswith("krill: ")
+
+
+def test_check_like_ctr(krilld, busybox_oci):
+    krill_import(krilld, busybox_oci, "--no-unpack")
+    mine = ok(krilld.krill("images", "check"))
+    assert mine == ok(krilld.ctr("images", "check"))
+    assert "complete (2/2)" in mine and mine.rstrip().endswith("false")
+    ok(krilld.krill("images", "unpack", "docker.io/library/busybox:test"))
+    mine = ok(krilld.krill("images", "check"))
+    assert mine == ok(krilld.ctr("images", "check")) and mine.rstrip().endswith("true")
+    assert ok(krilld.krill("images", "check", "-q")) == ok(krilld.ctr("images", "check", "-q"))
