@@ -1507,6 +1507,80 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
         return exit_err ? cli_failf(g, "%s", exit_err) : 0;
 }
 
+/* --- label --- */
+
+static int run_label(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        typedef Containerd__Services__Images__V1__Image__LabelsEntry Entry;
+        _cleanup_error_ struct error *err = NULL;
+        _cleanup_strv_free_ char **labels = NULL;
+        bool replace_all = false;
+        const struct cli_flag flags[] = {{"replace-all", 'r', false, &replace_all, NULL}, {NULL, 0, false, NULL, NULL}};
+        struct grpc_client *c = NULL;
+        ProtobufCMessage *resp = NULL;
+        const char *name;
+        int optind_;
+        int r = cli_parse_flags(g, cmd, "krill images label", flags, argc, argv, &optind_);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        cli_object_with_labels(argc - optind_, argv + optind_, &name, &labels);
+        if (cli_connect(g, &c) < 0)
+                return 1;
+        if (name[0] == '\0') {
+                grpc_client_free(c);
+                return cli_failf(g, "please specify an image");
+        }
+        size_t n = 0;
+        while (labels && labels[2 * n])
+                n++;
+        _cleanup_free_ Entry *entries = xcalloc(n + 1, sizeof(*entries));
+        _cleanup_free_ Entry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+        _cleanup_strv_free_ char **paths = NULL;
+        for (size_t i = 0; i < n; i++) {
+                containerd__services__images__v1__image__labels_entry__init(&entries[i]);
+                entries[i].key = labels[2 * i];
+                entries[i].value = labels[2 * i + 1];
+                ptrs[i] = &entries[i];
+                if (replace_all)
+                        strv_extend(&paths, "labels");
+                else
+                        strv_extendf(&paths, "labels.%s", labels[2 * i]);
+        }
+        Image img = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
+        img.name = (char *)name;
+        img.n_labels = n;
+        img.labels = ptrs;
+        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+        mask.n_paths = n;
+        mask.paths = paths;
+        Containerd__Services__Images__V1__UpdateImageRequest req =
+            CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+        req.image = &img;
+        req.update_mask = n ? &mask : NULL;
+        r = grpc_client_unary(c, IMAGES_PATH("Update"), NULL, &req.base,
+                              &containerd__services__images__v1__update_image_response__descriptor, &resp, &err);
+        grpc_client_free(c);
+        if (r < 0)
+                return cli_fail(g, err);
+        Image *up = ((Containerd__Services__Images__V1__UpdateImageResponse *)resp)->image;
+        _cleanup_strv_free_ char **kv = NULL;
+        for (size_t i = 0; up && i < up->n_labels; i++)
+                strv_extendf(&kv, "%s=%s", up->labels[i]->key, up->labels[i]->value);
+        strv_sort(kv);
+        _cleanup_free_ char *line = kv ? strv_join(kv, ",") : xstrdup("");
+        printf("%s\n", line);
+        protobuf_c_message_free_unpacked(resp, NULL);
+        return 0;
+}
+
+static const struct cli_command label_command = {
+    .name = "label",
+    .usage = "set and clear labels for an image",
+    .args_usage = "[flags] <name> [<key>=<value>, ...]",
+    .flags_help = "   --replace-all, -r  replace all labels\n",
+    .run = run_label,
+};
+
 /* --- command table --- */
 
 static const struct cli_command check_command = {
@@ -1589,6 +1663,7 @@ const struct cli_command cli_images_command = {
     .name = "images",
     .aliases = (const char *const[]){"image", "i", NULL},
     .usage = "manage images",
-    .subcommands = (const struct cli_command *const[]){&check_command, &export_command, &import_command, &list_command,
-                                                       &delete_command, &tag_command, &unpack_command, NULL},
+    .subcommands =
+        (const struct cli_command *const[]){&check_command, &export_command, &import_command, &list_command,
+                                            &delete_command, &tag_command, &label_command, &unpack_command, NULL},
 };

@@ -224,3 +224,14 @@ def test_check_like_ctr(krilld, busybox_oci):
     mine = ok(krilld.krill("images", "check"))
     assert mine == ok(krilld.ctr("images", "check")) and mine.rstrip().endswith("true")
     assert ok(krilld.krill("images", "check", "-q")) == ok(krilld.ctr("images", "check", "-q"))
+
+
+def test_image_labels_like_ctr(krilld, busybox_oci):
+    krill_import(krilld, busybox_oci, "--no-unpack")
+    ref = "docker.io/library/busybox:test"
+    assert ok(krilld.krill("images", "label", ref, "b=2")) == "b=2\n"
+    assert ok(krilld.krill("images", "label", ref, "a=1")) == "a=1,b=2\n"
+    assert ok(krilld.krill("images", "ls")) == ok(krilld.ctr("images", "ls"))
+    assert "a=1,b=2" in ok(krilld.krill("images", "ls"))
+    assert ok(krilld.krill("images", "label", ref, "a=")) == "b=2\n"
+    assert ok(krilld.krill("images", "label", "--replace-all", ref, "c=3")) == "c=3\n"
