@@ -338,12 +338,20 @@ def test_shim_died_while_krilld_down(env):
     hs.bind(os.path.join(env.d.dir, "hung.sock"))
     hs.listen(16)
     before = len(env.shim_execs())
+    log_off = os.path.getsize(env.d.log)
     t0 = time.monotonic()
     env.d.start(timeout=30, probe="version")
     assert time.monotonic() - t0 < 3, "ctr version took %.2fs after restart" % (time.monotonic() - t0)
     wait_for(lambda: not os.path.exists(os.path.join(env.bundles, "t6")), 20, "t6 bundle cleaned")
     assert env.status("t6") != "RUNNING"
     assert env.status("t7") == "RUNNING"
+
+    def exits_published():
+        with open(env.d.log, errors="replace") as f:
+            f.seek(log_off)
+            return [ln for ln in f if "/tasks/exit" in ln]
+    # t6 reported exited: no subscriber can be there yet, so check krilld published it (debug log)
+    wait_for(exits_published, 10, "/tasks/exit published after recovery")
     assert "t6" in env.ctr("containers", "ls", "-q").stdout.split()
     # `delete` ran for the shim that died (t6) only: not for t7, not for the bundles without a shim binary
     deletes = [e for e in env.shim_execs()[before:] if "delete" in e]
