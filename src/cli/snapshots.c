@@ -450,6 +450,80 @@ static int run_usage(const struct cli_global *g, const struct cli_command *cmd, 
         return r < 0 ? 1 : 0;
 }
 
+static int run_label(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        typedef Containerd__Services__Snapshots__V1__Info__LabelsEntry Entry;
+        _cleanup_error_ struct error *err = NULL;
+        _cleanup_free_ char *sn = NULL;
+        _cleanup_strv_free_ char **labels = NULL;
+        _cleanup_strv_free_ char **paths = NULL;
+        struct grpc_client *c = NULL;
+        ProtobufCMessage *resp = NULL;
+        const char *key;
+        int optind_;
+        int r = cli_parse_flags(g, cmd, "krill snapshots label", NULL, argc, argv, &optind_);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        cli_object_with_labels(argc - optind_, argv + optind_, &key, &labels);
+        if (connect_sn(g, &c, &sn) < 0)
+                return 1;
+        size_t n = 0, np = 0;
+        while (labels && labels[2 * n])
+                n++;
+        _cleanup_free_ Entry *entries = xcalloc(n + 1, sizeof(*entries));
+        _cleanup_free_ Entry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+        for (size_t i = 0; i < n; i++) {
+                strv_extendf(&paths, "labels.%s", labels[2 * i]);
+                if (labels[2 * i + 1][0] == '\0')
+                        continue;
+                containerd__services__snapshots__v1__info__labels_entry__init(&entries[np]);
+                entries[np].key = labels[2 * i];
+                entries[np].value = labels[2 * i + 1];
+                ptrs[np] = &entries[np];
+                np++;
+        }
+        Info *out;
+        if (n == 0) {
+                /* nothing to update: Stat, like ctr */
+                Containerd__Services__Snapshots__V1__StatSnapshotRequest req =
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+                req.snapshotter = sn;
+                req.key = (char *)key;
+                r = grpc_client_unary(c, SN_PATH("Stat"), NULL, &req.base,
+                                      &containerd__services__snapshots__v1__stat_snapshot_response__descriptor, &resp,
+                                      &err);
+                out = r < 0 ? NULL : ((Containerd__Services__Snapshots__V1__StatSnapshotResponse *)resp)->info;
+        } else {
+                Info info = CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__INIT;
+                info.name = (char *)key;
+                info.n_labels = np;
+                info.labels = ptrs;
+                Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+                mask.n_paths = n;
+                mask.paths = paths;
+                Containerd__Services__Snapshots__V1__UpdateSnapshotRequest req =
+                    CONTAINERD__SERVICES__SNAPSHOTS__V1__UPDATE_SNAPSHOT_REQUEST__INIT;
+                req.snapshotter = sn;
+                req.info = &info;
+                req.update_mask = &mask;
+                r = grpc_client_unary(c, SN_PATH("Update"), NULL, &req.base,
+                                      &containerd__services__snapshots__v1__update_snapshot_response__descriptor, &resp,
+                                      &err);
+                out = r < 0 ? NULL : ((Containerd__Services__Snapshots__V1__UpdateSnapshotResponse *)resp)->info;
+        }
+        grpc_client_free(c);
+        if (r < 0)
+                return cli_fail(g, err);
+        _cleanup_strv_free_ char **kv = NULL;
+        for (size_t i = 0; out && i < out->n_labels; i++)
+                strv_extendf(&kv, "%s=%s", out->labels[i]->key, out->labels[i]->value);
+        strv_sort(kv);
+        _cleanup_free_ char *line = kv ? strv_join(kv, ",") : xstrdup("");
+        printf("%s\n", line);
+        protobuf_c_message_free_unpacked(resp, NULL);
+        return 0;
+}
+
 static const struct cli_command commit_command = {
     .name = "commit",
     .usage = "commit an active snapshot into the provided name",
@@ -496,6 +570,13 @@ static const struct cli_command delete_command = {
     .run = run_delete,
 };
 
+static const struct cli_command label_command = {
+    .name = "label",
+    .usage = "add labels to content",
+    .args_usage = "<name> [<label>=<value> ...]",
+    .run = run_label,
+};
+
 static const struct cli_command usage_command = {
     .name = "usage",
     .usage = "usage snapshots",
@@ -519,9 +600,9 @@ static const struct cli_command snapshots_group = {
     .usage = "manage snapshots",
     .flags_help = "   --snapshotter value  snapshotter name. Empty value stands for the default value. "
                   "[$CONTAINERD_SNAPSHOTTER]\n",
-    .subcommands =
-        (const struct cli_command *const[]){&commit_command, &info_command, &list_command, &mounts_command,
-                                            &prepare_command, &delete_command, &usage_command, &view_command, NULL},
+    .subcommands = (const struct cli_command *const[]){&commit_command, &info_command, &list_command, &mounts_command,
+                                                       &prepare_command, &delete_command, &label_command,
+                                                       &usage_command, &view_command, NULL},
 };
 
 /* Takes the group's own --snapshotter flag, then dispatches like any group. */

@@ -162,6 +162,10 @@ def test_snapshots_prepare_mounts_like_ctr(krilld, busybox_oci):
     assert mine == theirs and mine.startswith("mount -t ")
     info = json.loads(ok(krilld.krill("snapshots", "info", "k1")))
     assert info["Kind"] == "Active" and info["Parent"] == chain
+    assert "containerd.io/gc.root" in info["Labels"]
+    out = ok(krilld.krill("snapshots", "label", "k1", "x=y"))
+    assert "x=y" in out.strip().split(",")
+    assert "x=y" not in ok(krilld.krill("snapshots", "label", "k1", "x=")).strip().split(",")
     ok(krilld.krill("snapshots", "rm", "k1", "k2"))
     assert ok(krilld.krill("snapshots", "ls")) == ok(krilld.ctr("snapshots", "ls"))
 
