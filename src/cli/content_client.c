@@ -14,10 +14,17 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "cli/archive.h"
 #include "util/digest.h"
+#include "util/json.h"
+#include "util/strv.h"
 
 #define CONTENT_PATH(m) "/containerd.services.content.v1.Content/" m
 #define LEASES_PATH(m) "/containerd.services.leases.v1.Leases/" m
+#define MAX_DEPTH 8
+#define MAX_CHILDREN 4096
+
+typedef Containerd__Types__Descriptor Descriptor;
 
 typedef Containerd__Services__Content__V1__WriteContentRequest WriteReq;
 typedef Containerd__Services__Content__V1__WriteContentResponse WriteResp;
@@ -477,4 +484,237 @@ int cli_content_set_labels(struct grpc_client *c, const struct grpc_metadata *md
                 return r;
         protobuf_c_message_free_unpacked(resp, NULL);
         return 0;
+}
+
+/* --- descriptors and manifest walking (shared by the image commands) --- */
+
+void cli_desc_clear(struct cli_desc *d)
+{
+        free(d->media_type);
+        free(d->digest);
+        image_platform_clear(&d->platform);
+        strv_free(d->annotations);
+        memset(d, 0, sizeof(*d));
+}
+
+void cli_descs_free(struct cli_desc *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                cli_desc_clear(&v[i]);
+        free(v);
+}
+
+int cli_desc_from_json(const json_t *j, struct cli_desc *ret, struct error **err)
+{
+        const char *mt = json_string_value(json_object_get(j, "mediaType"));
+        const char *dg = json_string_value(json_object_get(j, "digest"));
+        json_t *sz = json_object_get(j, "size");
+        if (!dg || digest_validate(dg, NULL) < 0)
+                return error_set(err, EINVAL, "invalid descriptor digest");
+        if (!json_is_integer(sz) || json_integer_value(sz) < 0)
+                return error_set(err, EINVAL, "invalid size in descriptor %s", dg);
+        memset(ret, 0, sizeof(*ret));
+        ret->media_type = xstrdup(mt ? mt : "");
+        ret->digest = xstrdup(dg);
+        ret->size = json_integer_value(sz);
+        json_t *p = json_object_get(j, "platform");
+        if (json_is_object(p)) {
+                const char *os = json_string_value(json_object_get(p, "os"));
+                const char *arch = json_string_value(json_object_get(p, "architecture"));
+                const char *var = json_string_value(json_object_get(p, "variant"));
+                ret->has_platform = true;
+                ret->platform.os = xstrdup(os ? os : "");
+                ret->platform.arch = xstrdup(arch ? arch : "");
+                ret->platform.variant = var ? xstrdup(var) : NULL;
+        }
+        json_t *ann = json_object_get(j, "annotations");
+        const char *k;
+        json_t *v;
+        json_object_foreach(ann, k, v)
+        {
+                if (json_is_string(v)) {
+                        strv_extend(&ret->annotations, k);
+                        strv_extend(&ret->annotations, json_string_value(v));
+                }
+        }
+        return 0;
+}
+
+const char *cli_desc_annotation(const struct cli_desc *d, const char *key)
+{
+        for (size_t i = 0; d->annotations && d->annotations[i]; i += 2)
+                if (strcmp(d->annotations[i], key) == 0)
+                        return d->annotations[i + 1];
+        return NULL;
+}
+
+bool cli_mt_is_index(const char *mt)
+{
+        return strcmp(mt, CLI_MT_OCI_INDEX) == 0 || strcmp(mt, CLI_MT_DOCKER_LIST) == 0;
+}
+
+bool cli_mt_is_manifest(const char *mt)
+{
+        return strcmp(mt, CLI_MT_OCI_MANIFEST) == 0 || strcmp(mt, CLI_MT_DOCKER_MANIFEST) == 0;
+}
+
+bool cli_mt_is_config(const char *mt)
+{
+        return strcmp(mt, CLI_MT_OCI_CONFIG) == 0 || strcmp(mt, CLI_MT_DOCKER_CONFIG) == 0;
+}
+
+int cli_content_read_json(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, json_t **ret,
+                          struct error **err)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = cli_content_read_all(c, md, digest, CLI_MAX_MANIFEST, &buf, &len, err);
+        if (r < 0)
+                return r;
+        return json_load_bounded(buf, len, CLI_MAX_MANIFEST, 64, ret, err);
+}
+
+/* The children of an index or manifest (images.Children): manifests of an index; config then layers of a
+ * manifest; nothing for anything else. */
+int cli_desc_children(struct grpc_client *c, const struct grpc_metadata *md, const struct cli_desc *d,
+                      struct cli_desc **ret, size_t *ret_n, struct error **err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        if (!cli_mt_is_index(d->media_type) && !cli_mt_is_manifest(d->media_type))
+                return 0;
+        _cleanup_json_ json_t *j = NULL;
+        int r = cli_content_read_json(c, md, d->digest, &j, err);
+        if (r < 0)
+                return r;
+        json_t *list[2] = {NULL, NULL};
+        json_t *cfg = NULL;
+        if (cli_mt_is_index(d->media_type)) {
+                list[0] = json_object_get(j, "manifests");
+        } else {
+                cfg = json_object_get(j, "config");
+                list[0] = json_object_get(j, "layers");
+        }
+        size_t total = (cfg ? 1 : 0) + json_array_size(list[0]);
+        if (total > MAX_CHILDREN)
+                return error_set(err, E2BIG, "%s: too many children", d->digest);
+        struct cli_desc *v = xcalloc(total + 1, sizeof(*v));
+        size_t n = 0;
+        if (cfg) {
+                r = cli_desc_from_json(cfg, &v[n], err);
+                if (r < 0)
+                        goto fail;
+                n++;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(list[0], i, e)
+        {
+                r = cli_desc_from_json(e, &v[n], err);
+                if (r < 0)
+                        goto fail;
+                n++;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+fail:
+        cli_descs_free(v, n);
+        return error_wrap(err, "%s", d->digest);
+}
+
+struct cli_desc cli_desc_from_proto(const Descriptor *p)
+{
+        struct cli_desc d = {0};
+        d.media_type = xstrdup(p->media_type ? p->media_type : "");
+        d.digest = xstrdup(p->digest ? p->digest : "");
+        d.size = p->size;
+        for (size_t i = 0; i < p->n_annotations; i++) {
+                strv_extend(&d.annotations, p->annotations[i]->key);
+                strv_extend(&d.annotations, p->annotations[i]->value);
+        }
+        return d;
+}
+
+/* The platform of a manifest from its config (images.Platforms for a manifest without platform). */
+int cli_config_platform(struct grpc_client *c, const struct grpc_metadata *md, const struct cli_desc *cfg,
+                        struct image_platform *ret, struct error **err)
+{
+        _cleanup_json_ json_t *j = NULL;
+        int r = cli_content_read_json(c, md, cfg->digest, &j, err);
+        if (r < 0)
+                return r;
+        const char *os = json_string_value(json_object_get(j, "os"));
+        const char *arch = json_string_value(json_object_get(j, "architecture"));
+        ret->os = xstrdup(os ? os : "");
+        ret->arch = xstrdup(arch ? arch : "");
+        ret->variant = NULL;
+        image_platform_normalize(ret);
+        return 0;
+}
+
+/* Resolves the manifest for the matcher (images.Manifest): in an index, the best-ranked match (a descriptor
+ * without platform takes its config's). */
+int cli_resolve_manifest(struct grpc_client *c, const struct grpc_metadata *md, const struct image_platform_matcher *m,
+                         const struct cli_desc *target, int depth, struct cli_desc *ret, struct error **err)
+{
+        if (depth > MAX_DEPTH)
+                return error_set(err, ELOOP, "%s: index nesting too deep", target->digest);
+        if (cli_mt_is_manifest(target->media_type)) {
+                *ret = cli_desc_from_proto(
+                    &(Descriptor){.media_type = target->media_type, .digest = target->digest, .size = target->size});
+                return 0;
+        }
+        if (!cli_mt_is_index(target->media_type))
+                return error_set(err, EINVAL, "unexpected media type %s for %s", target->media_type, target->digest);
+        struct cli_desc *ch = NULL;
+        size_t n = 0;
+        int r = cli_desc_children(c, md, target, &ch, &n, err);
+        if (r < 0)
+                return r;
+        int best = -1, best_rank = 0;
+        struct cli_desc found = {0};
+        for (size_t i = 0; i < n; i++) {
+                int rank;
+                if (ch[i].has_platform) {
+                        rank = image_platform_rank(m, &ch[i].platform);
+                } else if (cli_mt_is_manifest(ch[i].media_type)) {
+                        rank = 0; /* resolved below through its config */
+                        struct cli_desc *mc = NULL;
+                        size_t mn = 0;
+                        struct image_platform p = {0};
+                        if (cli_desc_children(c, md, &ch[i], &mc, &mn, NULL) == 0 && mn > 0 &&
+                            cli_config_platform(c, md, &mc[0], &p, NULL) == 0)
+                                rank = image_platform_rank(m, &p);
+                        image_platform_clear(&p);
+                        cli_descs_free(mc, mn);
+                } else {
+                        rank = 0;
+                }
+                if (rank < 0)
+                        continue;
+                if (best < 0 || rank < best_rank) {
+                        best = (int)i;
+                        best_rank = rank;
+                }
+        }
+        if (best < 0) {
+                cli_descs_free(ch, n);
+                return error_set(err, ENOENT, "manifest %s: no match for platform in manifest", target->digest);
+        }
+        r = cli_resolve_manifest(c, md, m, &ch[best], depth + 1, &found, err);
+        cli_descs_free(ch, n);
+        if (r < 0)
+                return r;
+        *ret = found;
+        return 0;
+}
+
+struct image_platform_matcher *cli_default_platform_matcher(void)
+{
+        struct image_platform p = {0};
+        image_platform_default(&p);
+        struct image_platform_matcher *m = image_platform_matcher_new_only(&p);
+        image_platform_clear(&p);
+        return m;
 }

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "github.com/containerd/containerd/api/types/descriptor.pb-c.h"
+#include "image/platform.h"
 #include "proto/grpc/grpc.h"
 #include "util/error.h"
 
@@ -66,3 +70,40 @@ int cli_content_info(struct grpc_client *c, const struct grpc_metadata *md, cons
 /* Content.Update setting labels (strv of pairs); the mask is labels.<key> for each (empty value clears). */
 int cli_content_set_labels(struct grpc_client *c, const struct grpc_metadata *md, const char *digest,
                            char *const *labels, struct error **err);
+
+/* --- descriptors and manifest walking (images.Children, images.Manifest, images.Platforms) --- */
+
+#define CLI_MAX_MANIFEST (8u << 20) /* manifests, indexes, configs read into memory */
+
+struct cli_desc {
+        char *media_type;
+        char *digest;
+        int64_t size;
+        bool has_platform;
+        struct image_platform platform;
+        char **annotations; /* strv pairs */
+};
+
+void cli_desc_clear(struct cli_desc *d);
+void cli_descs_free(struct cli_desc *v, size_t n);
+/* An OCI descriptor object; -EINVAL without a valid digest or a non-negative size. */
+int cli_desc_from_json(const json_t *j, struct cli_desc *ret, struct error **err);
+struct cli_desc cli_desc_from_proto(const Containerd__Types__Descriptor *p);
+const char *cli_desc_annotation(const struct cli_desc *d, const char *key);
+bool cli_mt_is_index(const char *mt);
+bool cli_mt_is_manifest(const char *mt);
+bool cli_mt_is_config(const char *mt);
+/* Reads a blob (at most CLI_MAX_MANIFEST) and parses it with bounded depth. */
+int cli_content_read_json(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, json_t **ret,
+                          struct error **err);
+/* Manifests of an index; config then layers of a manifest; nothing for other types. */
+int cli_desc_children(struct grpc_client *c, const struct grpc_metadata *md, const struct cli_desc *d,
+                      struct cli_desc **ret, size_t *ret_n, struct error **err);
+/* os/architecture of a config blob, normalised. */
+int cli_config_platform(struct grpc_client *c, const struct grpc_metadata *md, const struct cli_desc *cfg,
+                        struct image_platform *ret, struct error **err);
+/* The manifest for the matcher: in an index the best-ranked match (no platform: its config's). */
+int cli_resolve_manifest(struct grpc_client *c, const struct grpc_metadata *md, const struct image_platform_matcher *m,
+                         const struct cli_desc *target, int depth, struct cli_desc *ret, struct error **err);
+/* platforms.Default(): the host's platform. */
+struct image_platform_matcher *cli_default_platform_matcher(void);

@@ -31,255 +31,10 @@
 
 #define IMAGES_PATH(m) "/containerd.services.images.v1.Images/" m
 #define SNAPSHOTS_PATH(m) "/containerd.services.snapshots.v1.Snapshots/" m
-#define MAX_MANIFEST (8u << 20)
 #define MAX_DEPTH 8
-#define MAX_CHILDREN 4096
 
 typedef Containerd__Services__Images__V1__Image Image;
 typedef Containerd__Types__Descriptor Descriptor;
-
-/* --- descriptors and manifest walking --- */
-
-struct desc {
-        char *media_type;
-        char *digest;
-        int64_t size;
-        bool has_platform;
-        struct image_platform platform;
-        char **annotations; /* strv pairs */
-};
-
-static void desc_clear(struct desc *d)
-{
-        free(d->media_type);
-        free(d->digest);
-        image_platform_clear(&d->platform);
-        strv_free(d->annotations);
-        memset(d, 0, sizeof(*d));
-}
-
-static void descs_free(struct desc *v, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                desc_clear(&v[i]);
-        free(v);
-}
-
-static int desc_from_json(const json_t *j, struct desc *ret, struct error **err)
-{
-        const char *mt = json_string_value(json_object_get(j, "mediaType"));
-        const char *dg = json_string_value(json_object_get(j, "digest"));
-        json_t *sz = json_object_get(j, "size");
-        if (!dg || digest_validate(dg, NULL) < 0)
-                return error_set(err, EINVAL, "invalid descriptor digest");
-        if (!json_is_integer(sz) || json_integer_value(sz) < 0)
-                return error_set(err, EINVAL, "invalid size in descriptor %s", dg);
-        memset(ret, 0, sizeof(*ret));
-        ret->media_type = xstrdup(mt ? mt : "");
-        ret->digest = xstrdup(dg);
-        ret->size = json_integer_value(sz);
-        json_t *p = json_object_get(j, "platform");
-        if (json_is_object(p)) {
-                const char *os = json_string_value(json_object_get(p, "os"));
-                const char *arch = json_string_value(json_object_get(p, "architecture"));
-                const char *var = json_string_value(json_object_get(p, "variant"));
-                ret->has_platform = true;
-                ret->platform.os = xstrdup(os ? os : "");
-                ret->platform.arch = xstrdup(arch ? arch : "");
-                ret->platform.variant = var ? xstrdup(var) : NULL;
-        }
-        json_t *ann = json_object_get(j, "annotations");
-        const char *k;
-        json_t *v;
-        json_object_foreach(ann, k, v)
-        {
-                if (json_is_string(v)) {
-                        strv_extend(&ret->annotations, k);
-                        strv_extend(&ret->annotations, json_string_value(v));
-                }
-        }
-        return 0;
-}
-
-static const char *annotation(const struct desc *d, const char *key)
-{
-        for (size_t i = 0; d->annotations && d->annotations[i]; i += 2)
-                if (strcmp(d->annotations[i], key) == 0)
-                        return d->annotations[i + 1];
-        return NULL;
-}
-
-static bool is_index(const char *mt)
-{
-        return strcmp(mt, CLI_MT_OCI_INDEX) == 0 || strcmp(mt, CLI_MT_DOCKER_LIST) == 0;
-}
-
-static bool is_manifest(const char *mt)
-{
-        return strcmp(mt, CLI_MT_OCI_MANIFEST) == 0 || strcmp(mt, CLI_MT_DOCKER_MANIFEST) == 0;
-}
-
-static bool is_config(const char *mt)
-{
-        return strcmp(mt, CLI_MT_OCI_CONFIG) == 0 || strcmp(mt, CLI_MT_DOCKER_CONFIG) == 0;
-}
-
-static int read_json(struct grpc_client *c, const struct grpc_metadata *md, const char *digest, json_t **ret,
-                     struct error **err)
-{
-        _cleanup_free_ char *buf = NULL;
-        size_t len;
-        int r = cli_content_read_all(c, md, digest, MAX_MANIFEST, &buf, &len, err);
-        if (r < 0)
-                return r;
-        return json_load_bounded(buf, len, MAX_MANIFEST, 64, ret, err);
-}
-
-/* The children of an index or manifest (images.Children): manifests of an index; config then layers of a
- * manifest; nothing for anything else. */
-static int children(struct grpc_client *c, const struct grpc_metadata *md, const struct desc *d, struct desc **ret,
-                    size_t *ret_n, struct error **err)
-{
-        *ret = NULL;
-        *ret_n = 0;
-        if (!is_index(d->media_type) && !is_manifest(d->media_type))
-                return 0;
-        _cleanup_json_ json_t *j = NULL;
-        int r = read_json(c, md, d->digest, &j, err);
-        if (r < 0)
-                return r;
-        json_t *list[2] = {NULL, NULL};
-        json_t *cfg = NULL;
-        if (is_index(d->media_type)) {
-                list[0] = json_object_get(j, "manifests");
-        } else {
-                cfg = json_object_get(j, "config");
-                list[0] = json_object_get(j, "layers");
-        }
-        size_t total = (cfg ? 1 : 0) + json_array_size(list[0]);
-        if (total > MAX_CHILDREN)
-                return error_set(err, E2BIG, "%s: too many children", d->digest);
-        struct desc *v = xcalloc(total + 1, sizeof(*v));
-        size_t n = 0;
-        if (cfg) {
-                r = desc_from_json(cfg, &v[n], err);
-                if (r < 0)
-                        goto fail;
-                n++;
-        }
-        size_t i;
-        json_t *e;
-        json_array_foreach(list[0], i, e)
-        {
-                r = desc_from_json(e, &v[n], err);
-                if (r < 0)
-                        goto fail;
-                n++;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
-fail:
-        descs_free(v, n);
-        return error_wrap(err, "%s", d->digest);
-}
-
-static struct desc desc_from_proto(const Descriptor *p)
-{
-        struct desc d = {0};
-        d.media_type = xstrdup(p->media_type ? p->media_type : "");
-        d.digest = xstrdup(p->digest ? p->digest : "");
-        d.size = p->size;
-        for (size_t i = 0; i < p->n_annotations; i++) {
-                strv_extend(&d.annotations, p->annotations[i]->key);
-                strv_extend(&d.annotations, p->annotations[i]->value);
-        }
-        return d;
-}
-
-/* The platform of a manifest from its config (images.Platforms for a manifest without platform). */
-static int config_platform(struct grpc_client *c, const struct grpc_metadata *md, const struct desc *cfg,
-                           struct image_platform *ret, struct error **err)
-{
-        _cleanup_json_ json_t *j = NULL;
-        int r = read_json(c, md, cfg->digest, &j, err);
-        if (r < 0)
-                return r;
-        const char *os = json_string_value(json_object_get(j, "os"));
-        const char *arch = json_string_value(json_object_get(j, "architecture"));
-        ret->os = xstrdup(os ? os : "");
-        ret->arch = xstrdup(arch ? arch : "");
-        ret->variant = NULL;
-        image_platform_normalize(ret);
-        return 0;
-}
-
-/* Resolves the manifest for the matcher (images.Manifest): in an index, the best-ranked match (a descriptor
- * without platform takes its config's). */
-static int resolve_manifest(struct grpc_client *c, const struct grpc_metadata *md,
-                            const struct image_platform_matcher *m, const struct desc *target, int depth,
-                            struct desc *ret, struct error **err)
-{
-        if (depth > MAX_DEPTH)
-                return error_set(err, ELOOP, "%s: index nesting too deep", target->digest);
-        if (is_manifest(target->media_type)) {
-                *ret = desc_from_proto(
-                    &(Descriptor){.media_type = target->media_type, .digest = target->digest, .size = target->size});
-                return 0;
-        }
-        if (!is_index(target->media_type))
-                return error_set(err, EINVAL, "unexpected media type %s for %s", target->media_type, target->digest);
-        struct desc *ch = NULL;
-        size_t n = 0;
-        int r = children(c, md, target, &ch, &n, err);
-        if (r < 0)
-                return r;
-        int best = -1, best_rank = 0;
-        struct desc found = {0};
-        for (size_t i = 0; i < n; i++) {
-                int rank;
-                if (ch[i].has_platform) {
-                        rank = image_platform_rank(m, &ch[i].platform);
-                } else if (is_manifest(ch[i].media_type)) {
-                        rank = 0; /* resolved below through its config */
-                        struct desc *mc = NULL;
-                        size_t mn = 0;
-                        struct image_platform p = {0};
-                        if (children(c, md, &ch[i], &mc, &mn, NULL) == 0 && mn > 0 &&
-                            config_platform(c, md, &mc[0], &p, NULL) == 0)
-                                rank = image_platform_rank(m, &p);
-                        image_platform_clear(&p);
-                        descs_free(mc, mn);
-                } else {
-                        rank = 0;
-                }
-                if (rank < 0)
-                        continue;
-                if (best < 0 || rank < best_rank) {
-                        best = (int)i;
-                        best_rank = rank;
-                }
-        }
-        if (best < 0) {
-                descs_free(ch, n);
-                return error_set(err, ENOENT, "manifest %s: no match for platform in manifest", target->digest);
-        }
-        r = resolve_manifest(c, md, m, &ch[best], depth + 1, &found, err);
-        descs_free(ch, n);
-        if (r < 0)
-                return r;
-        *ret = found;
-        return 0;
-}
-
-static struct image_platform_matcher *default_matcher(void)
-{
-        struct image_platform p = {0};
-        image_platform_default(&p);
-        struct image_platform_matcher *m = image_platform_matcher_new_only(&p);
-        image_platform_clear(&p);
-        return m;
-}
 
 /* --- unpack --- */
 
@@ -336,8 +91,9 @@ static int snapshot_remove(struct grpc_client *c, const struct grpc_metadata *md
 
 /* One layer (rootfs.applyLayers): Stat(chainID) -> NotFound -> Prepare(extract-..., parent), Diff.Apply,
  * check the diff ID, Commit(chainID). Returns 1 when it unpacked, 0 when the chain existed. */
-static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, const char *sn, const struct desc *layer,
-                       const char *diff_id, const char *parent, const char *chain_id, struct error **err)
+static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, const char *sn,
+                       const struct cli_desc *layer, const char *diff_id, const char *parent, const char *chain_id,
+                       struct error **err)
 {
         ProtobufCMessage *resp = NULL;
         Containerd__Services__Snapshots__V1__StatSnapshotRequest st =
@@ -421,11 +177,12 @@ cleanup:
 int cli_images_unpack(struct grpc_client *c, const struct cli_global *g, const char *name, const char *target_mt,
                       const char *target_digest, int64_t target_size, const char *snapshotter_flag, struct error **err)
 {
-        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = default_matcher();
+        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = cli_default_platform_matcher();
         struct cli_lease lease;
-        struct desc target = {.media_type = (char *)target_mt, .digest = (char *)target_digest, .size = target_size};
-        struct desc manifest = {0};
-        struct desc *ch = NULL;
+        struct cli_desc target = {
+            .media_type = (char *)target_mt, .digest = (char *)target_digest, .size = target_size};
+        struct cli_desc manifest = {0};
+        struct cli_desc *ch = NULL;
         size_t n = 0;
         _cleanup_json_ json_t *cfg = NULL;
         _cleanup_free_ char *sn = NULL;
@@ -437,17 +194,17 @@ int cli_images_unpack(struct grpc_client *c, const struct cli_global *g, const c
         if (r < 0)
                 return r;
         const struct grpc_metadata *md = cli_lease_md(&lease);
-        r = resolve_manifest(c, md, m, &target, 0, &manifest, err);
+        r = cli_resolve_manifest(c, md, m, &target, 0, &manifest, err);
         if (r < 0)
                 goto out;
-        r = children(c, md, &manifest, &ch, &n, err);
+        r = cli_desc_children(c, md, &manifest, &ch, &n, err);
         if (r < 0)
                 goto out;
-        if (n == 0 || !is_config(ch[0].media_type)) {
+        if (n == 0 || !cli_mt_is_config(ch[0].media_type)) {
                 r = error_set(err, EINVAL, "manifest %s: no config", manifest.digest);
                 goto out;
         }
-        r = read_json(c, md, ch[0].digest, &cfg, err);
+        r = cli_content_read_json(c, md, ch[0].digest, &cfg, err);
         if (r < 0)
                 goto out;
         json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
@@ -490,8 +247,8 @@ int cli_images_unpack(struct grpc_client *c, const struct cli_global *g, const c
         }
         r = 0;
 out:
-        descs_free(ch, n);
-        desc_clear(&manifest);
+        cli_descs_free(ch, n);
+        cli_desc_clear(&manifest);
         {
                 struct error *e2 = NULL;
                 cli_lease_delete(c, &lease, false, &e2);
@@ -534,7 +291,7 @@ static int sink_end(void *ud, const char *digest, struct error **err)
 
 /* images.ChildGCLabels + SetChildrenLabels: one label per child on the parent. */
 static int set_children_labels(struct grpc_client *c, const struct grpc_metadata *md, const char *parent,
-                               const struct desc *ch, size_t n, struct error **err)
+                               const struct cli_desc *ch, size_t n, struct error **err)
 {
         if (n == 0)
                 return 0;
@@ -542,10 +299,10 @@ static int set_children_labels(struct grpc_client *c, const struct grpc_metadata
         unsigned nm = 0, nl = 0, nc = 0, no = 0;
         for (size_t i = 0; i < n; i++) {
                 const char *mt = ch[i].media_type;
-                if (is_config(mt))
+                if (cli_mt_is_config(mt))
                         strv_extend(&labels, nc++ ? "containerd.io/gc.ref.content.config1"
                                                   : "containerd.io/gc.ref.content.config");
-                else if (is_manifest(mt) || is_index(mt))
+                else if (cli_mt_is_manifest(mt) || cli_mt_is_index(mt))
                         strv_extendf(&labels, "containerd.io/gc.ref.content.m.%u", nm++);
                 else if (str_startswith(mt, "application/vnd.oci.image.layer.") ||
                          str_startswith(mt, "application/vnd.docker.image.rootfs."))
@@ -557,31 +314,31 @@ static int set_children_labels(struct grpc_client *c, const struct grpc_metadata
         return cli_content_set_labels(c, md, parent, labels, err);
 }
 
-static bool desc_matches(const struct image_platform_matcher *m, const struct desc *d)
+static bool desc_matches(const struct image_platform_matcher *m, const struct cli_desc *d)
 {
         return !m || !d->has_platform || image_platform_match(m, &d->platform);
 }
 
 /* Labels the tree below d (platform-filtered like images.FilterPlatforms) and checks every blob exists. */
 static int label_tree(struct grpc_client *c, const struct grpc_metadata *md, const struct image_platform_matcher *m,
-                      const struct desc *d, int depth, struct error **err)
+                      const struct cli_desc *d, int depth, struct error **err)
 {
         if (depth > MAX_DEPTH)
                 return error_set(err, ELOOP, "%s: nesting too deep", d->digest);
-        struct desc *ch = NULL;
+        struct cli_desc *ch = NULL;
         size_t n = 0;
         int r;
-        if (!is_index(d->media_type) && !is_manifest(d->media_type)) {
+        if (!cli_mt_is_index(d->media_type) && !cli_mt_is_manifest(d->media_type)) {
                 r = cli_content_info(c, md, d->digest, NULL, NULL, err);
                 return r < 0 ? error_wrap(err, "content %s", d->digest) : 0;
         }
-        r = children(c, md, d, &ch, &n, err);
+        r = cli_desc_children(c, md, d, &ch, &n, err);
         if (r < 0)
                 return r;
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 if (!desc_matches(m, &ch[i])) {
-                        desc_clear(&ch[i]);
+                        cli_desc_clear(&ch[i]);
                         continue;
                 }
                 if (k != i) {
@@ -593,11 +350,11 @@ static int label_tree(struct grpc_client *c, const struct grpc_metadata *md, con
         r = set_children_labels(c, md, d->digest, ch, k, err);
         for (size_t i = 0; r >= 0 && i < k; i++)
                 r = label_tree(c, md, m, &ch[i], depth + 1, err);
-        descs_free(ch, n);
+        cli_descs_free(ch, n);
         return r;
 }
 
-static Descriptor *desc_to_proto(const struct desc *d, Descriptor *p)
+static Descriptor *desc_to_proto(const struct cli_desc *d, Descriptor *p)
 {
         containerd__types__descriptor__init(p);
         p->media_type = d->media_type;
@@ -607,7 +364,7 @@ static Descriptor *desc_to_proto(const struct desc *d, Descriptor *p)
 }
 
 /* Images.Update(target) -> NotFound -> Images.Create, as the containerd client's Import does. */
-static int put_image(struct grpc_client *c, const struct grpc_metadata *md, const char *name, const struct desc *d,
+static int put_image(struct grpc_client *c, const struct grpc_metadata *md, const char *name, const struct cli_desc *d,
                      struct error **err)
 {
         Descriptor pd;
@@ -655,7 +412,7 @@ static char *translate_ref(const char *prefix, bool filter, const char *ref)
 
 struct named {
         char *name;
-        struct desc d;
+        struct cli_desc d;
 };
 
 static int run_import(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
@@ -706,7 +463,7 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
                 m = image_platform_matcher_new_only(&p);
                 image_platform_clear(&p);
         } else if (!all_platforms) {
-                m = default_matcher();
+                m = cli_default_platform_matcher();
         }
 
         _cleanup_close_ int fd = strcmp(in, "-") == 0 ? dup(STDIN_FILENO) : open(in, O_RDONLY | O_CLOEXEC);
@@ -720,7 +477,7 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
         struct cli_archive_index idx = {0};
         struct named *imgs = NULL;
         size_t nimgs = 0;
-        struct desc *ch = NULL;
+        struct cli_desc *ch = NULL;
         size_t nch = 0;
         r = cli_lease_create_temporary(c, &lease, &err);
         if (r < 0)
@@ -737,37 +494,37 @@ static int run_import(const struct cli_global *g, const struct cli_command *cmd,
                 if (r < 0)
                         goto out;
         }
-        struct desc top = {.media_type = idx.media_type, .digest = idx.digest, .size = idx.size};
+        struct cli_desc top = {.media_type = idx.media_type, .digest = idx.digest, .size = idx.size};
         if (index_name) {
                 imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                 imgs[nimgs].name = xstrdup(index_name);
-                imgs[nimgs].d = desc_from_proto(
+                imgs[nimgs].d = cli_desc_from_proto(
                     &(Descriptor){.media_type = top.media_type, .digest = top.digest, .size = top.size});
                 nimgs++;
         }
-        r = children(c, md, &top, &ch, &nch, &err);
+        r = cli_desc_children(c, md, &top, &ch, &nch, &err);
         if (r < 0)
                 goto out;
         size_t k = 0;
         for (size_t i = 0; i < nch; i++) {
                 if (!desc_matches(m, &ch[i])) {
-                        desc_clear(&ch[i]);
+                        cli_desc_clear(&ch[i]);
                         continue;
                 }
-                const char *full = annotation(&ch[i], "io.containerd.image.name");
-                const char *refname = annotation(&ch[i], "org.opencontainers.image.ref.name");
+                const char *full = cli_desc_annotation(&ch[i], "io.containerd.image.name");
+                const char *refname = cli_desc_annotation(&ch[i], "org.opencontainers.image.ref.name");
                 char *name = full ? xstrdup(full) : refname ? translate_ref(prefix, filter_prefix, refname) : NULL;
                 if (name) {
                         imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                         imgs[nimgs].name = name;
-                        imgs[nimgs].d = desc_from_proto(
+                        imgs[nimgs].d = cli_desc_from_proto(
                             &(Descriptor){.media_type = ch[i].media_type, .digest = ch[i].digest, .size = ch[i].size});
                         nimgs++;
                 }
                 if (digests && !(skip_digest_named && name)) {
                         imgs = xrealloc(imgs, (nimgs + 1) * sizeof(*imgs));
                         imgs[nimgs].name = xasprintf("%s@%s", prefix, ch[i].digest);
-                        imgs[nimgs].d = desc_from_proto(
+                        imgs[nimgs].d = cli_desc_from_proto(
                             &(Descriptor){.media_type = ch[i].media_type, .digest = ch[i].digest, .size = ch[i].size});
                         nimgs++;
                 }
@@ -809,10 +566,10 @@ out:
                 cli_lease_delete(c, &lease, false, &e2);
                 error_free(&e2);
         }
-        descs_free(ch, nch);
+        cli_descs_free(ch, nch);
         for (size_t i = 0; i < nimgs; i++) {
                 free(imgs[i].name);
-                desc_clear(&imgs[i].d);
+                cli_desc_clear(&imgs[i].d);
         }
         free(imgs);
         cli_archive_index_done(&idx);
@@ -825,8 +582,8 @@ out:
 /* --- list --- */
 
 /* image.Size: the target plus, through LimitManifests(1), one platform manifest and its config and layers. */
-static int image_size(struct grpc_client *c, const struct image_platform_matcher *m, const struct desc *d, int depth,
-                      int64_t *size, struct error **err)
+static int image_size(struct grpc_client *c, const struct image_platform_matcher *m, const struct cli_desc *d,
+                      int depth, int64_t *size, struct error **err)
 {
         if (depth > MAX_DEPTH)
                 return error_set(err, ELOOP, "nesting too deep");
@@ -834,31 +591,31 @@ static int image_size(struct grpc_client *c, const struct image_platform_matcher
                 return error_set(err, EINVAL, "invalid size %lld in %s (%s)", (long long)d->size, d->digest,
                                  d->media_type);
         *size += d->size;
-        if (is_manifest(d->media_type)) {
-                struct desc *ch = NULL;
+        if (cli_mt_is_manifest(d->media_type)) {
+                struct cli_desc *ch = NULL;
                 size_t n = 0;
-                int r = children(c, NULL, d, &ch, &n, err);
+                int r = cli_desc_children(c, NULL, d, &ch, &n, err);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < n; i++)
                         *size += ch[i].size;
-                descs_free(ch, n);
+                cli_descs_free(ch, n);
                 return 0;
         }
-        if (!is_index(d->media_type))
+        if (!cli_mt_is_index(d->media_type))
                 return 0;
-        struct desc best = {0};
-        int r = resolve_manifest(c, NULL, m, d, depth, &best, err);
+        struct cli_desc best = {0};
+        int r = cli_resolve_manifest(c, NULL, m, d, depth, &best, err);
         if (r < 0)
                 return r;
         /* the chosen manifest sits directly in this index unless indexes nest; count it like the walk does */
         r = image_size(c, m, &best, depth + 1, size, err);
-        desc_clear(&best);
+        cli_desc_clear(&best);
         return r;
 }
 
 /* images.Platforms: platform fields of descriptors, else the configs' os/architecture. */
-static void image_platforms(struct grpc_client *c, const struct desc *d, int depth, char ***out, bool *failed)
+static void image_platforms(struct grpc_client *c, const struct cli_desc *d, int depth, char ***out, bool *failed)
 {
         if (depth > MAX_DEPTH || *failed)
                 return;
@@ -866,9 +623,9 @@ static void image_platforms(struct grpc_client *c, const struct desc *d, int dep
                 strv_push(out, image_platform_format(&d->platform));
                 return;
         }
-        if (is_config(d->media_type)) {
+        if (cli_mt_is_config(d->media_type)) {
                 struct image_platform p = {0};
-                if (config_platform(c, NULL, d, &p, NULL) < 0) {
+                if (cli_config_platform(c, NULL, d, &p, NULL) < 0) {
                         *failed = true;
                         return;
                 }
@@ -876,15 +633,15 @@ static void image_platforms(struct grpc_client *c, const struct desc *d, int dep
                 image_platform_clear(&p);
                 return;
         }
-        struct desc *ch = NULL;
+        struct cli_desc *ch = NULL;
         size_t n = 0;
-        if (children(c, NULL, d, &ch, &n, NULL) < 0) {
+        if (cli_desc_children(c, NULL, d, &ch, &n, NULL) < 0) {
                 *failed = true;
                 return;
         }
         for (size_t i = 0; i < n; i++)
                 image_platforms(c, &ch[i], depth + 1, out, failed);
-        descs_free(ch, n);
+        cli_descs_free(ch, n);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -933,13 +690,13 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
                 grpc_client_free(c);
                 return 0;
         }
-        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = default_matcher();
+        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = cli_default_platform_matcher();
         struct cli_tabwriter *tw = cli_tabwriter_new(stdout, 1, 8, 1, ' ');
         cli_tabwriter_write(tw, "REF\tTYPE\tDIGEST\tSIZE\tPLATFORMS\tLABELS\t\n");
         for (size_t i = 0; i < list->n_images; i++) {
                 Image *img = list->images[i];
                 Descriptor empty = CONTAINERD__TYPES__DESCRIPTOR__INIT;
-                struct desc target = desc_from_proto(img->target ? img->target : &empty);
+                struct cli_desc target = cli_desc_from_proto(img->target ? img->target : &empty);
                 int64_t size = 0;
                 struct error *e = NULL;
                 if (image_size(c, m, &target, 0, &size, &e) < 0) {
@@ -979,7 +736,7 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
                 cli_format_bytes(size, sz, sizeof(sz));
                 cli_tabwriter_printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", img->name, target.media_type, target.digest, sz,
                                      pcol, lcol);
-                desc_clear(&target);
+                cli_desc_clear(&target);
         }
         r = cli_tabwriter_flush(tw);
         cli_tabwriter_free(tw);
@@ -1157,7 +914,7 @@ struct export_blob {
         int64_t size;
 };
 
-static void add_blob(struct export_blob **v, size_t *n, const struct desc *d)
+static void add_blob(struct export_blob **v, size_t *n, const struct cli_desc *d)
 {
         for (size_t i = 0; i < *n; i++)
                 if (strcmp((*v)[i].digest, d->digest) == 0)
@@ -1169,7 +926,7 @@ static void add_blob(struct export_blob **v, size_t *n, const struct desc *d)
 }
 
 /* Collects the blobs below d (platform-filtered unless m is NULL); missing non-manifest blobs are an error. */
-static int collect(struct grpc_client *c, const struct image_platform_matcher *m, const struct desc *d, int depth,
+static int collect(struct grpc_client *c, const struct image_platform_matcher *m, const struct cli_desc *d, int depth,
                    struct export_blob **v, size_t *n, struct error **err)
 {
         if (depth > MAX_DEPTH)
@@ -1177,15 +934,15 @@ static int collect(struct grpc_client *c, const struct image_platform_matcher *m
         if (digest_validate(d->digest, NULL) < 0 || !str_startswith(d->digest, "sha256:"))
                 return error_set(err, EINVAL, "unsupported digest %s", d->digest);
         add_blob(v, n, d);
-        if (!is_index(d->media_type) && !is_manifest(d->media_type))
+        if (!cli_mt_is_index(d->media_type) && !cli_mt_is_manifest(d->media_type))
                 return 0;
-        struct desc *ch = NULL;
+        struct cli_desc *ch = NULL;
         size_t nch = 0;
-        int r = children(c, NULL, d, &ch, &nch, err);
+        int r = cli_desc_children(c, NULL, d, &ch, &nch, err);
         for (size_t i = 0; r >= 0 && i < nch; i++)
                 if (desc_matches(m, &ch[i]))
                         r = collect(c, m, &ch[i], depth + 1, v, n, err);
-        descs_free(ch, nch);
+        cli_descs_free(ch, nch);
         return r;
 }
 
@@ -1223,7 +980,7 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
                 m = image_platform_matcher_new_only(&p);
                 image_platform_clear(&p);
         } else if (!all_platforms) {
-                m = default_matcher();
+                m = cli_default_platform_matcher();
         }
         struct grpc_client *c = NULL;
         if (cli_connect(g, &c) < 0)
@@ -1244,7 +1001,7 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
                 r = get_image(c, argv[i], &gr, &err);
                 if (r < 0)
                         goto done;
-                struct desc t = desc_from_proto(gr->image->target);
+                struct cli_desc t = cli_desc_from_proto(gr->image->target);
                 protobuf_c_message_free_unpacked(&gr->base, NULL);
                 r = collect(c, m, &t, 0, &blobs, &nblobs, &err);
                 if (r >= 0) {
@@ -1261,13 +1018,13 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
                         json_array_append_new(manifests, jd);
                         if (!skip_manifest_json) {
                                 /* Docker's manifest.json for the platform manifest, so `docker load` works */
-                                struct desc md_ = {0};
+                                struct cli_desc md_ = {0};
                                 _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *dm =
-                                    default_matcher();
-                                if (resolve_manifest(c, NULL, m ? m : dm, &t, 0, &md_, NULL) == 0) {
-                                        struct desc *ch = NULL;
+                                    cli_default_platform_matcher();
+                                if (cli_resolve_manifest(c, NULL, m ? m : dm, &t, 0, &md_, NULL) == 0) {
+                                        struct cli_desc *ch = NULL;
                                         size_t nch = 0;
-                                        if (children(c, NULL, &md_, &ch, &nch, NULL) == 0 && nch > 0) {
+                                        if (cli_desc_children(c, NULL, &md_, &ch, &nch, NULL) == 0 && nch > 0) {
                                                 json_t *e = json_object();
                                                 json_object_set_new(
                                                     e, "Config",
@@ -1283,12 +1040,12 @@ static int run_export(const struct cli_global *g, const struct cli_command *cmd,
                                                 json_object_set_new(e, "Layers", ls);
                                                 json_array_append_new(dmanifest, e);
                                         }
-                                        descs_free(ch, nch);
+                                        cli_descs_free(ch, nch);
                                 }
-                                desc_clear(&md_);
+                                cli_desc_clear(&md_);
                         }
                 }
-                desc_clear(&t);
+                cli_desc_clear(&t);
                 if (r < 0)
                         goto done;
         }
@@ -1364,10 +1121,11 @@ static int export_data(void *ud, const void *data, size_t len, struct error **er
 /* --- check --- */
 
 /* image.IsUnpacked: the chain ID of the config's diff IDs exists in the snapshotter. */
-static int is_unpacked(struct grpc_client *c, const char *sn, const struct desc *config, bool *ret, struct error **err)
+static int is_unpacked(struct grpc_client *c, const char *sn, const struct cli_desc *config, bool *ret,
+                       struct error **err)
 {
         _cleanup_json_ json_t *cfg = NULL;
-        int r = read_json(c, NULL, config->digest, &cfg, err);
+        int r = cli_content_read_json(c, NULL, config->digest, &cfg, err);
         if (r < 0)
                 return r;
         json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
@@ -1432,7 +1190,7 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
                 grpc_client_free(c);
                 return cli_fail(g, err);
         }
-        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = default_matcher();
+        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = cli_default_platform_matcher();
         _cleanup_free_ char *sn = cli_images_resolve_snapshotter(c, g, snapshotter);
         struct cli_tabwriter *tw = cli_tabwriter_new(stdout, 1, 8, 1, ' ');
         if (!quiet)
@@ -1440,18 +1198,18 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
         for (size_t i = 0; i < list->n_images; i++) {
                 Image *img = list->images[i];
                 Descriptor empty = CONTAINERD__TYPES__DESCRIPTOR__INIT;
-                struct desc target = desc_from_proto(img->target ? img->target : &empty);
-                struct desc manifest = {0};
-                struct desc *ch = NULL;
+                struct cli_desc target = cli_desc_from_proto(img->target ? img->target : &empty);
+                struct cli_desc manifest = {0};
+                struct cli_desc *ch = NULL;
                 size_t n = 0, present = 0;
                 int64_t req_size = 0, present_size = 0;
                 bool complete = true, unpacked = false;
                 _cleanup_free_ char *status = NULL, *size = NULL;
                 struct error *e = NULL;
                 char a[32], b[32];
-                r = resolve_manifest(c, NULL, m, &target, 0, &manifest, &e);
+                r = cli_resolve_manifest(c, NULL, m, &target, 0, &manifest, &e);
                 if (r >= 0)
-                        r = children(c, NULL, &manifest, &ch, &n, &e);
+                        r = cli_desc_children(c, NULL, &manifest, &ch, &n, &e);
                 if (r == -ENOENT) {
                         /* images.Check: the manifest itself is missing */
                         error_free(&e);
@@ -1483,7 +1241,8 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
                         cli_format_bytes(req_size, b, sizeof(b));
                         status = xasprintf("%s (%zu/%zu)", complete ? "complete" : "incomplete", present, n);
                         size = xasprintf("%s/%s", a, b);
-                        if (n > 0 && is_config(ch[0].media_type) && is_unpacked(c, sn, &ch[0], &unpacked, &e) < 0) {
+                        if (n > 0 && cli_mt_is_config(ch[0].media_type) &&
+                            is_unpacked(c, sn, &ch[0], &unpacked, &e) < 0) {
                                 _cleanup_free_ char *msg = error_message(e);
                                 if (!exit_err)
                                         exit_err = xasprintf("unable to check unpack for %s: %s", img->name, msg);
@@ -1495,9 +1254,9 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
                                              target.digest, status, size, unpacked ? "true" : "false");
                 else if (complete)
                         printf("%s\n", img->name);
-                descs_free(ch, n);
-                desc_clear(&manifest);
-                desc_clear(&target);
+                cli_descs_free(ch, n);
+                cli_desc_clear(&manifest);
+                cli_desc_clear(&target);
         }
         if (!quiet)
                 cli_tabwriter_flush(tw);
