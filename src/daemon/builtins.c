@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "content/store.h"
+#include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "events/exchange.h"
 #include "metadata/db.h"
@@ -19,10 +20,14 @@
 #include "services/namespaces.h"
 #include "services/snapshots.h"
 #include "services/version.h"
+#include "runtime/task_manager.h"
+#include "services/containers.h"
+#include "services/tasks.h"
 #include "snapshot/registry.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
 
 #define T_CONTENT "io.containerd.content.v1"
 #define T_SNAPSHOTTER "io.containerd.snapshotter.v1"
@@ -32,6 +37,7 @@
 #define T_GC "io.containerd.gc.v1"
 #define T_SERVICE "io.containerd.service.v1"
 #define T_GRPC "io.containerd.grpc.v1"
+#define T_RUNTIME "io.containerd.runtime.v2"
 
 /* containerd's InitContext.Get: the dependency's own error if it failed, "not found" if it is absent. */
 static int require_plugin(const struct daemon *d, const char *type, const char *id, struct error **err)
@@ -48,6 +54,19 @@ static int plugin_dir(const struct daemon *d, const struct plugin_info *self, ch
 {
         *ret = xasprintf("%s/%s.%s", d->root, self->type, self->id);
         return 0;
+}
+
+/* A snapshotter's root_path from the config ([plugins."io.containerd.snapshotter.v1.<id>"]), or the default. */
+static char *snapshotter_dir(const struct daemon *d, const struct plugin_info *self)
+{
+        const char *configured = NULL;
+        if (d->config && strcmp(self->id, "overlayfs") == 0)
+                configured = d->config->overlayfs.root_path;
+        else if (d->config && strcmp(self->id, "native") == 0)
+                configured = d->config->native.root_path;
+        if (configured && configured[0])
+                return xstrdup(configured);
+        return xasprintf("%s/%s.%s", d->root, self->type, self->id);
 }
 
 static int init_content(struct daemon *d, struct plugin_info *self, struct error **err)
@@ -75,9 +94,8 @@ static struct snapshot_registry *snapshot_registry(struct daemon *d)
 
 static int init_native(struct daemon *d, struct plugin_info *self, struct error **err)
 {
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = snapshotter_dir(d, self);
         struct snapshotter *s = NULL;
-        plugin_dir(d, self, &dir);
         int r = snapshot_native_open(dir, &s, err);
         if (r < 0)
                 return r;
@@ -90,9 +108,8 @@ static int init_native(struct daemon *d, struct plugin_info *self, struct error 
 
 static int init_overlayfs(struct daemon *d, struct plugin_info *self, struct error **err)
 {
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = snapshotter_dir(d, self);
         struct snapshotter *s = NULL;
-        plugin_dir(d, self, &dir);
         int r = snapshot_overlay_open(dir, &s, err);
         if (r < 0)
                 return r;
@@ -280,12 +297,107 @@ static int init_grpc_healthcheck(struct daemon *d, _unused_ struct plugin_info *
         return 0;
 }
 
+/* A task whose shim died (or could not be re-adopted after a restart) was cleaned up by the task manager:
+ * publish /tasks/exit and /tasks/delete as containerd's cleanupAfterDeadShim does. */
+static void on_dead_task(const char *ns, const char *id, uint32_t pid, uint32_t exit_status, int64_t exited_at_sec,
+                         int32_t exited_at_nsec, void *userdata)
+{
+        struct daemon *d = userdata;
+        log_fields(LOG_LEVEL_INFO, (struct log_field[]){{"id", id}, {"namespace", ns}, {NULL, NULL}},
+                   "cleaned up dead shim");
+        if (!d->events)
+                return;
+        Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+        ts.seconds = exited_at_sec;
+        ts.nanos = exited_at_nsec;
+        Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+        ex.container_id = (char *)id;
+        ex.id = (char *)id;
+        ex.pid = pid;
+        ex.exit_status = exit_status;
+        ex.exited_at = &ts;
+        (void)events_publish(d->events, ns, "/tasks/exit", &ex.base, NULL);
+        Containerd__Events__TaskDelete del = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+        del.container_id = (char *)id;
+        del.pid = pid;
+        del.exit_status = exit_status;
+        del.exited_at = &ts;
+        (void)events_publish(d->events, ns, "/tasks/delete", &del.base, NULL);
+}
+
+static void on_recovered(int adopted, int cleaned, _unused_ void *userdata)
+{
+        char a[16], c[16];
+        snprintf(a, sizeof(a), "%d", adopted);
+        snprintf(c, sizeof(c), "%d", cleaned);
+        log_fields(LOG_LEVEL_INFO, (struct log_field[]){{"adopted", a}, {"cleaned", c}, {NULL, NULL}},
+                   "task recovery done");
+}
+
+/* io.containerd.runtime.v2 "task": bundles under <state>, shims found next to krilld or on PATH, re-adoption of
+ * running shims from the bundles on disk (runs concurrently, in the background, while the daemon serves). */
+static int init_task_runtime(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_METADATA, NULL, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *exe = realpath("/proc/self/exe", NULL);
+        _cleanup_free_ char *dir = exe ? xstrdup(exe) : NULL;
+        if (dir) {
+                char *slash = strrchr(dir, '/');
+                if (slash)
+                        *slash = 0;
+        }
+        struct task_manager_config cfg = {
+                .state_dir = d->state,
+                .root_dir = d->root,
+                .address = d->address,
+                .ttrpc_address = d->ttrpc_address,
+                .publish_binary = exe ? exe : "krilld",
+                .self_dir = dir,
+                .debug = log_enabled(LOG_LEVEL_DEBUG),
+        };
+        d->tasks = task_manager_new(d->loop, &cfg);
+        d->ctx.tasks = d->tasks;
+        task_manager_set_exit_cb(d->tasks, on_dead_task, d);
+        task_manager_recover(d->tasks, on_recovered, NULL);
+        return 0;
+}
+
+static int init_tasks_service(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_METADATA, NULL, err);
+        if (r < 0)
+                return r;
+        return require_plugin(d, T_RUNTIME, "task", err);
+}
+
+static int init_grpc_containers(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "containers-service", err);
+        if (r < 0)
+                return r;
+        services_containers_register(d->server, &d->ctx);
+        return 0;
+}
+
+static int init_grpc_tasks(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
+{
+        int r = require_plugin(d, T_SERVICE, "tasks-service", err);
+        if (r < 0)
+                return r;
+        services_tasks_register(d->server, &d->ctx);
+        return 0;
+}
+
 static const char *const req_content_snapshotter[] = {T_CONTENT, T_SNAPSHOTTER, NULL};
 static const char *const req_metadata[] = {T_METADATA, NULL};
 static const char *const req_metadata_snapshotter[] = {T_METADATA, T_SNAPSHOTTER, NULL};
 static const char *const req_differ_metadata[] = {T_DIFFER, T_METADATA, NULL};
 static const char *const req_service[] = {T_SERVICE, NULL};
 static const char *const req_event[] = {T_EVENT, NULL};
+static const char *const req_metadata_runtime[] = {T_METADATA, T_RUNTIME, NULL};
+static const char *const req_metadata_event[] = {T_METADATA, T_EVENT, NULL};
 
 /* Written in containerd's registration order; daemon_plugins_order() enforces the dependencies. */
 const struct daemon_plugin daemon_builtins[] = {
@@ -297,13 +409,17 @@ const struct daemon_plugin daemon_builtins[] = {
         {T_EVENT, "exchange", NULL, false, init_exchange},
         {T_GC, "scheduler", req_metadata, false, init_gc_scheduler},
         {T_SERVICE, "introspection-service", NULL, false, init_introspection_service},
+        {T_RUNTIME, "task", req_metadata_event, true, init_task_runtime},
+        {T_SERVICE, "containers-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "content-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "diff-service", req_differ_metadata, false, init_diff_service},
         {T_SERVICE, "images-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "leases-service", req_metadata, false, init_metadata_service},
         {T_SERVICE, "namespaces-service", req_metadata, false, init_namespaces_service},
         {T_SERVICE, "snapshots-service", req_metadata_snapshotter, false, init_snapshots_service},
+        {T_SERVICE, "tasks-service", req_metadata_runtime, false, init_tasks_service},
         {T_GRPC, "introspection", req_service, false, init_grpc_introspection},
+        {T_GRPC, "containers", req_service, false, init_grpc_containers},
         {T_GRPC, "content", req_service, false, init_grpc_content},
         {T_GRPC, "diff", req_service, false, init_grpc_diff},
         {T_GRPC, "events", req_event, false, init_grpc_events},
@@ -312,6 +428,7 @@ const struct daemon_plugin daemon_builtins[] = {
         {T_GRPC, "leases", req_service, false, init_grpc_leases},
         {T_GRPC, "namespaces", req_service, false, init_grpc_namespaces},
         {T_GRPC, "snapshots", req_service, false, init_grpc_snapshots},
+        {T_GRPC, "tasks", req_service, false, init_grpc_tasks},
         {T_GRPC, "version", NULL, false, init_grpc_version},
 };
 const size_t daemon_builtins_count = ELEMENTSOF(daemon_builtins);

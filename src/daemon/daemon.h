@@ -16,12 +16,15 @@
 #include "services/services.h"
 #include "util/error.h"
 
+struct krill_config;
+
 struct daemon {
         uv_loop_t *loop;
         struct grpc_server *server;
         struct ttrpc_server *ttrpc; /* <address>.ttrpc: shims forward their events here */
         struct services_ctx ctx;         /* what the services see; points into this struct */
         struct plugin_registry registry; /* introspection's view, filled by daemon_plugins_init */
+        const struct krill_config *config; /* borrowed from main() */
 
         char *root;    /* absolute */
         char *state;   /* absolute */
@@ -34,6 +37,7 @@ struct daemon {
         struct content_store *content;
         struct snapshot_registry *snapshots;
         struct events_exchange *events; /* freed on the loop at shutdown (it owns a timer) */
+        struct task_manager *tasks;     /* io.containerd.runtime.v2 task: freed on the loop at shutdown */
 
         uv_signal_t sig_term;
         uv_signal_t sig_int;
@@ -62,8 +66,10 @@ extern const size_t daemon_builtins_count;
 void daemon_plugins_order(const struct daemon_plugin *table, size_t n, size_t **ret);
 
 /* Initialises table[0..n) in dependency order into d->registry, logging each plugin as containerd does
- * ("loading plugin ..."). A failing plugin is recorded and logged as a warning, not fatal. Loop thread. */
-void daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n);
+ * ("loading plugin ..."). A plugin in d->config's disabled_plugins ("<type>.<id>") is left out entirely. A
+ * failing plugin is recorded and logged as a warning, not fatal, unless it is in required_plugins: then, or
+ * when a required plugin is not in the table, returns -errno with containerd's message. Loop thread. */
+int daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n, struct error **err);
 /* Releases what the plugins opened (metadata store, content store, snapshotters). Only after the loop has
  * drained; the event exchange must already be freed (it needs the loop). */
 void daemon_plugins_close(struct daemon *d);

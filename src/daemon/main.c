@@ -1,12 +1,15 @@
 /* krilld: the daemon (containerd's cmd/containerd).
  *
  *   krilld [--config FILE] [--root DIR] [--state DIR] [--address SOCK] [--log-level LEVEL]
- *   krilld config default
+ *   krilld config default     the default configuration (containerd's version-2 TOML)
+ *   krilld config dump        the effective configuration (defaults, file, flags)
  *   krilld --version
  *
- * Flags override the config file. Everything lives under root and state; the socket defaults to
- * <state>/krill.sock. */
+ * Flags override the config file, which overrides the defaults. Without --config, /etc/krill/config.toml is
+ * read if it exists (containerd does the same with its default path). Everything lives under root and
+ * state; the socket defaults to <state>/krill.sock unless the file or a flag names it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,17 +19,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "events/exchange.h"
+#include "runtime/task_manager.h"
 #include "services/health.h"
 #include "services/version.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
-#define DEFAULT_ROOT "/var/lib/krill"
-#define DEFAULT_STATE "/run/krill"
 #define SOCKET_NAME "krill.sock"
+
+enum command {
+        CMD_SERVE,
+        CMD_CONFIG_DEFAULT,
+        CMD_CONFIG_DUMP,
+};
 
 struct options {
         const char *config;
@@ -43,15 +52,17 @@ static void usage(FILE *f)
                    "USAGE:\n"
                    "   krilld [global options] [command]\n\n"
                    "COMMANDS:\n"
-                   "   config default   print the default configuration (TOML)\n\n"
+                   "   config default   print the default configuration (TOML)\n"
+                   "   config dump      print the effective configuration (defaults, file, flags)\n\n"
                    "GLOBAL OPTIONS:\n"
-                   "   --config value, -c value     path to the configuration file\n"
+                   "   --config value, -c value     path to the configuration file (default: "
+                   KRILL_DEFAULT_CONFIG_PATH " if it exists)\n"
                    "   --log-level value, -l value  set the logging level [trace, debug, info, warn, error, fatal, "
                    "panic]\n"
                    "   --address value, -a value    address for krilld's GRPC server (default: <state>/" SOCKET_NAME
                    ")\n"
-                   "   --root value                 krilld root directory (default: " DEFAULT_ROOT ")\n"
-                   "   --state value                krilld state directory (default: " DEFAULT_STATE ")\n"
+                   "   --root value                 krilld root directory (default: " KRILL_DEFAULT_ROOT ")\n"
+                   "   --state value                krilld state directory (default: " KRILL_DEFAULT_STATE ")\n"
                    "   --help, -h                   show help\n"
                    "   --version, -v                print the version\n");
 }
@@ -105,6 +116,10 @@ static void on_release_stopped(_unused_ void *data)
  * Afterwards only pending worker jobs keep the loop alive, and uv_run() waits for them before it returns. */
 static void release_loop_objects(struct daemon *d)
 {
+        /* Shim connections close; shims and their containers keep running (containerd's behaviour). */
+        task_manager_free(d->tasks);
+        d->tasks = NULL;
+        d->ctx.tasks = NULL;
         ttrpc_server_free(d->ttrpc);
         d->ttrpc = NULL;
         d->events = events_exchange_free(d->events);
@@ -133,7 +148,7 @@ static void on_signal(uv_signal_t *h, int signum)
         grpc_server_shutdown(d->server, on_server_stopped, d);
 }
 
-static int parse_args(int argc, char **argv, struct options *o, bool *print_default)
+static int parse_args(int argc, char **argv, struct options *o, enum command *cmd)
 {
         static const struct option longopts[] = {
                 {"config", required_argument, NULL, 'c'},
@@ -177,10 +192,15 @@ static int parse_args(int argc, char **argv, struct options *o, bool *print_defa
                 }
         }
         if (optind < argc) {
-                if (strcmp(argv[optind], "config") == 0 && optind + 1 < argc &&
-                    strcmp(argv[optind + 1], "default") == 0 && optind + 2 == argc) {
-                        *print_default = true;
-                        return 0;
+                if (strcmp(argv[optind], "config") == 0 && optind + 2 == argc) {
+                        if (strcmp(argv[optind + 1], "default") == 0) {
+                                *cmd = CMD_CONFIG_DEFAULT;
+                                return 0;
+                        }
+                        if (strcmp(argv[optind + 1], "dump") == 0) {
+                                *cmd = CMD_CONFIG_DUMP;
+                                return 0;
+                        }
                 }
                 fprintf(stderr, "krilld: unknown command \"%s\"\n", argv[optind]);
                 usage(stderr);
@@ -189,16 +209,84 @@ static int parse_args(int argc, char **argv, struct options *o, bool *print_defa
         return 0;
 }
 
-static int run(struct daemon *d, const struct options *o)
+/* Loads the configuration: defaults, then the file (--config, or the default path if it exists), then the
+ * flags. Prints its own error. Unknown keys are returned for logging once the log level is known. */
+static int load_config(const struct options *o, struct krill_config *cfg, char ***unknown)
+{
+        _cleanup_error_ struct error *err = NULL;
+        const char *path = o->config;
+
+        krill_config_defaults(cfg);
+        if (!path && access(KRILL_DEFAULT_CONFIG_PATH, F_OK) == 0)
+                path = KRILL_DEFAULT_CONFIG_PATH;
+        if (path) {
+                int r = krill_config_load_file(cfg, path, unknown, &err);
+                if (r < 0) {
+                        fprintf(stderr, "krilld: failed to load config: %s\n", error_str(err));
+                        return r;
+                }
+        }
+        /* flags win; what neither the file nor a flag names derives from state, as documented */
+        if (o->root) {
+                free(cfg->root);
+                cfg->root = absolute(o->root);
+        }
+        if (o->state) {
+                free(cfg->state);
+                cfg->state = absolute(o->state);
+        }
+        if (o->address) {
+                free(cfg->grpc.address);
+                cfg->grpc.address = absolute(o->address);
+        } else if (!cfg->set.grpc_address) {
+                free(cfg->grpc.address);
+                cfg->grpc.address = xasprintf("%s/" SOCKET_NAME, cfg->state);
+        }
+        if (o->log_level) {
+                if (log_level_from_string(o->log_level) == _LOG_LEVEL_INVALID) {
+                        fprintf(stderr, "krilld: not a valid logrus Level: \"%s\"\n", o->log_level);
+                        return -EINVAL;
+                }
+                free(cfg->debug.level);
+                cfg->debug.level = xstrdup(o->log_level);
+        }
+        return 0;
+}
+
+/* containerd's oom_score: the daemon's own oom_score_adj. Without CAP_SYS_RESOURCE a negative value is
+ * refused; clamp to what is allowed instead of failing (DESIGN.md section 8). */
+static void apply_oom_score(int64_t score)
+{
+        if (score == 0)
+                return;
+        for (int64_t s = score; s <= 1000; s = s < 0 ? 0 : 1001) {
+                _cleanup_close_ int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                if (fd < 0)
+                        break;
+                char buf[32];
+                int n = snprintf(buf, sizeof(buf), "%lld", (long long)s);
+                if (write(fd, buf, (size_t)n) == n) {
+                        if (s != score)
+                                log_warn("oom_score %lld not permitted, using %lld", (long long)score, (long long)s);
+                        return;
+                }
+        }
+        log_warn("could not set oom_score %lld", (long long)score);
+}
+
+static int run(struct daemon *d, struct krill_config *cfg)
 {
         _cleanup_error_ struct error *err = NULL;
         double start = now_seconds();
         int r;
 
-        d->root = absolute(o->root ? o->root : DEFAULT_ROOT);
-        d->state = absolute(o->state ? o->state : DEFAULT_STATE);
-        d->address = o->address ? absolute(o->address) : xasprintf("%s/" SOCKET_NAME, d->state);
-        d->ttrpc_address = xasprintf("%s.ttrpc", d->address);
+        d->root = absolute(cfg->root);
+        d->state = absolute(cfg->state);
+        d->address = absolute(cfg->grpc.address);
+        d->ttrpc_address = cfg->set.ttrpc_address && cfg->ttrpc.address[0] ? absolute(cfg->ttrpc.address)
+                                                                            : xasprintf("%s.ttrpc", d->address);
+        d->ctx.config = cfg;
+        d->config = cfg;
 
         const struct log_field vf[] = {{"revision", services_version_revision()},
                                        {"version", services_version_version()},
@@ -220,14 +308,21 @@ static int run(struct daemon *d, const struct options *o)
                 d->loop = NULL;
                 goto fail;
         }
-        const struct grpc_server_options gopts = {.log_calls = log_enabled(LOG_LEVEL_DEBUG)};
+        apply_oom_score(cfg->oom_score);
+        const struct grpc_server_options gopts = {
+                .max_recv_msg = cfg->grpc.max_recv_message_size > 0 ? (size_t)cfg->grpc.max_recv_message_size : 0,
+                .max_send_msg = cfg->grpc.max_send_message_size > 0 ? (size_t)cfg->grpc.max_send_message_size : 0,
+                .log_calls = log_enabled(LOG_LEVEL_DEBUG),
+        };
         d->server = grpc_server_new(d->loop, &gopts);
         d->ttrpc = ttrpc_server_new(d->loop);
         d->ctx.loop = d->loop;
         d->ctx.root = d->root;
         d->ctx.state = d->state;
 
-        daemon_plugins_init(d, daemon_builtins, daemon_builtins_count);
+        r = daemon_plugins_init(d, daemon_builtins, daemon_builtins_count, &err);
+        if (r < 0)
+                goto fail;
 
         r = grpc_server_listen_unix(d->server, d->address, &err);
         if (r < 0) {
@@ -291,32 +386,40 @@ static void daemon_release(struct daemon *d)
 int main(int argc, char **argv)
 {
         struct options o = {0};
-        bool print_default = false;
+        enum command cmd = CMD_SERVE;
+        struct krill_config cfg = {0};
+        _cleanup_strv_free_ char **unknown = NULL;
         struct daemon d = {0};
 
-        int r = parse_args(argc, argv, &o, &print_default);
+        int r = parse_args(argc, argv, &o, &cmd);
         if (r != 0)
                 return r < 0 ? 1 : 0;
-        if (print_default) {
-                fprintf(stderr, "krilld: config default: the configuration module is not part of this build yet\n");
+        if (cmd == CMD_CONFIG_DEFAULT)
+                return krill_config_print_default(stdout) < 0 ? 1 : 0;
+
+        r = load_config(&o, &cfg, &unknown);
+        if (r < 0) {
+                krill_config_free(&cfg);
                 return 1;
         }
-        if (o.config) {
-                fprintf(stderr, "krilld: --config: the configuration module is not part of this build yet\n");
-                return 1;
+        if (cmd == CMD_CONFIG_DUMP) {
+                r = krill_config_print(stdout, &cfg);
+                krill_config_free(&cfg);
+                return r < 0 ? 1 : 0;
         }
-        if (o.log_level) {
-                enum log_level l = log_level_from_string(o.log_level);
-                if (l == _LOG_LEVEL_INVALID) {
-                        fprintf(stderr, "krilld: not a valid logrus Level: \"%s\"\n", o.log_level);
-                        return 1;
-                }
-                log_set_level(l);
+        if (cfg.debug.level[0])
+                log_set_level(log_level_from_string(cfg.debug.level));
+        if (strcmp(cfg.debug.format, "json") == 0)
+                log_set_format(LOG_FORMAT_JSON);
+        for (size_t i = 0; unknown && unknown[i]; i++) {
+                const struct log_field f[] = {{"key", unknown[i]}, {NULL, NULL}};
+                log_fields(LOG_LEVEL_WARN, f, "unknown key in configuration, ignored");
         }
         /* a client that goes away mid-write must not kill the daemon */
         signal(SIGPIPE, SIG_IGN);
 
-        r = run(&d, &o);
+        r = run(&d, &cfg);
         daemon_release(&d);
+        krill_config_free(&cfg);
         return r < 0 ? 1 : 0;
 }

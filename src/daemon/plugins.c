@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
@@ -61,17 +62,32 @@ void daemon_plugins_order(const struct daemon_plugin *table, size_t n, size_t **
         *ret = out;
 }
 
-void daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n)
+static bool strv_has(char *const *v, const char *s)
+{
+        for (size_t i = 0; v && v[i]; i++)
+                if (strcmp(v[i], s) == 0)
+                        return true;
+        return false;
+}
+
+int daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, size_t n, struct error **err)
 {
         _cleanup_free_ size_t *order = NULL;
+        char *const *disabled = d->config ? d->config->disabled_plugins : NULL;
+        char *const *required = d->config ? d->config->required_plugins : NULL;
+        int ret = 0;
 
         daemon_plugins_order(table, n, &order);
         for (size_t k = 0; k < n; k++) {
                 const struct daemon_plugin *dp = &table[order[k]];
-                _cleanup_error_ struct error *err = NULL;
+                _cleanup_error_ struct error *perr = NULL;
                 _cleanup_free_ char *full = xasprintf("%s.%s", dp->type, dp->id);
                 const struct log_field f[] = {{"type", dp->type}, {NULL, NULL}};
 
+                if (strv_has(disabled, full)) {
+                        log_fields(LOG_LEVEL_INFO, f, "skip loading plugin \"%s\"...", full);
+                        continue;
+                }
                 log_fields(LOG_LEVEL_INFO, f, "loading plugin \"%s\"...", full);
                 struct plugin_info *self = services_plugin_registry_add(&d->registry, dp->type, dp->id);
                 self->has_platform = dp->platform;
@@ -85,12 +101,25 @@ void daemon_plugins_init(struct daemon *d, const struct daemon_plugin *table, si
                         v[m + 1] = NULL;
                         self->requires = v;
                 }
-                int r = dp->init(d, self, &err);
+                int r = dp->init(d, self, &perr);
                 if (r < 0) {
-                        services_plugin_info_set_error(self, r, err);
+                        services_plugin_info_set_error(self, r, perr);
                         const struct log_field ef[] = {{"error", self->init_msg}, {"type", dp->type}, {NULL, NULL}};
                         log_fields(LOG_LEVEL_WARN, ef, "failed to load plugin %s", full);
+                        if (ret == 0 && strv_has(required, full))
+                                ret = error_set(err, -r, "load required plugin %s: %s", full, self->init_msg);
                 }
         }
+        /* containerd: every required plugin must have been loaded */
+        for (size_t i = 0; ret == 0 && required && required[i]; i++) {
+                bool found = false;
+                for (size_t j = 0; j < d->registry.n && !found; j++) {
+                        _cleanup_free_ char *full = xasprintf("%s.%s", d->registry.plugins[j].type,
+                                                              d->registry.plugins[j].id);
+                        found = strcmp(full, required[i]) == 0;
+                }
+                if (!found)
+                        ret = error_set(err, ENOENT, "required plugin %s not included", required[i]);
+        }
+        return ret;
 }
-

@@ -80,7 +80,8 @@ static void test_plugins_failure_is_recorded(void **state)
         struct daemon d = {0};
         calls = 0;
         log_set_level(LOG_LEVEL_PANIC); /* keep the test output clean */
-        daemon_plugins_init(&d, table, ELEMENTSOF(table));
+        _cleanup_error_ struct error *err = NULL;
+        assert_int_equal(daemon_plugins_init(&d, table, ELEMENTSOF(table), &err), 0);
         assert_int_equal(calls, 3);
         assert_int_equal(d.registry.n, 3);
 
