@@ -406,3 +406,34 @@ def test_metrics_filter(env):
             assert len(rows) >= 2 and rows[1].split()[0] == c, r.stdout
     finally:
         env.cleanup("t9", "t9b")
+
+
+def test_runc_shim_readopted_after_kill9(env):
+    r = env.ctr("run", "-d", "--runtime", RUNC, IMAGE, "t10", "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    try:
+        pid = env.tasks()["t10"][0]
+        spid = env.shim_pid("t10")
+        assert spid
+        env.d.kill9()
+        # Debian's shim listens under /run/containerd/s in krilld's private /run: a fresh unshare would
+        # not see it, so the new krilld joins the mount namespace the shim (and the old krilld) lived in
+        orig = env.d.argv
+        env.d.argv = lambda: ["/usr/bin/nsenter", "-m", "-t", str(spid), "--"] + orig()
+        env.d.private_ns = False
+        try:
+            env.d.start(timeout=30, probe="version")
+        finally:
+            env.d.argv = orig
+            env.d.private_ns = True
+        assert env.tasks().get("t10") == (pid, "RUNNING")
+        r = env.ctr("tasks", "exec", "--exec-id", "e2", "t10", "echo", "y")
+        assert (r.returncode, r.stdout) == (0, "y\n"), r.stderr
+        r = env.ctr("tasks", "kill", "-s", "9", "t10")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: env.status("t10") == "STOPPED", 20, "t10 STOPPED")
+        r = env.ctr("tasks", "rm", "t10")
+        assert r.returncode == 0 and "exit code 137" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(env.bundles, "t10"))
+    finally:
+        env.cleanup("t10")
