@@ -50,6 +50,7 @@ extern const struct cli_command cli_content_command;    /* content.c */
 extern const struct cli_command cli_images_command;     /* images.c */
 extern const struct cli_command cli_leases_command;     /* leases.c */
 extern const struct cli_command cli_snapshots_command;  /* snapshots.c */
+extern const struct cli_command cli_images_pull_command; /* pull.c, in the images group */
 
 /* Runs argv against cmd: a group dispatches to its subcommands (by name or alias) and prints help. */
 int cli_dispatch(const struct cli_global *g, const struct cli_command *cmd, const char *path, int argc, char **argv);

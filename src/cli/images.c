@@ -1424,5 +1424,6 @@ const struct cli_command cli_images_command = {
     .usage = "manage images",
     .subcommands =
         (const struct cli_command *const[]){&check_command, &export_command, &import_command, &list_command,
-                                            &delete_command, &tag_command, &label_command, &unpack_command, NULL},
+                                            &delete_command, &tag_command, &label_command, &unpack_command,
+                                            &cli_images_pull_command, NULL},
 };
