@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/content_client.h"
+#include "cli/image_client.h"
 #include "cli/images.h"
 #include "cli/progress.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
@@ -428,6 +429,13 @@ static int run_pull(const struct cli_global *g, const struct cli_command *cmd, i
                 const struct image_descriptor *u = p.unpack.digest ? &p.unpack : &target;
                 r = cli_images_unpack(c, g, name, u->media_type, u->digest, u->size, snapshotter, &err);
         }
+        if (r >= 0 && print_chainid) {
+                struct cli_image img = {0};
+                r = cli_image_resolve(c, name, all_platforms ? NULL : platform, &img, &err);
+                if (r >= 0)
+                        printf("image chain ID: %s\n", img.chain_id);
+                cli_image_done(&img);
+        }
         if (r >= 0 && !quiet)
                 printf("done\n");
         {
@@ -435,7 +443,6 @@ static int run_pull(const struct cli_global *g, const struct cli_command *cmd, i
                 cli_lease_delete(c, &lease, false, &e2);
                 error_free(&e2);
         }
-        (void)print_chainid;
         (void)max_conc;
         image_descriptor_clear(&target);
         image_descriptor_clear(&p.desc);

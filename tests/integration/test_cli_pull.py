@@ -35,6 +35,15 @@ def test_krill_pull_plain_http_then_ctr_sees_it(krilld, pushed):
     assert krilld.ctr("leases", "ls", "-q").stdout.strip() == ""
 
 
+def test_krill_pull_print_chainid(krilld, pushed):
+    r = krilld.krill("images", "pull", "--plain-http", "--print-chainid", pushed["gzip"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = [l for l in r.stdout.splitlines() if l.startswith("image chain ID: ")]
+    assert len(line) == 1 and line[0].split(": ")[1].startswith("sha256:")
+    chain = line[0].split(": ")[1]
+    assert chain in krilld.ctr("snapshots", "ls").stdout
+
+
 def test_krill_pull_quiet(krilld, pushed):
     r = krilld.krill("images", "pull", "-q", "--plain-http", pushed["gzip"])
     assert r.returncode == 0, r.stderr
