@@ -383,7 +383,7 @@ static int run_pull(const struct cli_global *g, const struct cli_command *cmd, i
             {0},
         };
         int optind_, r;
-        r = cli_parse_flags(g, cmd, "images pull", flags, argc, argv, &optind_);
+        r = cli_parse_flags(g, cmd, "krill images pull", flags, argc, argv, &optind_);
         if (r != 0)
                 return r < 0 ? 1 : 0;
         if (argc - optind_ != 1)
