@@ -335,7 +335,8 @@ static void test_content_service_write_protocol(void **state)
         _cleanup_free_ char *msg = NULL;
         assert_null(write_step(s, &bad, &r, &msg));
         assert_int_equal(r, -ERANGE);
-        assert_string_equal(msg, "write @3 must occur at current offset 0");
+        /* OutOfRange has no errdefs class: Go clients (and ours) render it with ": unknown". */
+        assert_string_equal(msg, "write @3 must occur at current offset 0: unknown");
         grpc_stream_free(s);
 
         /* no ref: InvalidArgument */

@@ -417,9 +417,9 @@ static void test_ttrpc_empty_reply_and_errors(void **state)
         assert_int_equal(a.r, 0);
         assert_null(a.msg);
         assert_int_equal(b.r, -ENOSYS); /* Unimplemented */
-        assert_string_equal(b.errmsg, "service nope.Svc");
+        assert_string_equal(b.errmsg, "service nope.Svc: not implemented"); /* errdefs.FromGRPC rendering */
         assert_int_equal(c.r, -ENOSYS);
-        assert_string_equal(c.errmsg, "method NoSuchMethod");
+        assert_string_equal(c.errmsg, "method NoSuchMethod: not implemented");
         assert_int_equal(d.r, -ENOENT);
         assert_string_equal(d.errmsg, "container \"x\": not found");
         result_clear(&a);
@@ -651,7 +651,7 @@ static void test_ttrpc_concurrent_call_limit(void **state)
                 all_parked = f->n_parked == 1024 && c.exhausted == 6;
         }
         assert_int_equal(c.ok, 0);
-        assert_string_equal(c.first_exhausted_msg, "too many concurrent calls");
+        assert_string_equal(c.first_exhausted_msg, "too many concurrent calls: unknown");
         release_parked(f, true);
         while (!all_done) {
                 uv_run(&f->loop, UV_RUN_ONCE);
@@ -802,7 +802,7 @@ static void test_ttrpc_sync_client(void **state _unused_)
         assert_null(resp);
 
         assert_int_equal(ttrpc_call_sync(t.sock, TASK, "Nope", &req.base, NULL, NULL, 0, &resp, &e), -ENOSYS);
-        assert_string_equal(error_str(e), "method Nope");
+        assert_string_equal(error_str(e), "method Nope: not implemented");
         error_free(&e);
 
         /* Pids is never answered: the deadline fires. (One parked call at a time: h_pids asserts that.) */
