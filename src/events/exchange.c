@@ -9,6 +9,7 @@
 #include "events/exchange.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/filters.h"
 #include "util/identifiers.h"
 #include "util/log.h"
 
@@ -29,7 +30,7 @@ struct events_subscription {
         unsigned refs;
         struct events_exchange *ex; /* NULL once unsubscribed */
         struct events_subscription *prev, *next;
-        struct events_filter *filter;
+        struct filter *filter;
         events_subscriber_fn fn;
         void *userdata;
         bool ready;
@@ -167,7 +168,7 @@ static void sub_unref(struct events_subscription *sub)
         if (--sub->refs > 0)
                 return;
         sub_clear_queue(sub);
-        events_filter_free(sub->filter);
+        filter_free(sub->filter);
         free(sub);
 }
 
@@ -234,7 +235,7 @@ static void exchange_broadcast(struct events_exchange *ex, struct entry *e)
         bool any = false;
 
         for (struct events_subscription *sub = ex->subs; sub; sub = sub->next) {
-                if (!events_filter_match(sub->filter, envelope_field, &mc))
+                if (!filter_match(sub->filter, envelope_field, &mc))
                         continue;
                 sub_enqueue(sub, e);
                 any = true;
@@ -426,12 +427,12 @@ int events_forward_ttrpc(struct events_exchange *ex, const Containerd__Services_
 int events_subscribe(struct events_exchange *ex, char *const *filters, size_t n_filters, events_subscriber_fn fn,
                      void *userdata, struct events_subscription **ret, struct error **err)
 {
-        struct events_filter *f = NULL;
+        struct filter *f = NULL;
         struct events_subscription *sub;
         int r;
 
         assert(fn);
-        r = events_filter_parse(filters, n_filters, &f, err);
+        r = filter_parse(filters, n_filters, &f, err);
         if (r < 0)
                 return error_wrap(err, "failed parsing subscription filters");
         sub = xcalloc(1, sizeof(*sub));

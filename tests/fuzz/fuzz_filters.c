@@ -1,9 +1,10 @@
-/* Fuzzes the containerd filter parser and matcher: the input is split on '\n' into filter strings. */
+/* Fuzzes the containerd filter parser and matcher (src/util/filters.c, shared by metadata and events): the
+ * input is split on '\n' into filter strings. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "metadata/filters.h"
+#include "util/filters.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 

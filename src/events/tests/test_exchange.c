@@ -14,6 +14,7 @@
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/filters.h"
 #include "util/log.h"
 
 struct got {
@@ -320,13 +321,13 @@ static bool lookup_map(const char *const *path, size_t npath, const char **ret_v
 
 static bool match1(const char *filter, const char *const *kv)
 {
-        struct events_filter *flt = NULL;
+        struct filter *flt = NULL;
         char *fs[] = {(char *)filter};
         bool m;
 
-        assert_int_equal(events_filter_parse(fs, 1, &flt, NULL), 0);
-        m = events_filter_match(flt, lookup_map, (void *)kv);
-        events_filter_free(flt);
+        assert_int_equal(filter_parse(fs, 1, &flt, NULL), 0);
+        m = filter_match(flt, lookup_map, (void *)kv);
+        filter_free(flt);
         return m;
 }
 
@@ -335,7 +336,7 @@ static void test_events_filter_syntax(void **state _unused_)
         const char *const obj[] = {"topic", "/tasks/exit", "namespace", "default", "labels",
                                    "x",     "a.b",         "dotted",    NULL};
         const char *const lab[] = {"k.1", "v 1", NULL};
-        struct events_filter *flt = NULL;
+        struct filter *flt = NULL;
         _cleanup_error_ struct error *e = NULL;
         char *bad1[] = {(char *)"topic==/tasks/exit"};
         char *bad2[] = {(char *)"topic=="};
@@ -366,25 +367,25 @@ static void test_events_filter_syntax(void **state _unused_)
         assert_true(match1("topic~=\"(x{100}){100}|exit\"", obj));
 
         /* containerd rejects an unquoted value starting with '/' after == (only ~= takes /re/). */
-        assert_int_equal(events_filter_parse(bad1, 1, &flt, &e), -EINVAL);
+        assert_int_equal(filter_parse(bad1, 1, &flt, &e), -EINVAL);
         assert_string_equal(
             error_str(e),
             "filters: parse error: [topic== >|/|< tasks/exit]: invalid quote encountered: invalid argument");
         error_free(&e);
-        assert_int_equal(events_filter_parse(bad2, 1, &flt, &e), -EINVAL);
+        assert_int_equal(filter_parse(bad2, 1, &flt, &e), -EINVAL);
         assert_string_equal(error_str(e),
                             "filters: parse error: [topic==]: expected value or quoted: invalid argument");
         error_free(&e);
-        assert_int_equal(events_filter_parse(bad3, 1, &flt, &e), -EINVAL);
+        assert_int_equal(filter_parse(bad3, 1, &flt, &e), -EINVAL);
         error_free(&e);
-        assert_int_equal(events_filter_parse(bad4, 1, &flt, &e), -EINVAL);
+        assert_int_equal(filter_parse(bad4, 1, &flt, &e), -EINVAL);
         assert_non_null(strstr(error_str(e), "quoted literal not terminated"));
         error_free(&e);
 
         /* An empty string matches everything. */
-        assert_int_equal(events_filter_parse(empty, 1, &flt, &e), 0);
-        assert_true(events_filter_match(flt, lookup_map, (void *)lab));
-        events_filter_free(flt);
+        assert_int_equal(filter_parse(empty, 1, &flt, &e), 0);
+        assert_true(filter_match(flt, lookup_map, (void *)lab));
+        filter_free(flt);
 }
 
 static void test_events_subscribe_bad_filter(void **state)

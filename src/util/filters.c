@@ -1,5 +1,8 @@
-#include "metadata/filters.h"
+/* containerd filters/{scanner,parser,quote,filter}.go. Shared by metadata (list filters) and events
+ * (subscription filters); field lookup, including events' `event.<path>`, is the caller's callback. */
+#include "util/filters.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -365,6 +368,109 @@ bad:
         return NULL;
 }
 
+/* glibc's regcomp copies the operand of a bounded repetition n times and of stacked quantifiers ("a++++")
+ * exponentially, so a client's ~= value (a list filter or an event subscription) could make the daemon
+ * allocate gigabytes. RE2, which containerd uses, rejects stacked quantifiers and counts over 1000 outright;
+ * we refuse those too, plus anything whose estimated expansion passes REGEX_MAX_EXPANSION, and such a
+ * selector never matches (as containerd's does when its regexp fails to compile). */
+#define REGEX_MAX_LEN 1024
+#define REGEX_MAX_EXPANSION 20000ul
+#define REGEX_MAX_DEPTH 32
+
+static bool regex_acceptable(const char *re)
+{
+        unsigned long seq[REGEX_MAX_DEPTH + 1] = {0}, last[REGEX_MAX_DEPTH + 1] = {0};
+        size_t len = strlen(re), i = 0;
+        bool quantified = false;
+        int d = 0;
+
+        if (len > REGEX_MAX_LEN)
+                return false;
+        while (i < len) {
+                char c = re[i];
+                unsigned long atom = 1;
+
+                if (c == '*' || c == '+' || c == '?') {
+                        if (quantified)
+                                return false;
+                        quantified = true;
+                        i++;
+                        continue;
+                }
+                if (c == '{' && i + 1 < len && isdigit((unsigned char)re[i + 1])) {
+                        unsigned long n = 0, m;
+                        i++;
+                        while (i < len && isdigit((unsigned char)re[i]) && n <= 1000)
+                                n = n * 10 + (unsigned long)(re[i++] - '0');
+                        m = n;
+                        if (i < len && re[i] == ',') {
+                                i++;
+                                m = n + 1;
+                                if (i < len && isdigit((unsigned char)re[i])) {
+                                        m = 0;
+                                        while (i < len && isdigit((unsigned char)re[i]) && m <= 1000)
+                                                m = m * 10 + (unsigned long)(re[i++] - '0');
+                                }
+                        }
+                        if (i < len && re[i] == '}')
+                                i++;
+                        if (quantified || n > 1000 || m > 1000)
+                                return false;
+                        if (m < 1)
+                                m = 1;
+                        seq[d] += last[d] * (m - 1);
+                        last[d] *= m;
+                        if (seq[d] > REGEX_MAX_EXPANSION)
+                                return false;
+                        quantified = true;
+                        continue;
+                }
+                quantified = false;
+                if (c == '(') {
+                        if (d == REGEX_MAX_DEPTH)
+                                return false;
+                        d++;
+                        seq[d] = last[d] = 0;
+                        i++;
+                        continue;
+                }
+                if (c == ')' && d > 0) {
+                        atom = seq[d] ? seq[d] : 1;
+                        d--;
+                        i++;
+                } else if (c == '|') {
+                        last[d] = 0;
+                        i++;
+                        continue;
+                } else if (c == '\\') {
+                        i += 2;
+                } else if (c == '[') {
+                        /* A bracket expression is one position; skip it, including [:class:] items. */
+                        i++;
+                        if (i < len && re[i] == '^')
+                                i++;
+                        if (i < len && re[i] == ']')
+                                i++;
+                        while (i < len && re[i] != ']') {
+                                if (re[i] == '[' && i + 1 < len && strchr(":.=", re[i + 1])) {
+                                        const char *end = strstr(re + i + 2, (char[]){re[i + 1], ']', 0});
+                                        i = end ? (size_t)(end - re) + 2 : len;
+                                        continue;
+                                }
+                                i++;
+                        }
+                        i++;
+                } else {
+                        i++;
+                }
+                seq[d] += atom;
+                last[d] = atom;
+                if (seq[d] > REGEX_MAX_EXPANSION)
+                        return false;
+        }
+        return true;
+}
+
 /* --- parser --- */
 
 struct parser {
@@ -472,7 +578,8 @@ static int parse_selector(struct parser *p, struct selector *sel)
         }
         if (sel->op == OP_MATCH) {
                 /* containerd compiles lazily: a bad regexp matches nothing rather than failing the call. */
-                sel->re_ok = regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
+                sel->re_ok =
+                    regex_acceptable(sel->value) && regcomp(&sel->re, sel->value, REG_EXTENDED | REG_NOSUB) == 0;
         }
         return 0;
 }
@@ -518,7 +625,7 @@ int filter_parse(char *const *strs, size_t n, struct filter **ret, struct error 
                 f->any = xreallocarray(f->any, f->n + 1, sizeof(*f->any));
                 memset(&f->any[f->n], 0, sizeof(*f->any));
                 f->n++;
-                if (!strs[i][0])
+                if (!strs[i] || !strs[i][0])
                         continue; /* empty string: Always */
                 int r = parse_one(strs[i], &f->any[f->n - 1], err);
                 if (r < 0) {
