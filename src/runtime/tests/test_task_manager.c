@@ -2,6 +2,7 @@
  * delete, a failing create, and restart recovery (Connect on a fresh manager). The runc shim hard-codes
  * /run/containerd/s, so the test moves itself into a private mount namespace with a tmpfs on /run first
  * (DESIGN.md section 8). Skips (77) when not root or when the shim or runc is missing. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -338,9 +339,29 @@ static int setup(void **s)
         return 0;
 }
 
+/* runc removes each container's cgroup but not the "/testns" parent the spec's cgroupsPath created: remove
+ * it from every hierarchy (rmdir only succeeds on an empty cgroup, so nothing else is touched). */
+static void remove_test_cgroups(void)
+{
+        DIR *d = opendir("/sys/fs/cgroup");
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char *p = xasprintf("/sys/fs/cgroup/%s/testns", de->d_name);
+                (void)rmdir(p);
+                free(p);
+        }
+        closedir(d);
+        (void)rmdir("/sys/fs/cgroup/testns"); /* cgroup v2 only */
+}
+
 static int teardown(void **s)
 {
         (void)s;
+        remove_test_cgroups();
         ttrpc_server_close(events_server, NULL, NULL);
         for (int i = 0; i < 10; i++)
                 uv_run(&loop, UV_RUN_NOWAIT);
