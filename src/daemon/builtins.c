@@ -215,42 +215,6 @@ static int init_grpc_version(struct daemon *d, _unused_ struct plugin_info *self
         return 0;
 }
 
-static int init_grpc_introspection(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "introspection-service", err);
-        if (r < 0)
-                return r;
-        services_introspection_register(d->server, &d->ctx);
-        return 0;
-}
-
-static int init_grpc_namespaces(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "namespaces-service", err);
-        if (r < 0)
-                return r;
-        services_namespaces_register(d->server, &d->ctx);
-        return 0;
-}
-
-static int init_grpc_snapshots(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "snapshots-service", err);
-        if (r < 0)
-                return r;
-        services_snapshots_register(d->server, &d->ctx);
-        return 0;
-}
-
-static int init_grpc_diff(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "diff-service", err);
-        if (r < 0)
-                return r;
-        services_diff_register(d->server, &d->ctx);
-        return 0;
-}
-
 static int init_grpc_events(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
 {
         int r = require_plugin(d, T_EVENT, "exchange", err);
@@ -261,33 +225,6 @@ static int init_grpc_events(struct daemon *d, _unused_ struct plugin_info *self,
         r = services_events_ttrpc_register(d->ttrpc, &d->ctx);
         if (r < 0)
                 return error_set(err, -r, "register ttrpc events service");
-        return 0;
-}
-
-static int init_grpc_content(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "content-service", err);
-        if (r < 0)
-                return r;
-        services_content_register(d->server, &d->ctx);
-        return 0;
-}
-
-static int init_grpc_images(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "images-service", err);
-        if (r < 0)
-                return r;
-        services_images_register(d->server, &d->ctx);
-        return 0;
-}
-
-static int init_grpc_leases(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "leases-service", err);
-        if (r < 0)
-                return r;
-        services_leases_register(d->server, &d->ctx);
         return 0;
 }
 
@@ -372,23 +309,26 @@ static int init_tasks_service(struct daemon *d, _unused_ struct plugin_info *sel
         return require_plugin(d, T_RUNTIME, "task", err);
 }
 
-static int init_grpc_containers(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "containers-service", err);
-        if (r < 0)
-                return r;
-        services_containers_register(d->server, &d->ctx);
-        return 0;
-}
+/* A gRPC plugin that registers its service's methods once the service plugin it wraps initialised. */
+#define GRPC_SERVICE_PLUGIN(name)                                                                                      \
+        static int init_grpc_##name(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)           \
+        {                                                                                                              \
+                int r = require_plugin(d, T_SERVICE, #name "-service", err);                                           \
+                if (r < 0)                                                                                             \
+                        return r;                                                                                      \
+                services_##name##_register(d->server, &d->ctx);                                                        \
+                return 0;                                                                                              \
+        }
 
-static int init_grpc_tasks(struct daemon *d, _unused_ struct plugin_info *self, struct error **err)
-{
-        int r = require_plugin(d, T_SERVICE, "tasks-service", err);
-        if (r < 0)
-                return r;
-        services_tasks_register(d->server, &d->ctx);
-        return 0;
-}
+GRPC_SERVICE_PLUGIN(introspection)
+GRPC_SERVICE_PLUGIN(namespaces)
+GRPC_SERVICE_PLUGIN(snapshots)
+GRPC_SERVICE_PLUGIN(diff)
+GRPC_SERVICE_PLUGIN(content)
+GRPC_SERVICE_PLUGIN(images)
+GRPC_SERVICE_PLUGIN(leases)
+GRPC_SERVICE_PLUGIN(containers)
+GRPC_SERVICE_PLUGIN(tasks)
 
 static const char *const req_content_snapshotter[] = {T_CONTENT, T_SNAPSHOTTER, NULL};
 static const char *const req_metadata[] = {T_METADATA, NULL};
