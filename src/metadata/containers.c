@@ -237,13 +237,8 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, c->id);
         encode(&r, c);
-        MDB_val k = {kl, key}, v = {r.len, r.p};
-        int rc = mdb_put(txn, db->dbi[MT_CONTAINERS], &k, &v, flags);
-        if (rc == MDB_KEYEXIST)
-                return error_set(err, EEXIST, "container \"%s\"", c->id);
-        if (rc != 0)
-                return mdb_err(err, rc, "put container");
-        return 0;
+        _cleanup_free_ char *what = xasprintf("container \"%s\"", c->id);
+        return mdb_record_put(db, txn, MT_CONTAINERS, key, kl, &r, flags, "container", what, err);
 }
 
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *id, struct metadata_container *ret,
@@ -251,12 +246,11 @@ static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const c
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, id);
-        MDB_val k = {kl, key}, v;
-        int rc = mdb_get(txn, db->dbi[MT_CONTAINERS], &k, &v);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "container \"%s\"", id);
-        if (rc != 0)
-                return mdb_err(err, rc, "get container");
+        _cleanup_free_ char *what = xasprintf("container \"%s\"", id);
+        MDB_val v;
+        int rc = mdb_record_get(db, txn, MT_CONTAINERS, key, kl, &v, "container", what, err);
+        if (rc < 0)
+                return rc;
         if (decode(&v, id, ret) < 0) {
                 metadata_container_clear(ret);
                 return error_set(err, EIO, "container \"%s\": corrupt record", id);

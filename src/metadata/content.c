@@ -66,13 +66,8 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         rec_put_i64(&r, T_SIZE, ci->size);
         rec_put_i64(&r, T_CREATED, ci->created_at);
         rec_put_i64(&r, T_UPDATED, ci->updated_at);
-        MDB_val k = {kl, key}, v = {r.len, r.p};
-        int rc = mdb_put(txn, db->dbi[MT_CONTENT], &k, &v, flags);
-        if (rc == MDB_KEYEXIST)
-                return error_set(err, EEXIST, "content %s", ci->digest);
-        if (rc != 0)
-                return mdb_err(err, rc, "put content");
-        return 0;
+        _cleanup_free_ char *what = xasprintf("content %s", ci->digest);
+        return mdb_record_put(db, txn, MT_CONTENT, key, kl, &r, flags, "content", what, err);
 }
 
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *digest,
@@ -80,12 +75,11 @@ static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const c
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, digest);
-        MDB_val k = {kl, key}, v;
-        int rc = mdb_get(txn, db->dbi[MT_CONTENT], &k, &v);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "content digest %s", digest);
-        if (rc != 0)
-                return mdb_err(err, rc, "get content");
+        _cleanup_free_ char *what = xasprintf("content digest %s", digest);
+        MDB_val v;
+        int rc = mdb_record_get(db, txn, MT_CONTENT, key, kl, &v, "content", what, err);
+        if (rc < 0)
+                return rc;
         if (decode(&v, digest, ret) < 0) {
                 metadata_content_info_clear(ret);
                 return error_set(err, EIO, "content digest %s: corrupt record", digest);

@@ -519,3 +519,31 @@ void metadata_gc_unlock_shared(struct metadata_db *db)
 {
         pthread_rwlock_unlock(&db->gc_lock);
 }
+
+int mdb_record_put(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   const struct rec *rec, unsigned flags, const char *kind, const char *what, struct error **err)
+{
+        MDB_val k = {kl, (void *)key}, v = {rec->len, rec->p};
+        int rc = mdb_put(txn, db->dbi[table], &k, &v, flags);
+        if (rc == MDB_KEYEXIST)
+                return error_set(err, EEXIST, "%s", what);
+        if (rc != 0) {
+                _cleanup_free_ char *op = xasprintf("put %s", kind);
+                return mdb_err(err, rc, op);
+        }
+        return 0;
+}
+
+int mdb_record_get(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   MDB_val *ret, const char *kind, const char *what, struct error **err)
+{
+        MDB_val k = {kl, (void *)key};
+        int rc = mdb_get(txn, db->dbi[table], &k, ret);
+        if (rc == MDB_NOTFOUND)
+                return error_set(err, ENOENT, "%s", what);
+        if (rc != 0) {
+                _cleanup_free_ char *op = xasprintf("get %s", kind);
+                return mdb_err(err, rc, op);
+        }
+        return 0;
+}

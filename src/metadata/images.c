@@ -148,13 +148,8 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, img->name);
         encode(&r, img);
-        MDB_val k = {kl, key}, v = {r.len, r.p};
-        int rc = mdb_put(txn, db->dbi[MT_IMAGES], &k, &v, flags);
-        if (rc == MDB_KEYEXIST)
-                return error_set(err, EEXIST, "image \"%s\"", img->name);
-        if (rc != 0)
-                return mdb_err(err, rc, "put image");
-        return 0;
+        _cleanup_free_ char *what = xasprintf("image \"%s\"", img->name);
+        return mdb_record_put(db, txn, MT_IMAGES, key, kl, &r, flags, "image", what, err);
 }
 
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *name, struct metadata_image *ret,
@@ -162,12 +157,11 @@ static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const c
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, name);
-        MDB_val k = {kl, key}, v;
-        int rc = mdb_get(txn, db->dbi[MT_IMAGES], &k, &v);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "image \"%s\"", name);
-        if (rc != 0)
-                return mdb_err(err, rc, "get image");
+        _cleanup_free_ char *what = xasprintf("image \"%s\"", name);
+        MDB_val v;
+        int rc = mdb_record_get(db, txn, MT_IMAGES, key, kl, &v, "image", what, err);
+        if (rc < 0)
+                return rc;
         if (decode(&v, name, ret) < 0) {
                 metadata_image_clear(ret);
                 return error_set(err, EIO, "image \"%s\": corrupt record", name);

@@ -84,6 +84,14 @@ void rec_label_add(char ***labels, size_t *npairs, const uint8_t *data, size_t n
 /* --- keys: components joined with NUL --- */
 /* Builds a key from n components into a new buffer; *ret_len includes the separators but no trailing NUL. */
 void *mkey(size_t *ret_len, size_t n, ...);
+/* Stores rec under key in table. With MDB_NOOVERWRITE an existing key gives -EEXIST `<what>`; other LMDB failures
+ * are reported as `metadata put <kind>`. what is the object as messages name it (`container "x"`). */
+int mdb_record_put(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   const struct rec *rec, unsigned flags, const char *kind, const char *what, struct error **err);
+/* Looks key up in table: -ENOENT `<what>` when absent, `metadata get <kind>` for other failures. *ret borrows
+ * from the transaction. */
+int mdb_record_get(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   MDB_val *ret, const char *kind, const char *what, struct error **err);
 /* Splits key into up to max components (borrowed-by-copy into new strings in out[]); returns count. */
 size_t mkey_split(const void *key, size_t len, char **out, size_t max);
 /* True if key starts with prefix bytes. */

@@ -80,13 +80,8 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         rec_put_str(&r, T_KIND, s->kind);
         rec_put_i64(&r, T_CREATED, s->created_at);
         rec_put_i64(&r, T_UPDATED, s->updated_at);
-        MDB_val k = {kl, key}, v = {r.len, r.p};
-        int rc = mdb_put(txn, db->dbi[MT_SNAPSHOTS], &k, &v, flags);
-        if (rc == MDB_KEYEXIST)
-                return error_set(err, EEXIST, "snapshot \"%s\"", s->key);
-        if (rc != 0)
-                return mdb_err(err, rc, "put snapshot");
-        return 0;
+        _cleanup_free_ char *what = xasprintf("snapshot \"%s\"", s->key);
+        return mdb_record_put(db, txn, MT_SNAPSHOTS, key, kl, &r, flags, "snapshot", what, err);
 }
 
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *snapshotter, const char *key,
@@ -94,12 +89,11 @@ static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const c
 {
         size_t kl;
         _cleanup_free_ void *k0 = mkey(&kl, 3, ns, snapshotter, key);
-        MDB_val k = {kl, k0}, v;
-        int rc = mdb_get(txn, db->dbi[MT_SNAPSHOTS], &k, &v);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "snapshot \"%s\"", key);
-        if (rc != 0)
-                return mdb_err(err, rc, "get snapshot");
+        _cleanup_free_ char *what = xasprintf("snapshot \"%s\"", key);
+        MDB_val v;
+        int rc = mdb_record_get(db, txn, MT_SNAPSHOTS, k0, kl, &v, "snapshot", what, err);
+        if (rc < 0)
+                return rc;
         if (ret && decode(&v, snapshotter, key, ret) < 0) {
                 metadata_snapshot_ref_clear(ret);
                 return error_set(err, EIO, "snapshot \"%s\": corrupt record", key);
