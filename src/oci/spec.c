@@ -302,16 +302,6 @@ void oci_spec_set_readonly_rootfs(json_t *spec)
         json_object_set_new(obj_child(spec, "root"), "readonly", json_true());
 }
 
-void oci_spec_set_rootfs_path(json_t *spec, const char *path)
-{
-        json_object_set_new(obj_child(spec, "root"), "path", json_string(path));
-}
-
-void oci_spec_set_hostname(json_t *spec, const char *hostname)
-{
-        json_object_set_new(spec, "hostname", json_string(hostname));
-}
-
 void oci_spec_set_memory_limit(json_t *spec, int64_t bytes)
 {
         json_t *res = obj_child(obj_child(spec, "linux"), "resources");
@@ -323,12 +313,6 @@ void oci_spec_set_cpus(json_t *spec, double cpus)
         json_t *cpu = obj_child(obj_child(obj_child(spec, "linux"), "resources"), "cpu");
         json_object_set_new(cpu, "quota", json_integer((json_int_t)(cpus * 100000.0)));
         json_object_set_new(cpu, "period", json_integer(100000));
-}
-
-void oci_spec_set_cpu_shares(json_t *spec, uint64_t shares)
-{
-        json_t *cpu = obj_child(obj_child(obj_child(spec, "linux"), "resources"), "cpu");
-        json_object_set_new(cpu, "shares", json_integer((json_int_t)shares));
 }
 
 void oci_spec_set_annotation(json_t *spec, const char *key, const char *value)

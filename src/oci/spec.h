@@ -54,7 +54,6 @@ void oci_spec_set_tty(json_t *spec);          /* terminal true, TERM=xterm */
 void oci_spec_set_readonly_rootfs(json_t *spec);
 void oci_spec_set_memory_limit(json_t *spec, int64_t bytes);
 void oci_spec_set_cpus(json_t *spec, double cpus); /* CFS quota = cpus * 100000, period 100000 */
-void oci_spec_set_cpu_shares(json_t *spec, uint64_t shares);
 /* --net-host: host network namespace (removes the netns entry), host /etc/hosts and /etc/resolv.conf
  * read-only binds, HOSTNAME env. */
 void oci_spec_set_host_network(json_t *spec, const char *hostname);
@@ -62,8 +61,6 @@ void oci_spec_set_host_network(json_t *spec, const char *hostname);
  * all devices allowed, host devices added. */
 int oci_spec_set_privileged(json_t *spec, struct error **err);
 void oci_spec_set_annotation(json_t *spec, const char *key, const char *value);
-void oci_spec_set_rootfs_path(json_t *spec, const char *path);
-void oci_spec_set_hostname(json_t *spec, const char *hostname);
 /* ctr's --mount "type=bind,src=/a,dst=/b,options=rbind:ro" syntax. */
 int oci_spec_add_mount_string(json_t *spec, const char *mount, struct error **err);
 void oci_spec_add_mount(json_t *spec, const char *type, const char *source, const char *dest,

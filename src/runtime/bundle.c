@@ -15,11 +15,6 @@
 #define TASK_DIR "io.containerd.runtime.v2.task"
 #define MAX_SMALL_FILE 4096
 
-char *runtime_task_dir(const char *dir, const char *ns)
-{
-        return xasprintf("%s/" TASK_DIR "/%s", dir, ns);
-}
-
 static struct runtime_bundle *bundle_describe(const char *state_dir, const char *root_dir, const char *ns,
                                               const char *id)
 {

@@ -36,6 +36,3 @@ static inline void runtime_bundle_freep(struct runtime_bundle **b)
 {
         *b = runtime_bundle_free(*b);
 }
-
-/* Directory of all bundles of a namespace: <dir>/io.containerd.runtime.v2.task/<ns>. Returns a new string. */
-char *runtime_task_dir(const char *dir, const char *ns);

@@ -38,12 +38,12 @@ enum task_state {
 
 struct task {
         struct task_manager *tm;
-        char *ns, *id, *runtime, *binary;
+        char *ns, *id, *binary;
         struct runtime_bundle *bundle;
         struct shim *shim;
         uv_pipe_t *log;
         enum task_state state;
-        uint32_t pid, shim_pid;
+        uint32_t pid;
         struct task *next;
 };
 
@@ -114,18 +114,16 @@ static void task_free(struct task *t)
         runtime_bundle_free(t->bundle);
         free(t->ns);
         free(t->id);
-        free(t->runtime);
         free(t->binary);
         free(t);
 }
 
-static struct task *task_new(struct task_manager *tm, const char *ns, const char *id, const char *runtime)
+static struct task *task_new(struct task_manager *tm, const char *ns, const char *id)
 {
         struct task *t = xcalloc(1, sizeof(*t));
         t->tm = tm;
         t->ns = xstrdup(ns);
         t->id = xstrdup(id);
-        t->runtime = xstrdup(runtime);
         t->next = tm->tasks;
         tm->tasks = t;
         return t;
@@ -143,18 +141,6 @@ void task_manager_foreach(const struct task_manager *tm, const char *ns,
         for (struct task *t = tm->tasks; t; t = t->next)
                 if (t->state == TASK_READY && (!ns || strcmp(ns, t->ns) == 0))
                         fn(t->ns, t->id, userdata);
-}
-
-const char *task_manager_runtime(const struct task_manager *tm, const char *ns, const char *id)
-{
-        const struct task *t = task_find(tm, ns, id);
-        return t ? t->runtime : NULL;
-}
-
-uint32_t task_manager_shim_pid(const struct task_manager *tm, const char *ns, const char *id)
-{
-        const struct task *t = task_find(tm, ns, id);
-        return t ? t->shim_pid : 0;
 }
 
 /* --- shim log relay: containerd copies each shim's log fifo to its own stderr --- */
@@ -576,7 +562,7 @@ int task_manager_create(struct task_manager *tm, const struct task_create_params
         if (!req)
                 return error_set(err, EINVAL, "create task request");
 
-        struct task *t = task_new(tm, p->ns, p->id, p->runtime);
+        struct task *t = task_new(tm, p->ns, p->id);
         t->binary = xstrdup(binary);
         struct create_op *op = xcalloc(1, sizeof(*op));
         op->task = t;
@@ -815,7 +801,6 @@ static void recover_connect_reply(int r, ProtobufCMessage *resp, const struct er
                 return;
         }
         Containerd__Task__V2__ConnectResponse *cr = (Containerd__Task__V2__ConnectResponse *)resp;
-        it->task->shim_pid = cr->shim_pid;
         it->task->pid = cr->task_pid;
         it->task->state = TASK_READY;
         protobuf_c_message_free_unpacked(resp, NULL);

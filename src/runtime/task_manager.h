@@ -80,9 +80,6 @@ bool task_manager_exists(const struct task_manager *tm, const char *ns, const ch
 /* Calls fn for each task of ns (all namespaces when ns is NULL). */
 void task_manager_foreach(const struct task_manager *tm, const char *ns,
                           void (*fn)(const char *ns, const char *id, void *userdata), void *userdata);
-/* Runtime name and shim pid (0 when unknown) of a task. */
-const char *task_manager_runtime(const struct task_manager *tm, const char *ns, const char *id);
-uint32_t task_manager_shim_pid(const struct task_manager *tm, const char *ns, const char *id);
 
 /* Restart recovery (containerd's shim_load.go): walks <state>/io.containerd.runtime.v2.task/<ns>/<id>,
  * connects to every shim concurrently with a short timeout, calls Connect, adopts the live ones, cleans up
