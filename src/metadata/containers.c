@@ -124,8 +124,10 @@ static void encode(struct rec *r, const struct metadata_container *c)
         rec_put_str(r, T_SANDBOX, c->sandbox);
 }
 
-static int decode(const MDB_val *v, const char *id, struct metadata_container *c)
+static int decode(const MDB_val *v, const char *id, const void *ctx, void *ret)
 {
+        struct metadata_container *c = ret;
+        (void)ctx;
         struct rec_iter it = {v->mv_data, v->mv_size};
         uint8_t tag;
         const uint8_t *d;
@@ -241,21 +243,34 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         return mdb_record_put(db, txn, MT_CONTAINERS, key, kl, &r, flags, "container", what, err);
 }
 
+static bool container_field(const char *const *path, size_t n, const char **ret, void *ud);
+
+static void clear(void *rec)
+{
+        metadata_container_clear(rec);
+}
+
+static bool match(const struct filter *f, void *rec)
+{
+        return filter_match(f, container_field, rec);
+}
+
+static const struct mdb_record_type container_record = {
+        .table = MT_CONTAINERS,
+        .kind = "container",
+        .size = sizeof(struct metadata_container),
+        .decode = decode,
+        .clear = clear,
+        .match = match,
+};
+
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *id, struct metadata_container *ret,
                    struct error **err)
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, id);
         _cleanup_free_ char *what = xasprintf("container \"%s\"", id);
-        MDB_val v;
-        int rc = mdb_record_get(db, txn, MT_CONTAINERS, key, kl, &v, "container", what, err);
-        if (rc < 0)
-                return rc;
-        if (decode(&v, id, ret) < 0) {
-                metadata_container_clear(ret);
-                return error_set(err, EIO, "container \"%s\": corrupt record", id);
-        }
-        return 0;
+        return mdb_record_load(db, txn, &container_record, key, kl, id, NULL, what, ret, err);
 }
 
 int metadata_container_get(struct metadata_db *db, const char *ns, const char *id, struct metadata_container *ret,
@@ -295,40 +310,12 @@ static bool container_field(const char *const *path, size_t n, const char **ret,
         return true;
 }
 
-struct list_ctx {
-        const struct filter *f;
-        size_t plen;
-        struct metadata_container *out;
-        size_t n;
-};
-
-static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
-{
-        struct list_ctx *c = ud;
-        _cleanup_free_ char *id = xstrndup((const char *)k->mv_data + c->plen, k->mv_size - c->plen);
-        struct metadata_container ct;
-        if (decode(v, id, &ct) < 0 || !filter_match(c->f, container_field, &ct)) {
-                metadata_container_clear(&ct);
-                return 0;
-        }
-        c->out = xreallocarray(c->out, c->n + 1, sizeof(*c->out));
-        c->out[c->n++] = ct;
-        return 0;
-}
-
 int metadata_container_list(struct metadata_db *db, const char *ns, const struct filter *f,
                             struct metadata_container **ret, size_t *ret_n, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-        struct list_ctx c = {.f = f};
-        _cleanup_free_ char *prefix = ns_prefix(ns, &c.plen);
-        int r = mdb_begin(db, false, &txn, err);
-        if (r < 0)
-                return r;
-        (void)mdb_foreach_prefix(db, txn, MT_CONTAINERS, prefix, c.plen, list_cb, &c);
-        *ret = c.out;
-        *ret_n = c.n;
-        return 0;
+        size_t plen;
+        _cleanup_free_ char *prefix = ns_prefix(ns, &plen);
+        return mdb_record_list(db, &container_record, prefix, plen, f, NULL, (void **)ret, ret_n, err);
 }
 
 int metadata_container_create(struct metadata_db *db, const char *ns, const struct metadata_container *c,

@@ -25,8 +25,10 @@ void metadata_content_info_list_free(struct metadata_content_info *i, size_t n)
         free(i);
 }
 
-static int decode(const MDB_val *v, const char *digest, struct metadata_content_info *ci)
+static int decode(const MDB_val *v, const char *digest, const void *ctx, void *ret)
 {
+        struct metadata_content_info *ci = ret;
+        (void)ctx;
         struct rec_iter it = {v->mv_data, v->mv_size};
         uint8_t tag;
         const uint8_t *d;
@@ -70,21 +72,29 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         return mdb_record_put(db, txn, MT_CONTENT, key, kl, &r, flags, "content", what, err);
 }
 
+static void clear(void *rec)
+{
+        metadata_content_info_clear(rec);
+}
+
+static bool match(const struct filter *f, void *rec);
+
+static const struct mdb_record_type content_record = {
+        .table = MT_CONTENT,
+        .kind = "content",
+        .size = sizeof(struct metadata_content_info),
+        .decode = decode,
+        .clear = clear,
+        .match = match,
+};
+
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *digest,
                    struct metadata_content_info *ret, struct error **err)
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, digest);
         _cleanup_free_ char *what = xasprintf("content digest %s", digest);
-        MDB_val v;
-        int rc = mdb_record_get(db, txn, MT_CONTENT, key, kl, &v, "content", what, err);
-        if (rc < 0)
-                return rc;
-        if (decode(&v, digest, ret) < 0) {
-                metadata_content_info_clear(ret);
-                return error_set(err, EIO, "content digest %s: corrupt record", digest);
-        }
-        return 0;
+        return mdb_record_load(db, txn, &content_record, key, kl, digest, NULL, what, ret, err);
 }
 
 int metadata_content_info(struct metadata_db *db, const char *ns, const char *digest, struct metadata_content_info *ret,
@@ -122,41 +132,18 @@ static bool content_field(const char *const *path, size_t n, const char **ret, v
         return false;
 }
 
-struct list_ctx {
-        const struct filter *f;
-        size_t plen;
-        struct metadata_content_info *out;
-        size_t n;
-};
-
-static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
+static bool match(const struct filter *f, void *rec)
 {
-        struct list_ctx *c = ud;
-        _cleanup_free_ char *dg = xstrndup((const char *)k->mv_data + c->plen, k->mv_size - c->plen);
-        struct metadata_content_info ci;
-        struct field_ctx fc = {.ci = &ci};
-        if (decode(v, dg, &ci) < 0 || !filter_match(c->f, content_field, &fc)) {
-                metadata_content_info_clear(&ci);
-                return 0;
-        }
-        c->out = xreallocarray(c->out, c->n + 1, sizeof(*c->out));
-        c->out[c->n++] = ci;
-        return 0;
+        struct field_ctx fc = {.ci = rec};
+        return filter_match(f, content_field, &fc);
 }
 
 int metadata_content_list(struct metadata_db *db, const char *ns, const struct filter *f,
                           struct metadata_content_info **ret, size_t *ret_n, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-        struct list_ctx c = {.f = f};
-        _cleanup_free_ char *prefix = ns_prefix(ns, &c.plen);
-        int r = mdb_begin(db, false, &txn, err);
-        if (r < 0)
-                return r;
-        (void)mdb_foreach_prefix(db, txn, MT_CONTENT, prefix, c.plen, list_cb, &c);
-        *ret = c.out;
-        *ret_n = c.n;
-        return 0;
+        size_t plen;
+        _cleanup_free_ char *prefix = ns_prefix(ns, &plen);
+        return mdb_record_list(db, &content_record, prefix, plen, f, NULL, (void **)ret, ret_n, err);
 }
 
 int metadata_content_update(struct metadata_db *db, const char *ns, const struct metadata_content_info *info,

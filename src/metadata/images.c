@@ -50,8 +50,10 @@ static void encode(struct rec *r, const struct metadata_image *img)
         rec_put_i64(r, T_UPDATED, img->updated_at);
 }
 
-static int decode(const MDB_val *v, const char *name, struct metadata_image *img)
+static int decode(const MDB_val *v, const char *name, const void *ctx, void *ret)
 {
+        struct metadata_image *img = ret;
+        (void)ctx;
         struct rec_iter it = {v->mv_data, v->mv_size};
         uint8_t tag;
         const uint8_t *d;
@@ -152,21 +154,34 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         return mdb_record_put(db, txn, MT_IMAGES, key, kl, &r, flags, "image", what, err);
 }
 
+static bool image_field(const char *const *path, size_t n, const char **ret, void *ud);
+
+static void clear(void *rec)
+{
+        metadata_image_clear(rec);
+}
+
+static bool match(const struct filter *f, void *rec)
+{
+        return filter_match(f, image_field, rec);
+}
+
+static const struct mdb_record_type image_record = {
+        .table = MT_IMAGES,
+        .kind = "image",
+        .size = sizeof(struct metadata_image),
+        .decode = decode,
+        .clear = clear,
+        .match = match,
+};
+
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *name, struct metadata_image *ret,
                    struct error **err)
 {
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, name);
         _cleanup_free_ char *what = xasprintf("image \"%s\"", name);
-        MDB_val v;
-        int rc = mdb_record_get(db, txn, MT_IMAGES, key, kl, &v, "image", what, err);
-        if (rc < 0)
-                return rc;
-        if (decode(&v, name, ret) < 0) {
-                metadata_image_clear(ret);
-                return error_set(err, EIO, "image \"%s\": corrupt record", name);
-        }
-        return 0;
+        return mdb_record_load(db, txn, &image_record, key, kl, name, NULL, what, ret, err);
 }
 
 int metadata_image_get(struct metadata_db *db, const char *ns, const char *name, struct metadata_image *ret,
@@ -204,44 +219,12 @@ static bool image_field(const char *const *path, size_t n, const char **ret, voi
         return false;
 }
 
-struct list_ctx {
-        const struct filter *f;
-        size_t plen;
-        struct metadata_image *out;
-        size_t n;
-};
-
-static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
-{
-        struct list_ctx *c = ud;
-        _cleanup_free_ char *name = xstrndup((const char *)k->mv_data + c->plen, k->mv_size - c->plen);
-        struct metadata_image img;
-        if (decode(v, name, &img) < 0) {
-                metadata_image_clear(&img);
-                return 0;
-        }
-        if (!filter_match(c->f, image_field, &img)) {
-                metadata_image_clear(&img);
-                return 0;
-        }
-        c->out = xreallocarray(c->out, c->n + 1, sizeof(*c->out));
-        c->out[c->n++] = img;
-        return 0;
-}
-
 int metadata_image_list(struct metadata_db *db, const char *ns, const struct filter *f, struct metadata_image **ret,
                         size_t *ret_n, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-        struct list_ctx c = {.f = f};
-        _cleanup_free_ char *prefix = ns_prefix(ns, &c.plen);
-        int r = mdb_begin(db, false, &txn, err);
-        if (r < 0)
-                return r;
-        (void)mdb_foreach_prefix(db, txn, MT_IMAGES, prefix, c.plen, list_cb, &c);
-        *ret = c.out;
-        *ret_n = c.n;
-        return 0;
+        size_t plen;
+        _cleanup_free_ char *prefix = ns_prefix(ns, &plen);
+        return mdb_record_list(db, &image_record, prefix, plen, f, NULL, (void **)ret, ret_n, err);
 }
 
 int metadata_image_create(struct metadata_db *db, const char *ns, const struct metadata_image *img,

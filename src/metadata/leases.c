@@ -31,8 +31,10 @@ void metadata_lease_resources_free(struct metadata_lease_resource *r, size_t n)
         free(r);
 }
 
-static int decode(const MDB_val *v, const char *id, struct metadata_lease *l)
+static int decode(const MDB_val *v, const char *id, const void *ctx, void *ret)
 {
+        struct metadata_lease *l = ret;
+        (void)ctx;
         struct rec_iter it = {v->mv_data, v->mv_size};
         uint8_t tag;
         const uint8_t *d;
@@ -127,40 +129,31 @@ static bool lease_field(const char *const *path, size_t n, const char **ret, voi
         return false;
 }
 
-struct list_ctx {
-        const struct filter *f;
-        size_t plen;
-        struct metadata_lease *out;
-        size_t n;
-};
-
-static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
+static void clear(void *rec)
 {
-        struct list_ctx *c = ud;
-        _cleanup_free_ char *id = xstrndup((const char *)k->mv_data + c->plen, k->mv_size - c->plen);
-        struct metadata_lease l;
-        if (decode(v, id, &l) < 0 || !filter_match(c->f, lease_field, &l)) {
-                metadata_lease_clear(&l);
-                return 0;
-        }
-        c->out = xreallocarray(c->out, c->n + 1, sizeof(*c->out));
-        c->out[c->n++] = l;
-        return 0;
+        metadata_lease_clear(rec);
 }
+
+static bool match(const struct filter *f, void *rec)
+{
+        return filter_match(f, lease_field, rec);
+}
+
+static const struct mdb_record_type lease_record = {
+        .table = MT_LEASES,
+        .kind = "lease",
+        .size = sizeof(struct metadata_lease),
+        .decode = decode,
+        .clear = clear,
+        .match = match,
+};
 
 int metadata_lease_list(struct metadata_db *db, const char *ns, const struct filter *f, struct metadata_lease **ret,
                         size_t *ret_n, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-        struct list_ctx c = {.f = f};
-        _cleanup_free_ char *prefix = ns_prefix(ns, &c.plen);
-        int r = mdb_begin(db, false, &txn, err);
-        if (r < 0)
-                return r;
-        (void)mdb_foreach_prefix(db, txn, MT_LEASES, prefix, c.plen, list_cb, &c);
-        *ret = c.out;
-        *ret_n = c.n;
-        return 0;
+        size_t plen;
+        _cleanup_free_ char *prefix = ns_prefix(ns, &plen);
+        return mdb_record_list(db, &lease_record, prefix, plen, f, NULL, (void **)ret, ret_n, err);
 }
 
 static int check_resource(const struct metadata_lease_resource *res, struct error **err)

@@ -92,6 +92,26 @@ int mdb_record_put(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, c
  * from the transaction. */
 int mdb_record_get(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
                    MDB_val *ret, const char *kind, const char *what, struct error **err);
+/* How one kind of record is decoded, cleared and matched against a filter, so get and list are written once. */
+struct filter;
+struct mdb_record_type {
+        enum mdb_table table;
+        const char *kind; /* names LMDB failures: `metadata get <kind>` */
+        size_t size;      /* sizeof the decoded struct */
+        /* Fills *ret (completely, even when it fails, so clear is safe); name is the key's last component, ctx what
+         * the caller passed to load/list. Returns < 0 on a corrupt record. */
+        int (*decode)(const MDB_val *val, const char *name, const void *ctx, void *ret);
+        void (*clear)(void *rec);
+        bool (*match)(const struct filter *f, void *rec);
+};
+/* Gets key and decodes it into ret (may be NULL: existence check only). -ENOENT `<what>` when absent, -EIO
+ * `<what>: corrupt record` when it does not decode. */
+int mdb_record_load(struct metadata_db *db, MDB_txn *txn, const struct mdb_record_type *t, const void *key, size_t kl,
+                    const char *name, const void *ctx, const char *what, void *ret, struct error **err);
+/* Decodes every record under prefix that matches f into a new array of t->size elements (*ret, *ret_n); keys are
+ * prefix + name. */
+int mdb_record_list(struct metadata_db *db, const struct mdb_record_type *t, const void *prefix, size_t plen,
+                    const struct filter *f, const void *ctx, void **ret, size_t *ret_n, struct error **err);
 /* Splits key into up to max components (borrowed-by-copy into new strings in out[]); returns count. */
 size_t mkey_split(const void *key, size_t len, char **out, size_t max);
 /* True if key starts with prefix bytes. */

@@ -26,8 +26,11 @@ void metadata_snapshot_ref_list_free(struct metadata_snapshot_ref *r, size_t n)
         free(r);
 }
 
-static int decode(const MDB_val *v, const char *snapshotter, const char *key, struct metadata_snapshot_ref *s)
+/* ctx is the snapshotter's name. */
+static int decode(const MDB_val *v, const char *key, const void *ctx, void *ret)
 {
+        const char *snapshotter = ctx;
+        struct metadata_snapshot_ref *s = ret;
         struct rec_iter it = {v->mv_data, v->mv_size};
         uint8_t tag;
         const uint8_t *d;
@@ -84,21 +87,34 @@ static int put(struct metadata_db *db, MDB_txn *txn, const char *ns, const struc
         return mdb_record_put(db, txn, MT_SNAPSHOTS, key, kl, &r, flags, "snapshot", what, err);
 }
 
+static bool snap_field(const char *const *path, size_t n, const char **ret, void *ud);
+
+static void clear(void *rec)
+{
+        metadata_snapshot_ref_clear(rec);
+}
+
+static bool match(const struct filter *f, void *rec)
+{
+        return filter_match(f, snap_field, rec);
+}
+
+static const struct mdb_record_type snapshot_record = {
+        .table = MT_SNAPSHOTS,
+        .kind = "snapshot",
+        .size = sizeof(struct metadata_snapshot_ref),
+        .decode = decode,
+        .clear = clear,
+        .match = match,
+};
+
 static int get_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const char *snapshotter, const char *key,
                    struct metadata_snapshot_ref *ret, struct error **err)
 {
         size_t kl;
         _cleanup_free_ void *k0 = mkey(&kl, 3, ns, snapshotter, key);
         _cleanup_free_ char *what = xasprintf("snapshot \"%s\"", key);
-        MDB_val v;
-        int rc = mdb_record_get(db, txn, MT_SNAPSHOTS, k0, kl, &v, "snapshot", what, err);
-        if (rc < 0)
-                return rc;
-        if (ret && decode(&v, snapshotter, key, ret) < 0) {
-                metadata_snapshot_ref_clear(ret);
-                return error_set(err, EIO, "snapshot \"%s\": corrupt record", key);
-        }
-        return 0;
+        return mdb_record_load(db, txn, &snapshot_record, k0, kl, key, snapshotter, what, ret, err);
 }
 
 static int add_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, const struct metadata_snapshot_ref *ref,
@@ -293,39 +309,10 @@ static bool snap_field(const char *const *path, size_t n, const char **ret, void
         return true;
 }
 
-struct list_ctx {
-        const struct filter *f;
-        const char *snapshotter;
-        size_t plen;
-        struct metadata_snapshot_ref *out;
-        size_t n;
-};
-
-static int list_cb(const MDB_val *k, const MDB_val *v, void *ud)
-{
-        struct list_ctx *c = ud;
-        _cleanup_free_ char *key = xstrndup((const char *)k->mv_data + c->plen, k->mv_size - c->plen);
-        struct metadata_snapshot_ref s;
-        if (decode(v, c->snapshotter, key, &s) < 0 || !filter_match(c->f, snap_field, &s)) {
-                metadata_snapshot_ref_clear(&s);
-                return 0;
-        }
-        c->out = xreallocarray(c->out, c->n + 1, sizeof(*c->out));
-        c->out[c->n++] = s;
-        return 0;
-}
-
 int metadata_snapshot_ref_list(struct metadata_db *db, const char *ns, const char *snapshotter, const struct filter *f,
                                struct metadata_snapshot_ref **ret, size_t *ret_n, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
-        struct list_ctx c = {.f = f, .snapshotter = snapshotter};
-        _cleanup_free_ void *prefix = mkey(&c.plen, 3, ns, snapshotter, "");
-        int r = mdb_begin(db, false, &txn, err);
-        if (r < 0)
-                return r;
-        (void)mdb_foreach_prefix(db, txn, MT_SNAPSHOTS, prefix, c.plen, list_cb, &c);
-        *ret = c.out;
-        *ret_n = c.n;
-        return 0;
+        size_t plen;
+        _cleanup_free_ void *prefix = mkey(&plen, 3, ns, snapshotter, "");
+        return mdb_record_list(db, &snapshot_record, prefix, plen, f, snapshotter, (void **)ret, ret_n, err);
 }
