@@ -448,20 +448,8 @@ int metadata_container_update(struct metadata_db *db, const char *ns, const stru
 
 int metadata_container_delete(struct metadata_db *db, const char *ns, const char *id, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, id);
-        MDB_val k = {kl, key};
-        int r = mdb_begin(db, true, &txn, err);
-        if (r < 0)
-                return r;
-        int rc = mdb_del(txn, db->dbi[MT_CONTAINERS], &k, NULL);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "container \"%s\"", id);
-        if (rc != 0)
-                return mdb_err(err, rc, "delete container");
-        r = mdb_commit(TAKE_PTR(txn), err);
-        if (r == 0)
-                metadata_mark_dirty(db);
-        return r;
+        _cleanup_free_ char *what = xasprintf("container \"%s\"", id);
+        return mdb_record_delete(db, MT_CONTAINERS, key, kl, "container", what, err);
 }

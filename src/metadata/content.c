@@ -187,25 +187,13 @@ int metadata_content_update(struct metadata_db *db, const char *ns, const struct
 
 int metadata_content_delete(struct metadata_db *db, const char *ns, const char *digest, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         int r = content_digest_validate(digest, err);
         if (r < 0)
                 return r;
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, digest);
-        MDB_val k = {kl, key};
-        r = mdb_begin(db, true, &txn, err);
-        if (r < 0)
-                return r;
-        int rc = mdb_del(txn, db->dbi[MT_CONTENT], &k, NULL);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "content digest %s", digest);
-        if (rc != 0)
-                return mdb_err(err, rc, "delete content");
-        r = mdb_commit(TAKE_PTR(txn), err);
-        if (r == 0)
-                metadata_mark_dirty(db);
-        return r;
+        _cleanup_free_ char *what = xasprintf("content digest %s", digest);
+        return mdb_record_delete(db, MT_CONTENT, key, kl, "content", what, err);
 }
 
 /* Drops a committed ingest from its lease and forgets its lease marker, inside txn. */

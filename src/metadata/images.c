@@ -313,20 +313,8 @@ int metadata_image_update(struct metadata_db *db, const char *ns, const struct m
 
 int metadata_image_delete(struct metadata_db *db, const char *ns, const char *name, struct error **err)
 {
-        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, name);
-        MDB_val k = {kl, key};
-        int r = mdb_begin(db, true, &txn, err);
-        if (r < 0)
-                return r;
-        int rc = mdb_del(txn, db->dbi[MT_IMAGES], &k, NULL);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "image \"%s\"", name);
-        if (rc != 0)
-                return mdb_err(err, rc, "delete image");
-        r = mdb_commit(TAKE_PTR(txn), err);
-        if (r == 0)
-                metadata_mark_dirty(db);
-        return r;
+        _cleanup_free_ char *what = xasprintf("image \"%s\"", name);
+        return mdb_record_delete(db, MT_IMAGES, key, kl, "image", what, err);
 }

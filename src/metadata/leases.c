@@ -98,15 +98,13 @@ int metadata_lease_delete(struct metadata_db *db, const char *ns, const char *id
         _cleanup_(txn_abortp) MDB_txn *txn = NULL;
         size_t kl;
         _cleanup_free_ void *key = mkey(&kl, 2, ns, id);
-        MDB_val k = {kl, key};
+        _cleanup_free_ char *what = xasprintf("lease \"%s\"", id);
         int r = mdb_begin(db, true, &txn, err);
         if (r < 0)
                 return r;
-        int rc = mdb_del(txn, db->dbi[MT_LEASES], &k, NULL);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "lease \"%s\"", id);
-        if (rc != 0)
-                return mdb_err(err, rc, "delete lease");
+        r = mdb_record_del(db, txn, MT_LEASES, key, kl, "lease", what, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ void *prefix = mkey(&kl, 3, ns, id, "");
         r = mdb_delete_prefix(db, txn, MT_LEASE_RESOURCES, prefix, kl, err);
         if (r < 0)

@@ -112,6 +112,12 @@ int mdb_record_load(struct metadata_db *db, MDB_txn *txn, const struct mdb_recor
  * prefix + name. */
 int mdb_record_list(struct metadata_db *db, const struct mdb_record_type *t, const void *prefix, size_t plen,
                     const struct filter *f, const void *ctx, void **ret, size_t *ret_n, struct error **err);
+/* Deletes key from table inside txn: -ENOENT `<what>` when absent, `delete <kind>` for LMDB failures. */
+int mdb_record_del(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   const char *kind, const char *what, struct error **err);
+/* The same in its own write transaction; a deletion marks the database dirty for GC. */
+int mdb_record_delete(struct metadata_db *db, enum mdb_table table, const void *key, size_t kl, const char *kind,
+                      const char *what, struct error **err);
 /* Splits key into up to max components (borrowed-by-copy into new strings in out[]); returns count. */
 size_t mkey_split(const void *key, size_t len, char **out, size_t max);
 /* True if key starts with prefix bytes. */

@@ -57,3 +57,33 @@ int mdb_record_list(struct metadata_db *db, const struct mdb_record_type *t, con
         *ret_n = c.n;
         return 0;
 }
+
+int mdb_record_del(struct metadata_db *db, MDB_txn *txn, enum mdb_table table, const void *key, size_t kl,
+                   const char *kind, const char *what, struct error **err)
+{
+        MDB_val k = {kl, (void *)key};
+        int rc = mdb_del(txn, db->dbi[table], &k, NULL);
+        if (rc == MDB_NOTFOUND)
+                return error_set(err, ENOENT, "%s", what);
+        if (rc != 0) {
+                _cleanup_free_ char *op = xasprintf("delete %s", kind);
+                return mdb_err(err, rc, op);
+        }
+        return 0;
+}
+
+int mdb_record_delete(struct metadata_db *db, enum mdb_table table, const void *key, size_t kl, const char *kind,
+                      const char *what, struct error **err)
+{
+        _cleanup_(txn_abortp) MDB_txn *txn = NULL;
+        int r = mdb_begin(db, true, &txn, err);
+        if (r < 0)
+                return r;
+        r = mdb_record_del(db, txn, table, key, kl, kind, what, err);
+        if (r < 0)
+                return r;
+        r = mdb_commit(TAKE_PTR(txn), err);
+        if (r == 0)
+                metadata_mark_dirty(db);
+        return r;
+}

@@ -236,13 +236,8 @@ static int remove_txn(struct metadata_db *db, MDB_txn *txn, const char *ns, cons
                 if (c.found)
                         return error_set(err, EBUSY, "cannot remove snapshot with child");
         }
-        MDB_val k = {kl, k0};
-        int rc = mdb_del(txn, db->dbi[MT_SNAPSHOTS], &k, NULL);
-        if (rc == MDB_NOTFOUND)
-                return error_set(err, ENOENT, "snapshot \"%s\"", key);
-        if (rc != 0)
-                return mdb_err(err, rc, "delete snapshot");
-        return 0;
+        _cleanup_free_ char *what = xasprintf("snapshot \"%s\"", key);
+        return mdb_record_del(db, txn, MT_SNAPSHOTS, k0, kl, "snapshot", what, err);
 }
 
 int metadata_snapshot_ref_commit(struct metadata_db *db, const char *ns, const char *snapshotter, const char *key,
