@@ -12,7 +12,7 @@ libcmocka-dev
 golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
 python3 python3-pytest python3-grpcio python3-protobuf
 containerd runc crun busybox-static skopeo umoci docker-registry
-iproute2 util-linux procps psmisc e2fsprogs python3-pytest-timeout apache2-utils
+iproute2 util-linux procps psmisc e2fsprogs python3-pytest-timeout apache2-utils musl-tools
 "
 
 missing=""

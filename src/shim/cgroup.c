@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -24,10 +25,8 @@ struct shim_cgroup {
         int version;
         char *memory, *cpuacct, *cpu, *pids; /* v1 directories */
         char *unified;                       /* v2 directory */
-        int efd;
-        uv_poll_t oom_poll;
-        uv_fs_event_t oom_event;
-        bool watching;
+        int efd; /* v1: eventfd, v2: inotify on memory.events */
+        struct shim_watch oom_w;
         uint64_t oom_kills;
         void (*oom_cb)(void *);
         void *oom_data;
@@ -306,33 +305,47 @@ static uint64_t v2_oom_kills(struct shim_cgroup *cg)
         return p ? strtoull(p + 9, NULL, 10) : 0;
 }
 
-static void on_oom_v1(uv_poll_t *h, int status, int events)
+static void on_oom_v1(struct shim_watch *w, uint32_t events)
 {
-        struct shim_cgroup *cg = h->data;
+        struct shim_cgroup *cg = w->data;
         _cleanup_free_ char *ctl = NULL;
         uint64_t v;
 
         (void)events;
-        if (status < 0 || read(cg->efd, &v, sizeof(v)) != sizeof(v))
+        if (read(cg->efd, &v, sizeof(v)) != sizeof(v))
                 return;
         /* the eventfd also fires when the cgroup is removed */
         ctl = read_small(cg->memory, "memory.oom_control");
         if (!ctl) {
-                uv_poll_stop(&cg->oom_poll);
+                shim_watch_stop(&cg->oom_w);
                 return;
         }
         cg->oom_cb(cg->oom_data);
 }
 
-static void on_oom_v2(uv_fs_event_t *h, const char *filename, int events, int status)
+static void on_oom_v2(struct shim_watch *w, uint32_t events)
 {
-        struct shim_cgroup *cg = h->data;
+        struct shim_cgroup *cg = w->data;
+        union {
+                struct inotify_event ev;
+                char buf[sizeof(struct inotify_event) + 256];
+        } u;
+        bool removed = false;
+        ssize_t len;
         uint64_t n;
 
-        (void)filename;
         (void)events;
-        if (status < 0)
+        while ((len = read(cg->efd, u.buf, sizeof(u.buf))) > 0)
+                for (char *p = u.buf; p < u.buf + len;) {
+                        const struct inotify_event *ie = (const struct inotify_event *)p;
+                        if (ie->mask & (IN_IGNORED | IN_DELETE_SELF))
+                                removed = true;
+                        p += sizeof(*ie) + ie->len;
+                }
+        if (removed) {
+                shim_watch_stop(&cg->oom_w);
                 return;
+        }
         n = v2_oom_kills(cg);
         if (n > cg->oom_kills) {
                 cg->oom_kills = n;
@@ -340,7 +353,7 @@ static void on_oom_v2(uv_fs_event_t *h, const char *filename, int events, int st
         }
 }
 
-int shim_cgroup_watch_oom(struct shim_cgroup *cg, uv_loop_t *loop, void (*cb)(void *), void *data)
+int shim_cgroup_watch_oom(struct shim_cgroup *cg, struct shim_loop *loop, void (*cb)(void *), void *data)
 {
         cg->oom_cb = cb;
         cg->oom_data = data;
@@ -358,33 +371,22 @@ int shim_cgroup_watch_oom(struct shim_cgroup *cg, uv_loop_t *loop, void (*cb)(vo
                 line = xasprintf("%d %d", cg->efd, cfd);
                 if (write(wfd, line, strlen(line)) < 0)
                         return -errno;
-                if (uv_poll_init(loop, &cg->oom_poll, cg->efd) < 0)
-                        return -EIO;
-                cg->oom_poll.data = cg;
-                cg->watching = true;
-                uv_poll_start(&cg->oom_poll, UV_READABLE, on_oom_v1);
-                return 0;
+                shim_watch_init(loop, &cg->oom_w, cg->efd, on_oom_v1, cg);
+                return shim_watch_set(&cg->oom_w, EPOLLIN);
         }
         {
                 _cleanup_free_ char *p = xasprintf("%s/memory.events", cg->unified);
+                if (cg->efd >= 0)
+                        return -EBUSY;
                 cg->oom_kills = v2_oom_kills(cg);
-                if (uv_fs_event_init(loop, &cg->oom_event) < 0)
-                        return -EIO;
-                cg->oom_event.data = cg;
-                cg->watching = true;
-                if (uv_fs_event_start(&cg->oom_event, on_oom_v2, p, 0) < 0)
-                        return -EIO;
+                cg->efd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+                if (cg->efd < 0)
+                        return -errno;
+                if (inotify_add_watch(cg->efd, p, IN_MODIFY) < 0)
+                        return -errno;
+                shim_watch_init(loop, &cg->oom_w, cg->efd, on_oom_v2, cg);
+                return shim_watch_set(&cg->oom_w, EPOLLIN);
         }
-        return 0;
-}
-
-static void cg_closed(uv_handle_t *h)
-{
-        struct shim_cgroup *cg = h->data;
-
-        if (cg->efd >= 0)
-                close(cg->efd);
-        free(cg);
 }
 
 void shim_cgroup_free(struct shim_cgroup *cg)
@@ -396,11 +398,7 @@ void shim_cgroup_free(struct shim_cgroup *cg)
         free(cg->cpu);
         free(cg->pids);
         free(cg->unified);
-        cg->memory = cg->cpuacct = cg->cpu = cg->pids = cg->unified = NULL;
-        if (cg->watching) {
-                uv_close(cg->version == 1 ? (uv_handle_t *)&cg->oom_poll : (uv_handle_t *)&cg->oom_event, cg_closed);
-                return;
-        }
+        shim_watch_stop(&cg->oom_w);
         if (cg->efd >= 0)
                 close(cg->efd);
         free(cg);

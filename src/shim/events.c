@@ -2,6 +2,8 @@
  * $TTRPC_ADDRESS, dialled lazily, one call in flight so that /tasks/exit always precedes /tasks/delete,
  * 5 s per call, up to 5 attempts with 1 s * n back-off (PROTOCOLS.md 3.4). */
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "shim/server.h"
@@ -25,14 +27,17 @@ struct ev_item {
 };
 
 struct shim_events {
-        uv_loop_t *loop;
+        struct shim_loop *loop;
         char *address;
         char *ns;
-        struct ttrpc_client *client;
-        bool connecting, in_flight, reset_client;
+        struct shim_watch w; /* the connection, fd -1 when not connected */
+        struct shim_frame_reader rd;
+        struct shim_wqueue wq;
+        uint32_t stream_id;
+        bool in_flight;
         struct ev_item *head, **tail;
         size_t queued;
-        uv_timer_t retry;
+        struct shim_timer retry, timeout;
         bool closing;
 };
 
@@ -57,48 +62,132 @@ static void pop(struct shim_events *ev)
         item_free(it);
 }
 
-static void on_retry(uv_timer_t *t)
+static void disconnect(struct shim_events *ev)
 {
-        struct shim_events *ev = t->data;
+        if (ev->w.fd < 0)
+                return;
+        shim_watch_stop(&ev->w);
+        close(ev->w.fd);
+        ev->w.fd = -1;
+        shim_frame_reader_done(&ev->rd);
+        shim_wqueue_clear(&ev->wq);
+}
 
-        if (ev->reset_client && ev->client) {
-                ttrpc_client_free(ev->client);
-                ev->client = NULL;
-        }
-        ev->reset_client = false;
-        kick(ev);
+static void on_retry(struct shim_timer *t)
+{
+        kick(t->data);
 }
 
 static void schedule_retry(struct shim_events *ev, bool reset)
 {
         struct ev_item *it = ev->head;
 
-        ev->reset_client = ev->reset_client || reset;
+        ev->in_flight = false;
+        shim_timer_stop(&ev->timeout);
+        if (reset)
+                disconnect(ev);
         if (it && ++it->attempts >= EVENTS_MAX_ATTEMPTS) {
                 log_fields(LOG_LEVEL_ERROR, (const struct log_field[]){{"topic", it->topic}, {NULL, NULL}},
                            "post event");
                 pop(ev);
         }
-        uv_timer_start(&ev->retry, on_retry, ev->head ? 1000u * (uint64_t)ev->head->attempts : 0, 0);
+        shim_timer_start(&ev->retry, ev->head ? 1000u * (uint64_t)ev->head->attempts : 0);
 }
 
-static void on_reply(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
+static void on_timeout(struct shim_timer *t)
 {
-        struct shim_events *ev = userdata;
+        struct shim_events *ev = t->data;
 
+        log_fields(LOG_LEVEL_DEBUG, NULL, "forward event: timed out");
+        schedule_retry(ev, true);
+}
+
+/* A Response for the call in flight: success pops the event, a status retries it on the same connection. */
+static bool on_frame(void *data, uint32_t stream_id, uint8_t type, const uint8_t *payload, size_t len, bool oversize)
+{
+        struct shim_events *ev = data;
+        Ttrpc__Response *resp;
+        int code = 0;
+
+        if (type != SHIM_RPC_RESPONSE || stream_id != ev->stream_id || !ev->in_flight)
+                return true;
+        if (oversize)
+                code = GRPC_RESOURCE_EXHAUSTED;
+        else if (!(resp = ttrpc__response__unpack(NULL, len, payload)))
+                code = GRPC_INTERNAL;
+        else {
+                if (resp->status && resp->status->code != 0) {
+                        code = resp->status->code;
+                        log_fields(LOG_LEVEL_DEBUG, NULL, "forward event: %s",
+                                   resp->status->message ? resp->status->message : "failed");
+                }
+                ttrpc__response__free_unpacked(resp, NULL);
+        }
         ev->in_flight = false;
-        if (resp)
-                protobuf_c_message_free_unpacked(resp, NULL);
-        if (ev->closing)
-                return;
-        if (r < 0) {
-                log_fields(LOG_LEVEL_DEBUG, NULL, "forward event: %s", e ? error_str(e) : "failed");
-                schedule_retry(ev,
-                               r == -ECONNRESET || r == -EPIPE || r == -ECANCELED || r == -ENOTCONN || r == -ETIMEDOUT);
-                return;
+        shim_timer_stop(&ev->timeout);
+        if (code != 0) {
+                schedule_retry(ev, false);
+                return true;
         }
         pop(ev);
         kick(ev);
+        return true;
+}
+
+static void on_conn(struct shim_watch *w, uint32_t events)
+{
+        struct shim_events *ev = w->data;
+        uint8_t buf[1024];
+
+        if (events & EPOLLOUT) {
+                int r = shim_wqueue_flush(&ev->wq, w->fd);
+                if (r < 0) {
+                        schedule_retry(ev, true);
+                        return;
+                }
+                (void)shim_watch_set(w, r == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
+        }
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                ssize_t n = read(w->fd, buf, sizeof(buf));
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                        /* the daemon went away: the event in flight (if any) is sent again */
+                        if (ev->in_flight)
+                                schedule_retry(ev, true);
+                        else
+                                disconnect(ev);
+                        return;
+                }
+                if (n > 0)
+                        (void)shim_frame_feed(&ev->rd, buf, (size_t)n, on_frame, ev);
+        }
+}
+
+static int dial(struct shim_events *ev)
+{
+        const char *p = strncmp(ev->address, "unix://", 7) == 0 ? ev->address + 7 : ev->address;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd, r;
+
+        if (p[0] != '/' || strlen(p) >= sizeof(sa.sun_path))
+                return -EINVAL;
+        strcpy(sa.sun_path, p);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        /* a unix socket connects at once or fails (EAGAIN when the backlog is full: retried later) */
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        shim_watch_init(ev->loop, &ev->w, fd, on_conn, ev);
+        if (shim_watch_set(&ev->w, EPOLLIN) < 0) {
+                close(fd);
+                ev->w.fd = -1;
+                return -EIO;
+        }
+        ev->stream_id = 1;
+        return 0;
 }
 
 static void send_head(struct shim_events *ev)
@@ -107,9 +196,11 @@ static void send_head(struct shim_events *ev)
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
         Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
         Containerd__Services__Events__Ttrpc__V1__Envelope env = CONTAINERD__SERVICES__EVENTS__TTRPC__V1__ENVELOPE__INIT;
-        Containerd__Services__Events__Ttrpc__V1__ForwardRequest req =
+        Containerd__Services__Events__Ttrpc__V1__ForwardRequest fwd =
             CONTAINERD__SERVICES__EVENTS__TTRPC__V1__FORWARD_REQUEST__INIT;
-        const char *md[] = {"containerd-namespace-ttrpc", ev->ns, NULL};
+        Ttrpc__KeyValue kv = TTRPC__KEY_VALUE__INIT, *md[1] = {&kv};
+        Ttrpc__Request req = TTRPC__REQUEST__INIT;
+        _cleanup_free_ uint8_t *payload = NULL;
         int r;
 
         ts.seconds = it->sec;
@@ -121,56 +212,49 @@ static void send_head(struct shim_events *ev)
         env.namespace_ = ev->ns;
         env.topic = it->topic;
         env.event = &any;
-        req.envelope = &env;
-        r = ttrpc_client_call(ev->client, "containerd.services.events.ttrpc.v1.Events", "Forward", &req.base, NULL, md,
-                              EVENTS_TIMEOUT_MS, on_reply, ev);
+        fwd.envelope = &env;
+        req.payload.len = protobuf_c_message_get_packed_size(&fwd.base);
+        payload = xmalloc(req.payload.len ? req.payload.len : 1);
+        protobuf_c_message_pack(&fwd.base, payload);
+        req.payload.data = payload;
+        req.service = (char *)"containerd.services.events.ttrpc.v1.Events";
+        req.method = (char *)"Forward";
+        req.timeout_nano = (int64_t)EVENTS_TIMEOUT_MS * 1000000;
+        kv.key = (char *)"containerd-namespace-ttrpc";
+        kv.value = ev->ns;
+        req.metadata = md;
+        req.n_metadata = 1;
+        ev->stream_id += 2;
+        shim_wqueue_frame(&ev->wq, ev->stream_id, SHIM_RPC_REQUEST, &req.base);
+        r = shim_wqueue_flush(&ev->wq, ev->w.fd);
         if (r < 0) {
                 schedule_retry(ev, true);
                 return;
         }
+        if (r == 0)
+                (void)shim_watch_set(&ev->w, EPOLLIN | EPOLLOUT);
         ev->in_flight = true;
-}
-
-static void on_connect(struct ttrpc_client *c, int r, void *data)
-{
-        struct shim_events *ev = data;
-
-        (void)c;
-        ev->connecting = false;
-        if (ev->closing)
-                return;
-        if (r < 0) {
-                log_debug("connect %s: %s", ev->address, strerror(-r));
-                schedule_retry(ev, true);
-                return;
-        }
-        kick(ev);
+        shim_timer_start(&ev->timeout, EVENTS_TIMEOUT_MS);
 }
 
 static void kick(struct shim_events *ev)
 {
-        _cleanup_error_ struct error *e = NULL;
+        int r;
 
-        if (ev->closing || ev->in_flight || ev->connecting || !ev->head || uv_is_active((uv_handle_t *)&ev->retry))
+        if (ev->closing || ev->in_flight || !ev->head || ev->retry.active)
                 return;
-        if (ev->client && !ttrpc_client_connected(ev->client)) {
-                ttrpc_client_free(ev->client);
-                ev->client = NULL;
-        }
-        if (!ev->client) {
-                ev->connecting = true;
-                if (ttrpc_client_connect(ev->loop, ev->address, on_connect, ev, &ev->client, &e) < 0) {
-                        ev->connecting = false;
-                        ev->client = NULL;
-                        log_debug("connect %s: %s", ev->address, error_str(e));
+        if (ev->w.fd < 0) {
+                r = dial(ev);
+                if (r < 0) {
+                        log_debug("connect %s: %s", ev->address, strerror(-r));
                         schedule_retry(ev, false);
+                        return;
                 }
-                return;
         }
         send_head(ev);
 }
 
-struct shim_events *shim_events_new(uv_loop_t *loop, const char *address, const char *ns)
+struct shim_events *shim_events_new(struct shim_loop *loop, const char *address, const char *ns)
 {
         struct shim_events *ev = xcalloc(1, sizeof(*ev));
 
@@ -178,8 +262,10 @@ struct shim_events *shim_events_new(uv_loop_t *loop, const char *address, const 
         ev->address = xstrdup(address);
         ev->ns = xstrdup(ns);
         ev->tail = &ev->head;
-        uv_timer_init(loop, &ev->retry);
-        ev->retry.data = ev;
+        ev->w.fd = -1;
+        shim_wqueue_init(&ev->wq);
+        shim_timer_init(loop, &ev->retry, on_retry, ev);
+        shim_timer_init(loop, &ev->timeout, on_timeout, ev);
         return ev;
 }
 
@@ -215,21 +301,17 @@ bool shim_events_idle(const struct shim_events *ev)
         return !ev->head && !ev->in_flight;
 }
 
-static void free_after_close(uv_handle_t *h)
-{
-        free(h->data);
-}
-
 void shim_events_free(struct shim_events *ev)
 {
         if (!ev)
                 return;
         ev->closing = true;
-        if (ev->client)
-                ttrpc_client_free(ev->client);
+        shim_timer_stop(&ev->retry);
+        shim_timer_stop(&ev->timeout);
+        disconnect(ev);
         while (ev->head)
                 pop(ev);
         free(ev->address);
         free(ev->ns);
-        uv_close((uv_handle_t *)&ev->retry, free_after_close);
+        free(ev);
 }

@@ -29,21 +29,21 @@ struct shim_pump {
         bool use_rw;    /* splice refused these fds */
         bool discard;   /* the reader went away: keep draining so the writer never blocks */
         bool done;
-        uv_poll_t src_poll, dst_poll;
-        bool dst_poll_ok, dst_waiting;
-        int handles;
+        struct shim_watch src_w, dst_w;
+        bool dst_waiting;
         char *buf;
         size_t buf_len, buf_off;
 };
 
 static void pump_finish(struct shim_pump *p);
 
-static void pump_handle_closed(uv_handle_t *h)
+/* Stops the pump and frees it. The fds close with it. */
+static void pump_destroy(struct shim_pump *p)
 {
-        struct shim_pump *p = h->data;
-
-        if (--p->handles > 0)
+        if (!p)
                 return;
+        shim_watch_stop(&p->src_w);
+        shim_watch_stop(&p->dst_w);
         if (p->src >= 0)
                 close(p->src);
         if (p->dst >= 0)
@@ -52,35 +52,20 @@ static void pump_handle_closed(uv_handle_t *h)
         free(p);
 }
 
-/* Stops the pump and frees it once libuv released its handles. The fds close with it. */
-static void pump_destroy(struct shim_pump *p)
-{
-        if (!p)
-                return;
-        p->handles = 1 + (p->dst_poll_ok ? 1 : 0);
-        uv_close((uv_handle_t *)&p->src_poll, pump_handle_closed);
-        if (p->dst_poll_ok)
-                uv_close((uv_handle_t *)&p->dst_poll, pump_handle_closed);
-}
-
 static bool fd_writable(int fd)
 {
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLOUT | POLLERR | POLLHUP));
 }
 
-static void on_dst(uv_poll_t *h, int status, int events);
-static void on_src(uv_poll_t *h, int status, int events);
-
 static void wait_dst(struct shim_pump *p)
 {
-        if (!p->dst_poll_ok) {
+        if (shim_watch_set(&p->dst_w, EPOLLOUT) < 0) {
                 /* a destination epoll cannot watch (a regular file) never blocks: retry on the next read */
                 return;
         }
         p->dst_waiting = true;
-        uv_poll_stop(&p->src_poll);
-        uv_poll_start(&p->dst_poll, UV_WRITABLE, on_dst);
+        shim_watch_stop(&p->src_w);
 }
 
 /* Moves what is available. Returns true at EOF (or an unrecoverable source error). */
@@ -154,22 +139,20 @@ static void pump_run(struct shim_pump *p)
                 pump_finish(p);
 }
 
-static void on_src(uv_poll_t *h, int status, int events)
+static void on_src(struct shim_watch *w, uint32_t events)
 {
-        (void)status;
         (void)events;
-        pump_run(h->data);
+        pump_run(w->data);
 }
 
-static void on_dst(uv_poll_t *h, int status, int events)
+static void on_dst(struct shim_watch *w, uint32_t events)
 {
-        struct shim_pump *p = h->data;
+        struct shim_pump *p = w->data;
 
-        (void)status;
         (void)events;
-        uv_poll_stop(&p->dst_poll);
+        shim_watch_stop(&p->dst_w);
         p->dst_waiting = false;
-        uv_poll_start(&p->src_poll, UV_READABLE | UV_DISCONNECT, on_src);
+        (void)shim_watch_set(&p->src_w, EPOLLIN | EPOLLRDHUP);
         pump_run(p);
 }
 
@@ -180,13 +163,13 @@ static void pump_finish(struct shim_pump *p)
         if (p->done)
                 return;
         p->done = true;
-        uv_poll_stop(&p->src_poll);
-        if (p->dst_poll_ok)
-                uv_poll_stop(&p->dst_poll);
+        shim_watch_stop(&p->src_w);
+        shim_watch_stop(&p->dst_w);
         /* flush what the rw fallback still holds; the reader may be gone, then it is dropped */
         if (p->buf_off < p->buf_len && !p->discard)
                 (void)!write(p->dst, p->buf + p->buf_off, p->buf_len - p->buf_off);
         if (p->close_dst && p->dst >= 0) {
+                shim_watch_stop(&p->dst_w);
                 close(p->dst);
                 p->dst = -1;
         }
@@ -202,31 +185,27 @@ static void pump_finish(struct shim_pump *p)
 }
 
 /* Takes ownership of src and dst (even on failure). */
-static struct shim_pump *pump_new(uv_loop_t *loop, struct shim_stdio *io, int src, int dst, bool output, bool close_dst)
+static struct shim_pump *pump_new(struct shim_loop *loop, struct shim_stdio *io, int src, int dst, bool output,
+                                  bool close_dst)
 {
         struct shim_pump *p = xcalloc(1, sizeof(*p));
-        int r;
 
         p->io = io, p->src = src, p->dst = dst, p->output = output, p->close_dst = close_dst;
         (void)fcntl(src, F_SETFL, fcntl(src, F_GETFL) | O_NONBLOCK);
         (void)fcntl(dst, F_SETFL, fcntl(dst, F_GETFL) | O_NONBLOCK);
-        r = uv_poll_init(loop, &p->src_poll, src);
-        if (r < 0) {
-                log_warn("stdio: cannot poll fd %d: %s", src, uv_strerror(r));
-                close(src);
-                close(dst);
-                free(p);
-                return NULL;
-        }
-        p->src_poll.data = p;
-        p->dst_poll_ok = uv_poll_init(loop, &p->dst_poll, dst) == 0;
-        p->dst_poll.data = p;
+        shim_watch_init(loop, &p->src_w, src, on_src, p);
+        shim_watch_init(loop, &p->dst_w, dst, on_dst, p);
         return p;
 }
 
 static void pump_start(struct shim_pump *p)
 {
-        uv_poll_start(&p->src_poll, UV_READABLE | UV_DISCONNECT, on_src);
+        int r = shim_watch_set(&p->src_w, EPOLLIN | EPOLLRDHUP);
+
+        if (r < 0) {
+                log_warn("stdio: cannot poll fd %d: %s", p->src, strerror(-r));
+                pump_finish(p);
+        }
 }
 
 static int open_output(const struct shim_uri *u, int *ret_fd, struct error **err)
@@ -387,7 +366,7 @@ static int receive_console(struct shim_stdio *io, struct error **err)
         return 0;
 }
 
-int shim_stdio_open(uv_loop_t *loop, struct shim_stdio *io, const char *in, const char *out, const char *errp,
+int shim_stdio_open(struct shim_loop *loop, struct shim_stdio *io, const char *in, const char *out, const char *errp,
                     bool terminal, const char *dir, const char *ns, const char *id, struct error **err)
 {
         struct shim_uri uin = {0}, uout = {0}, uerr = {0};
@@ -475,7 +454,7 @@ out:
         return r < 0 ? r : 0;
 }
 
-int shim_stdio_after_start(uv_loop_t *loop, struct shim_stdio *io, struct error **err)
+int shim_stdio_after_start(struct shim_loop *loop, struct shim_stdio *io, struct error **err)
 {
         int r;
 

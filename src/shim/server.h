@@ -1,11 +1,10 @@
 /* The long-running shim server: containers, processes, stdio pumps, events and cgroups, all driven by one
- * libuv loop on one thread. Internal to src/shim. */
+ * epoll loop (loop.c) on one thread. Internal to src/shim. */
 #pragma once
 
-#include <uv.h>
-
 #include "krill-api.h"
-#include "proto/ttrpc/ttrpc.h"
+#include "shim/loop.h"
+#include "shim/rpc.h"
 #include "shim/shim.h"
 
 struct shim_server;
@@ -31,11 +30,11 @@ struct shim_stdio {
 };
 
 /* Opens the stdio URIs and prepares the container's side (pipes or a console socket under dir). */
-int shim_stdio_open(uv_loop_t *loop, struct shim_stdio *io, const char *in, const char *out, const char *errp,
+int shim_stdio_open(struct shim_loop *loop, struct shim_stdio *io, const char *in, const char *out, const char *errp,
                     bool terminal, const char *dir, const char *ns, const char *id, struct error **err);
 /* After the runtime created the process: closes the container ends, receives the pty master (terminal),
  * and starts copying. */
-int shim_stdio_after_start(uv_loop_t *loop, struct shim_stdio *io, struct error **err);
+int shim_stdio_after_start(struct shim_loop *loop, struct shim_stdio *io, struct error **err);
 /* Calls cb once every output pump reached EOF (immediately if none). */
 void shim_stdio_on_drained(struct shim_stdio *io, void (*cb)(void *), void *data);
 void shim_stdio_close_stdin(struct shim_stdio *io);
@@ -45,7 +44,7 @@ void shim_stdio_close(struct shim_stdio *io);
 /* ---------- events.c: forwarding to the daemon ---------- */
 
 struct shim_events;
-struct shim_events *shim_events_new(uv_loop_t *loop, const char *address, const char *ns);
+struct shim_events *shim_events_new(struct shim_loop *loop, const char *address, const char *ns);
 /* Queues an event (the message is packed now; borrowed). */
 void shim_events_publish(struct shim_events *ev, const char *topic, const ProtobufCMessage *event);
 bool shim_events_idle(const struct shim_events *ev);
@@ -59,7 +58,7 @@ struct shim_cgroup *shim_cgroup_for_pid(pid_t pid);
 /* Packs the metrics into a new Any (io.containerd.cgroups.v1.Metrics or v2). */
 int shim_cgroup_stats(struct shim_cgroup *cg, Google__Protobuf__Any **ret, struct error **err);
 /* Starts watching for OOM kills; cb runs on the loop for each one. */
-int shim_cgroup_watch_oom(struct shim_cgroup *cg, uv_loop_t *loop, void (*cb)(void *), void *data);
+int shim_cgroup_watch_oom(struct shim_cgroup *cg, struct shim_loop *loop, void (*cb)(void *), void *data);
 void shim_cgroup_free(struct shim_cgroup *cg);
 /* Moves the calling process into path (Options.ShimCgroup), relative to the cgroup root. */
 int shim_cgroup_enter(const char *path, struct error **err);

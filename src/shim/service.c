@@ -1,9 +1,11 @@
 /* The task service (ttrpc containerd.task.v2.Task, 17 methods) and the server loop: containers and their
  * processes, reaping through a signalfd as a child subreaper, exit reporting after the output drained,
- * events. One libuv loop, one thread (DESIGN.md section 5); the OCI runtime runs synchronously. */
+ * events. One epoll loop (loop.c), one thread (DESIGN.md section 5); the OCI runtime runs synchronously. */
 #include <fcntl.h>
 #include <jansson.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -39,9 +41,9 @@ struct shim_process {
         bool io_open;
         char *spec; /* exec: process.json */
         size_t spec_len;
-        struct ttrpc_call **waiters;
+        struct shim_call **waiters;
         size_t n_waiters;
-        uv_timer_t *drain_timer;
+        struct shim_timer drain_timer;
 };
 
 struct shim_container {
@@ -57,19 +59,27 @@ struct shim_container {
 };
 
 struct shim_server {
-        uv_loop_t loop;
+        struct shim_loop loop;
         struct shim_config *cfg;
-        struct ttrpc_server *ttrpc;
+        struct shim_rpc *rpc;
         struct shim_events *events;
         struct shim_container *containers;
         int sfd;
-        uv_poll_t sig_poll;
-        uv_timer_t exit_timer;
+        struct shim_watch sig_watch;
+        struct shim_timer exit_timer;
         uint64_t shutdown_started;
         bool shutting_down;
 };
 
 /* ---------------- helpers ---------------- */
+
+/* one thread, mostly idle: give memory freed after a call back to the system */
+static void trim_heap(void)
+{
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+}
 
 static void set_ts(Google__Protobuf__Timestamp *ts, const struct timespec *t, bool valid)
 {
@@ -118,10 +128,10 @@ static void publish(struct shim_server *s, const char *topic, const ProtobufCMes
         shim_events_publish(s->events, topic, m);
 }
 
-static void fail(struct ttrpc_call *call, int r, struct error *e, const char *method)
+static void fail(struct shim_call *call, int r, struct error *e, const char *method)
 {
         log_fields(LOG_LEVEL_DEBUG, NULL, "%s: %s", method, e ? error_str(e) : "failed");
-        ttrpc_call_fail(call, r, e);
+        shim_call_fail(call, r, e);
 }
 
 /* ---------------- processes ---------------- */
@@ -145,17 +155,9 @@ static struct shim_process *process_new(struct shim_container *c, const char *id
         return p;
 }
 
-static void timer_free_cb(uv_handle_t *h)
-{
-        free(h);
-}
-
 static void process_stop_drain_timer(struct shim_process *p)
 {
-        if (p->drain_timer) {
-                uv_close((uv_handle_t *)p->drain_timer, timer_free_cb);
-                p->drain_timer = NULL;
-        }
+        shim_timer_stop(&p->drain_timer);
 }
 
 static void process_free(struct shim_process *p)
@@ -164,8 +166,8 @@ static void process_free(struct shim_process *p)
                 return;
         process_stop_drain_timer(p);
         for (size_t i = 0; i < p->n_waiters; i++) {
-                ttrpc_call_fail_status(p->waiters[i], GRPC_NOT_FOUND, "process deleted: not found");
-                ttrpc_call_unref(p->waiters[i]);
+                shim_call_fail_status(p->waiters[i], GRPC_NOT_FOUND, "process deleted: not found");
+                shim_call_unref(p->waiters[i]);
         }
         free(p->waiters);
         if (p->io_open)
@@ -178,7 +180,7 @@ static void process_free(struct shim_process *p)
         free(p);
 }
 
-static void reply_wait(struct ttrpc_call *call, struct shim_process *p)
+static void reply_wait(struct shim_call *call, struct shim_process *p)
 {
         Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
         Google__Protobuf__Timestamp ts;
@@ -186,7 +188,7 @@ static void reply_wait(struct ttrpc_call *call, struct shim_process *p)
         set_ts(&ts, &p->exited_at, true);
         resp.exit_status = p->exit_status;
         resp.exited_at = &ts;
-        ttrpc_call_reply(call, &resp.base);
+        shim_call_reply(call, &resp.base);
 }
 
 static void report_exit(struct shim_process *p)
@@ -208,7 +210,7 @@ static void report_exit(struct shim_process *p)
         publish(s, "/tasks/exit", &ev.base);
         for (size_t i = 0; i < p->n_waiters; i++) {
                 reply_wait(p->waiters[i], p);
-                ttrpc_call_unref(p->waiters[i]);
+                shim_call_unref(p->waiters[i]);
         }
         free(p->waiters);
         p->waiters = NULL;
@@ -221,7 +223,7 @@ static void on_drained(void *data)
         report_exit(data);
 }
 
-static void on_drain_timeout(uv_timer_t *t)
+static void on_drain_timeout(struct shim_timer *t)
 {
         struct shim_process *p = t->data;
 
@@ -241,10 +243,8 @@ static void process_exited(struct shim_process *p, int wstatus)
                 report_exit(p);
                 return;
         }
-        p->drain_timer = xcalloc(1, sizeof(uv_timer_t));
-        uv_timer_init(&p->c->srv->loop, p->drain_timer);
-        p->drain_timer->data = p;
-        uv_timer_start(p->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+        shim_timer_init(&p->c->srv->loop, &p->drain_timer, on_drain_timeout, p);
+        shim_timer_start(&p->drain_timer, DRAIN_TIMEOUT_MS);
         shim_stdio_on_drained(&p->io, on_drained, p);
 }
 
@@ -260,14 +260,13 @@ static struct shim_process *find_pid(struct shim_server *s, pid_t pid)
         return NULL;
 }
 
-static void on_signal(uv_poll_t *h, int status, int events)
+static void on_signal(struct shim_watch *w, uint32_t events)
 {
-        struct shim_server *s = h->data;
+        struct shim_server *s = w->data;
         struct signalfd_siginfo si;
         int wstatus;
         pid_t pid;
 
-        (void)status;
         (void)events;
         while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
                 ;
@@ -349,7 +348,7 @@ static void write_options(struct shim_container *c, const Containerd__Runc__V1__
         json_decref(j);
 }
 
-static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_create(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__CreateTaskRequest *req = (const void *)msg;
         struct shim_server *s = data;
@@ -364,7 +363,7 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
         int r, pid;
 
         if (!req->id || !*req->id || !req->bundle || req->bundle[0] != '/') {
-                ttrpc_call_fail_status(call, GRPC_INVALID_ARGUMENT, "id and an absolute bundle are required");
+                shim_call_fail_status(call, GRPC_INVALID_ARGUMENT, "id and an absolute bundle are required");
                 return;
         }
         if (find_container(s, req->id)) {
@@ -373,7 +372,7 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 return;
         }
         if (req->checkpoint && *req->checkpoint) {
-                ttrpc_call_fail_status(call, GRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported");
+                shim_call_fail_status(call, GRPC_UNIMPLEMENTED, "restore from a checkpoint is not supported");
                 return;
         }
         opts = unpack_options(req->options);
@@ -454,11 +453,11 @@ static void h_create(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 ev.pid = (uint32_t)pid;
                 publish(s, "/tasks/create", &ev.base);
                 resp.pid = (uint32_t)pid;
-                ttrpc_call_reply(call, &resp.base);
+                shim_call_reply(call, &resp.base);
         }
         if (opts)
                 containerd__runc__v1__options__free_unpacked(opts, NULL);
-        malloc_trim(0);
+        trim_heap();
         return;
 fail:
         if (c->mounted)
@@ -528,7 +527,7 @@ static int start_exec(struct shim_server *s, struct shim_container *c, struct sh
         return 0;
 }
 
-static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_start(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__StartRequest *req = (const void *)msg;
         Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
@@ -573,11 +572,11 @@ static void h_start(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
                 publish(s, "/tasks/exec-started", &ev.base);
         }
         resp.pid = (uint32_t)p->pid;
-        ttrpc_call_reply(call, &resp.base);
-        malloc_trim(0);
+        shim_call_reply(call, &resp.base);
+        trim_heap();
 }
 
-static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_delete(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__DeleteRequest *req = (const void *)msg;
         Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
@@ -621,11 +620,11 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 if (c->mounted)
                         shim_unmount_rootfs(c->rootfs);
                 publish(s, "/tasks/delete", &ev.base);
-                ttrpc_call_reply(call, &resp.base);
+                shim_call_reply(call, &resp.base);
                 container_unlink(s, c);
                 container_free(c);
         } else {
-                ttrpc_call_reply(call, &resp.base);
+                shim_call_reply(call, &resp.base);
                 for (struct shim_process **pp = &c->execs; *pp; pp = &(*pp)->next)
                         if (*pp == p) {
                                 *pp = p->next;
@@ -634,10 +633,10 @@ static void h_delete(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 c->n_execs--;
                 process_free(p);
         }
-        malloc_trim(0);
+        trim_heap();
 }
 
-static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_state(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__StateRequest *req = (const void *)msg;
         Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
@@ -664,10 +663,10 @@ static void h_state(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
         resp.terminal = p->terminal;
         resp.exit_status = p->exit_status;
         resp.exited_at = &ts;
-        ttrpc_call_reply(call, &resp.base);
+        shim_call_reply(call, &resp.base);
 }
 
-static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_kill(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__KillRequest *req = (const void *)msg;
         struct shim_server *s = data;
@@ -708,10 +707,10 @@ static void h_kill(struct ttrpc_call *call, const ProtobufCMessage *msg, void *d
                 fail(call, r, e, "kill");
                 return;
         }
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_wait(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__WaitRequest *req = (const void *)msg;
         struct shim_server *s = data;
@@ -729,14 +728,14 @@ static void h_wait(struct ttrpc_call *call, const ProtobufCMessage *msg, void *d
                 return;
         }
         if (p->n_waiters >= 64) {
-                ttrpc_call_fail_status(call, GRPC_RESOURCE_EXHAUSTED, "too many waiters");
+                shim_call_fail_status(call, GRPC_RESOURCE_EXHAUSTED, "too many waiters");
                 return;
         }
         p->waiters = xreallocarray(p->waiters, p->n_waiters + 1, sizeof(*p->waiters));
-        p->waiters[p->n_waiters++] = ttrpc_call_ref(call);
+        p->waiters[p->n_waiters++] = shim_call_ref(call);
 }
 
-static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_exec(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__ExecProcessRequest *req = (const void *)msg;
         struct shim_server *s = data;
@@ -770,10 +769,10 @@ static void h_exec(struct ttrpc_call *call, const ProtobufCMessage *msg, void *d
         ev.container_id = c->id;
         ev.exec_id = p->id;
         publish(s, "/tasks/exec-added", &ev.base);
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_pids(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__PidsRequest *req = (const void *)msg;
         Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
@@ -822,7 +821,7 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *d
                 resp.processes[resp.n_processes++] = pi;
         }
         json_decref(arr);
-        ttrpc_call_reply(call, &resp.base);
+        shim_call_reply(call, &resp.base);
         for (size_t i = 0; i < resp.n_processes; i++) {
                 if (resp.processes[i]->info) {
                         free(resp.processes[i]->info->type_url);
@@ -834,7 +833,7 @@ static void h_pids(struct ttrpc_call *call, const ProtobufCMessage *msg, void *d
         free(resp.processes);
 }
 
-static void pause_resume(struct ttrpc_call *call, struct shim_server *s, const char *id, bool pause)
+static void pause_resume(struct shim_call *call, struct shim_server *s, const char *id, bool pause)
 {
         _cleanup_error_ struct error *e = NULL;
         struct shim_container *c = NULL;
@@ -862,28 +861,28 @@ static void pause_resume(struct ttrpc_call *call, struct shim_server *s, const c
                 ev.container_id = c->id;
                 publish(s, "/tasks/resumed", &ev.base);
         }
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_pause(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_pause(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         pause_resume(call, data, ((const Containerd__Task__V2__PauseRequest *)msg)->id, true);
 }
 
-static void h_resume(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_resume(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         pause_resume(call, data, ((const Containerd__Task__V2__ResumeRequest *)msg)->id, false);
 }
 
-static void h_checkpoint(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_checkpoint(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         (void)msg;
         (void)data;
-        ttrpc_call_fail_status(call, GRPC_UNIMPLEMENTED,
+        shim_call_fail_status(call, GRPC_UNIMPLEMENTED,
                                "checkpoint is not supported by containerd-shim-krill-v2: not implemented");
 }
 
-static void h_resize(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_resize(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__ResizePtyRequest *req = (const void *)msg;
         _cleanup_error_ struct error *e = NULL;
@@ -897,10 +896,10 @@ static void h_resize(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 fail(call, r, e, "resize");
                 return;
         }
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_closeio(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_closeio(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__CloseIORequest *req = (const void *)msg;
         _cleanup_error_ struct error *e = NULL;
@@ -914,10 +913,10 @@ static void h_closeio(struct ttrpc_call *call, const ProtobufCMessage *msg, void
         }
         if (req->stdin && p->io_open)
                 shim_stdio_close_stdin(&p->io);
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_update(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_update(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__UpdateTaskRequest *req = (const void *)msg;
         _cleanup_error_ struct error *e = NULL;
@@ -941,10 +940,10 @@ static void h_update(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
                 fail(call, r, e, "update");
                 return;
         }
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
 }
 
-static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_stats(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__StatsRequest *req = (const void *)msg;
         Containerd__Task__V2__StatsResponse resp = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
@@ -963,13 +962,13 @@ static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
                 return;
         }
         resp.stats = any;
-        ttrpc_call_reply(call, &resp.base);
+        shim_call_reply(call, &resp.base);
         free(any->type_url);
         free(any->value.data);
         free(any);
 }
 
-static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_connect(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__ConnectRequest *req = (const void *)msg;
         Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
@@ -978,16 +977,18 @@ static void h_connect(struct ttrpc_call *call, const ProtobufCMessage *msg, void
         resp.shim_pid = (uint32_t)getpid();
         resp.task_pid = c && c->init ? (uint32_t)c->init->pid : 0;
         resp.version = (char *)KRILL_VERSION;
-        ttrpc_call_reply(call, &resp.base);
+        shim_call_reply(call, &resp.base);
 }
 
-static void on_exit_timer(uv_timer_t *t)
+static void on_exit_timer(struct shim_timer *t)
 {
         struct shim_server *s = t->data;
 
         /* leave once the last events went out (/tasks/delete must reach the daemon), at most after 5 s */
-        if (shim_events_idle(s->events) || uv_now(&s->loop) - s->shutdown_started > 5000)
-                uv_stop(&s->loop);
+        if (shim_events_idle(s->events) || shim_loop_now() - s->shutdown_started > 5000)
+                shim_loop_stop(&s->loop);
+        else
+                shim_timer_start(t, 20);
 }
 
 static void begin_shutdown(struct shim_server *s)
@@ -995,27 +996,23 @@ static void begin_shutdown(struct shim_server *s)
         if (s->shutting_down)
                 return;
         s->shutting_down = true;
-        s->shutdown_started = uv_now(&s->loop);
+        s->shutdown_started = shim_loop_now();
         /* a short delay lets the Shutdown reply leave before the process does */
-        uv_timer_start(&s->exit_timer, on_exit_timer, 20, 20);
+        shim_timer_start(&s->exit_timer, 20);
 }
 
-static void h_shutdown(struct ttrpc_call *call, const ProtobufCMessage *msg, void *data)
+static void h_shutdown(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__ShutdownRequest *req = (const void *)msg;
         struct shim_server *s = data;
 
-        ttrpc_call_reply(call, NULL);
+        shim_call_reply(call, NULL);
         if (s->containers && !req->now)
                 return; /* other containers of the group still live here */
         begin_shutdown(s);
 }
 
-static const struct {
-        const char *name;
-        const ProtobufCMessageDescriptor *input;
-        ttrpc_handler_fn fn;
-} methods[] = {
+static const struct shim_method methods[] = {
     {"State", &containerd__task__v2__state_request__descriptor, h_state},
     {"Create", &containerd__task__v2__create_task_request__descriptor, h_create},
     {"Start", &containerd__task__v2__start_request__descriptor, h_start},
@@ -1035,17 +1032,9 @@ static const struct {
     {"Shutdown", &containerd__task__v2__shutdown_request__descriptor, h_shutdown},
 };
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-        (void)arg;
-        if (!uv_is_closing(h))
-                uv_close(h, NULL);
-}
-
 int shim_server_run(struct shim_config *cfg, int listen_fd)
 {
         struct shim_server *s = xcalloc(1, sizeof(*s));
-        _cleanup_error_ struct error *e = NULL;
         sigset_t mask;
         int r;
 
@@ -1056,49 +1045,40 @@ int shim_server_run(struct shim_config *cfg, int listen_fd)
         sigaddset(&mask, SIGCHLD);
         (void)sigprocmask(SIG_BLOCK, &mask, NULL);
         s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (s->sfd < 0) {
-                log_error("signalfd: %s", strerror(errno));
+        r = s->sfd < 0 ? -errno : shim_loop_init(&s->loop);
+        if (r < 0) {
+                log_error("event loop: %s", strerror(-r));
+                if (s->sfd >= 0)
+                        close(s->sfd);
                 close(listen_fd);
                 free(s);
                 return 1;
         }
-        uv_loop_init(&s->loop);
-        uv_poll_init(&s->loop, &s->sig_poll, s->sfd);
-        s->sig_poll.data = s;
-        uv_poll_start(&s->sig_poll, UV_READABLE, on_signal);
-        uv_timer_init(&s->loop, &s->exit_timer);
-        s->exit_timer.data = s;
+        shim_watch_init(&s->loop, &s->sig_watch, s->sfd, on_signal, s);
+        (void)shim_watch_set(&s->sig_watch, EPOLLIN);
+        shim_timer_init(&s->loop, &s->exit_timer, on_exit_timer, s);
         s->events = shim_events_new(&s->loop, cfg->ttrpc_address, cfg->ns);
-
-        s->ttrpc = ttrpc_server_new(&s->loop);
-        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
-                struct ttrpc_method m = {.service = TASK_SERVICE,
-                                         .method = methods[i].name,
-                                         .input = methods[i].input,
-                                         .handler = methods[i].fn,
-                                         .userdata = s};
-                ttrpc_server_add_method(s->ttrpc, &m);
-        }
-        r = ttrpc_server_listen_fd(s->ttrpc, listen_fd, true, &e);
-        if (r < 0) {
-                log_error("serve: %s", error_str(e));
+        s->rpc = shim_rpc_new(&s->loop, listen_fd, TASK_SERVICE, methods, ELEMENTSOF(methods), s);
+        if (!s->rpc) {
+                r = -EIO;
         } else {
-                malloc_trim(0);
-                uv_run(&s->loop, UV_RUN_DEFAULT);
+                trim_heap();
+                r = shim_loop_run(&s->loop);
+                if (r < 0)
+                        log_error("event loop: %s", strerror(-r));
         }
 
-        /* leaving: kill what is left only if asked to shut down "now"; containers normally outlive nothing */
+        /* leaving: containers that are still here outlive the shim */
         while (s->containers) {
                 struct shim_container *c = s->containers;
                 s->containers = c->next;
                 container_free(c);
         }
-        ttrpc_server_close(s->ttrpc, NULL, NULL);
+        shim_rpc_free(s->rpc);
         shim_events_free(s->events);
-        uv_walk(&s->loop, close_walk, NULL);
-        uv_run(&s->loop, UV_RUN_DEFAULT);
-        ttrpc_server_free(s->ttrpc);
-        (void)uv_loop_close(&s->loop);
+        shim_timer_stop(&s->exit_timer);
+        shim_watch_stop(&s->sig_watch);
+        shim_loop_close(&s->loop);
         close(s->sfd);
         free(s);
         if (cfg->socket_path)
