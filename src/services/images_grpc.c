@@ -104,21 +104,6 @@ static void image_from_msg(struct metadata_image *img, const Image *m)
         }
 }
 
-static bool call_ns(struct grpc_call *call, struct services_ctx *ctx, const char **ns)
-{
-        _cleanup_error_ struct error *err = NULL;
-        if (!ctx->db) {
-                grpc_call_finish(call, GRPC_UNAVAILABLE, "metadata store is not available");
-                return false;
-        }
-        int r = services_call_namespace(call, ns, &err);
-        if (r < 0) {
-                grpc_call_fail(call, r, err);
-                return false;
-        }
-        return true;
-}
-
 static void on_get(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
 {
         const Containerd__Services__Images__V1__GetImageRequest *in = (const void *)req;
@@ -126,7 +111,7 @@ static void on_get(struct grpc_call *call, const ProtobufCMessage *req, void *us
         _cleanup_error_ struct error *err = NULL;
         struct metadata_image img = {0};
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
         int r = metadata_image_get(ctx->db, ns, in->name ? in->name : "", &img, &err);
         if (r < 0) {
@@ -152,7 +137,7 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
         struct metadata_image *list = NULL;
         size_t n = 0;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
         int r = filter_parse(in->filters, in->n_filters, &f, &err);
         if (r == 0)
@@ -180,125 +165,81 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
 enum op { OP_CREATE, OP_UPDATE, OP_DELETE };
 
 struct job {
-        uv_work_t work;
-        struct grpc_call *call;
-        struct services_ctx *ctx;
-        char *ns;
+        struct services_job base;
         enum op op;
         struct metadata_image img; /* request, then result */
         char **paths;
         size_t npaths;
-        bool sync;
-        int r;
-        struct error *err;
 };
 
-static void job_free(struct job *j)
+static void job_free(struct services_job *b)
 {
-        grpc_call_unref(j->call);
-        free(j->ns);
+        struct job *j = (struct job *)b;
         metadata_image_clear(&j->img);
         strv_free(j->paths);
-        error_free(&j->err);
         free(j);
 }
 
-static void job_work(uv_work_t *w)
+static void job_run(struct services_job *b)
 {
-        struct job *j = w->data;
+        struct job *j = (struct job *)b;
+        struct metadata_db *db = b->ctx->db;
         struct metadata_image out = {0};
         switch (j->op) {
         case OP_CREATE:
-                j->r = metadata_image_create(j->ctx->db, j->ns, &j->img, &out, &j->err);
+                b->r = metadata_image_create(db, b->ns, &j->img, &out, &b->err);
                 break;
         case OP_UPDATE:
-                j->r = metadata_image_update(j->ctx->db, j->ns, &j->img, j->paths, j->npaths, &out, &j->err);
+                b->r = metadata_image_update(db, b->ns, &j->img, j->paths, j->npaths, &out, &b->err);
                 break;
         case OP_DELETE:
-                j->r = metadata_image_delete(j->ctx->db, j->ns, j->img.name, &j->err);
+                b->r = metadata_image_delete(db, b->ns, j->img.name, &b->err);
                 return;
         }
-        if (j->r == 0) {
+        if (b->r == 0) {
                 metadata_image_clear(&j->img);
                 j->img = out;
         }
 }
 
-static void reply_image(struct job *j)
+static int job_publish(struct services_job *b, struct error **err)
 {
+        struct job *j = (struct job *)b;
+        static const char *const topics[] = {"/images/create", "/images/update", "/images/delete"};
+        (void)err;
+        services_images_publish(b->ctx, b->ns, topics[j->op], j->img.name, j->img.labels);
+        return 0;
+}
+
+static void job_reply(struct services_job *b)
+{
+        struct job *j = (struct job *)b;
         struct image_msg im;
         image_msg_fill(&im, &j->img);
         if (j->op == OP_CREATE) {
                 Containerd__Services__Images__V1__CreateImageResponse resp =
                     CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_RESPONSE__INIT;
                 resp.image = &im.m;
-                grpc_call_reply(j->call, &resp.base);
+                grpc_call_reply(b->call, &resp.base);
         } else {
                 Containerd__Services__Images__V1__UpdateImageResponse resp =
                     CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_RESPONSE__INIT;
                 resp.image = &im.m;
-                grpc_call_reply(j->call, &resp.base);
+                grpc_call_reply(b->call, &resp.base);
         }
         image_msg_free(&im);
 }
 
-static void reply_empty(struct grpc_call *call)
+static struct job *job_new(enum op op)
 {
-        Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
-        grpc_call_reply(call, &resp.base);
-}
-
-static void sync_gc_done(int r, const struct error *e, void *userdata)
-{
-        struct job *j = userdata;
-        if (!grpc_call_is_done(j->call)) {
-                if (r < 0)
-                        grpc_call_fail(j->call, r, e);
-                else
-                        reply_empty(j->call);
-        }
-        job_free(j);
-}
-
-static void job_after(uv_work_t *w, int status)
-{
-        struct job *j = w->data;
-        if (status < 0 && j->r == 0)
-                j->r = error_set(&j->err, ECANCELED, "canceled");
-        if (j->r == 0) {
-                static const char *const topics[] = {"/images/create", "/images/update", "/images/delete"};
-                services_images_publish(j->ctx, j->ns, topics[j->op], j->img.name, j->img.labels);
-        }
-        if (grpc_call_is_done(j->call)) {
-                if (j->r == 0 && j->op == OP_DELETE)
-                        services_gc_schedule(j->ctx, NULL, NULL);
-                job_free(j);
-                return;
-        }
-        if (j->r < 0) {
-                grpc_call_fail(j->call, j->r, j->err);
-        } else if (j->op == OP_DELETE) {
-                if (j->sync) {
-                        services_gc_schedule(j->ctx, sync_gc_done, j);
-                        return;
-                }
-                services_gc_schedule(j->ctx, NULL, NULL);
-                reply_empty(j->call);
-        } else {
-                reply_image(j);
-        }
-        job_free(j);
-}
-
-static void job_start(struct grpc_call *call, struct services_ctx *ctx, struct job *j)
-{
-        j->call = grpc_call_ref(call);
-        j->ctx = ctx;
-        j->work.data = j;
-        if (uv_queue_work(ctx->loop, &j->work, job_work, job_after) < 0) {
-                grpc_call_finish(call, GRPC_UNAVAILABLE, "worker pool unavailable");
-                job_free(j);
-        }
+        struct job *j = xcalloc(1, sizeof(*j));
+        j->op = op;
+        j->base.run = job_run;
+        j->base.publish = job_publish;
+        j->base.reply = op == OP_DELETE ? NULL : job_reply;
+        j->base.free = job_free;
+        j->base.collect = op == OP_DELETE;
+        return j;
 }
 
 static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -306,13 +247,11 @@ static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Images__V1__CreateImageRequest *in = (const void *)req;
         struct services_ctx *ctx = userdata;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->ns = xstrdup(ns);
-        j->op = OP_CREATE;
+        struct job *j = job_new(OP_CREATE);
         image_from_msg(&j->img, in->image);
-        job_start(call, ctx, j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -320,11 +259,9 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Images__V1__UpdateImageRequest *in = (const void *)req;
         struct services_ctx *ctx = userdata;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->ns = xstrdup(ns);
-        j->op = OP_UPDATE;
+        struct job *j = job_new(OP_UPDATE);
         image_from_msg(&j->img, in->image);
         if (in->update_mask && in->update_mask->n_paths) {
                 j->npaths = in->update_mask->n_paths;
@@ -332,7 +269,7 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
                 for (size_t i = 0; i < j->npaths; i++)
                         j->paths[i] = xstrdup(in->update_mask->paths[i]);
         }
-        job_start(call, ctx, j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -340,14 +277,12 @@ static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Images__V1__DeleteImageRequest *in = (const void *)req;
         struct services_ctx *ctx = userdata;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->ns = xstrdup(ns);
-        j->op = OP_DELETE;
+        struct job *j = job_new(OP_DELETE);
         j->img.name = xstrdup(in->name ? in->name : "");
-        j->sync = in->sync;
-        job_start(call, ctx, j);
+        j->base.sync = in->sync;
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 void services_images_register(struct grpc_server *s, struct services_ctx *ctx)

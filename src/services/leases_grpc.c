@@ -52,132 +52,69 @@ static void lease_msg_free(struct lease_msg *lm)
         free(lm->ptr);
 }
 
-static bool call_ns(struct grpc_call *call, struct services_ctx *ctx, const char **ns)
-{
-        _cleanup_error_ struct error *err = NULL;
-        if (!ctx->db) {
-                grpc_call_finish(call, GRPC_UNAVAILABLE, "metadata store is not available");
-                return false;
-        }
-        int r = services_call_namespace(call, ns, &err);
-        if (r < 0) {
-                grpc_call_fail(call, r, err);
-                return false;
-        }
-        return true;
-}
-
-static void reply_empty(struct grpc_call *call)
-{
-        Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
-        grpc_call_reply(call, &resp.base);
-}
-
 enum op { OP_CREATE, OP_DELETE, OP_ADD, OP_DEL_RES };
 
 struct job {
-        uv_work_t work;
-        struct grpc_call *call;
-        struct services_ctx *ctx;
-        char *ns;
+        struct services_job base;
         enum op op;
         char *id;
         char **labels;
         struct metadata_lease_resource res;
-        bool sync;
         struct metadata_lease out;
-        int r;
-        struct error *err;
 };
 
-static void job_free(struct job *j)
+static void job_free(struct services_job *b)
 {
-        grpc_call_unref(j->call);
-        free(j->ns);
+        struct job *j = (struct job *)b;
         free(j->id);
         strv_free(j->labels);
         free(j->res.id);
         free(j->res.type);
         metadata_lease_clear(&j->out);
-        error_free(&j->err);
         free(j);
 }
 
-static void job_work(uv_work_t *w)
+static void job_run(struct services_job *b)
 {
-        struct job *j = w->data;
-        struct metadata_db *db = j->ctx->db;
+        struct job *j = (struct job *)b;
+        struct metadata_db *db = b->ctx->db;
         switch (j->op) {
         case OP_CREATE:
-                j->r = metadata_lease_create(db, j->ns, j->id, j->labels, &j->out, &j->err);
+                b->r = metadata_lease_create(db, b->ns, j->id, j->labels, &j->out, &b->err);
                 break;
         case OP_DELETE:
-                j->r = metadata_lease_delete(db, j->ns, j->id, &j->err);
+                b->r = metadata_lease_delete(db, b->ns, j->id, &b->err);
                 break;
         case OP_ADD:
-                j->r = metadata_lease_add_resource(db, j->ns, j->id, &j->res, &j->err);
+                b->r = metadata_lease_add_resource(db, b->ns, j->id, &j->res, &b->err);
                 break;
         case OP_DEL_RES:
-                j->r = metadata_lease_delete_resource(db, j->ns, j->id, &j->res, &j->err);
+                b->r = metadata_lease_delete_resource(db, b->ns, j->id, &j->res, &b->err);
                 break;
         }
 }
 
-static void sync_gc_done(int r, const struct error *e, void *userdata)
+static void reply_created(struct services_job *b)
 {
-        struct job *j = userdata;
-        if (!grpc_call_is_done(j->call)) {
-                if (r < 0)
-                        grpc_call_fail(j->call, r, e);
-                else
-                        reply_empty(j->call);
-        }
-        job_free(j);
+        struct job *j = (struct job *)b;
+        struct lease_msg lm;
+        lease_msg_fill(&lm, &j->out);
+        Containerd__Services__Leases__V1__CreateResponse resp = CONTAINERD__SERVICES__LEASES__V1__CREATE_RESPONSE__INIT;
+        resp.lease = &lm.m;
+        grpc_call_reply(b->call, &resp.base);
+        lease_msg_free(&lm);
 }
 
-static void job_after(uv_work_t *w, int status)
+static struct job *job_new(enum op op, const char *id)
 {
-        struct job *j = w->data;
-        if (status < 0 && j->r == 0)
-                j->r = error_set(&j->err, ECANCELED, "canceled");
-        bool collect = j->r == 0 && (j->op == OP_DELETE || j->op == OP_DEL_RES);
-        if (grpc_call_is_done(j->call)) {
-                if (collect)
-                        services_gc_schedule(j->ctx, NULL, NULL);
-                job_free(j);
-                return;
-        }
-        if (j->r < 0) {
-                grpc_call_fail(j->call, j->r, j->err);
-        } else if (j->op == OP_CREATE) {
-                struct lease_msg lm;
-                lease_msg_fill(&lm, &j->out);
-                Containerd__Services__Leases__V1__CreateResponse resp =
-                    CONTAINERD__SERVICES__LEASES__V1__CREATE_RESPONSE__INIT;
-                resp.lease = &lm.m;
-                grpc_call_reply(j->call, &resp.base);
-                lease_msg_free(&lm);
-        } else if (collect && j->sync) {
-                services_gc_schedule(j->ctx, sync_gc_done, j);
-                return;
-        } else {
-                if (collect)
-                        services_gc_schedule(j->ctx, NULL, NULL);
-                reply_empty(j->call);
-        }
-        job_free(j);
-}
-
-static void job_start(struct grpc_call *call, struct services_ctx *ctx, const char *ns, struct job *j)
-{
-        j->call = grpc_call_ref(call);
-        j->ctx = ctx;
-        j->ns = xstrdup(ns);
-        j->work.data = j;
-        if (uv_queue_work(ctx->loop, &j->work, job_work, job_after) < 0) {
-                grpc_call_finish(call, GRPC_UNAVAILABLE, "worker pool unavailable");
-                job_free(j);
-        }
+        struct job *j = xcalloc(1, sizeof(*j));
+        j->op = op;
+        j->id = id ? xstrdup(id) : NULL;
+        j->base.run = job_run;
+        j->base.reply = op == OP_CREATE ? reply_created : NULL;
+        j->base.free = job_free;
+        j->base.collect = op == OP_DELETE || op == OP_DEL_RES;
+        return j;
 }
 
 static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -185,15 +122,14 @@ static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Leases__V1__CreateRequest *in = (const void *)req;
         struct services_ctx *ctx = userdata;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->op = OP_CREATE;
+        struct job *j = job_new(OP_CREATE, NULL);
         j->id = in->id && in->id[0] ? xstrdup(in->id) : services_leases_random_id();
         for (size_t i = 0; i < in->n_labels; i++)
                 metadata_labels_set(&j->labels, in->labels[i]->key ? in->labels[i]->key : "",
                                     in->labels[i]->value ? in->labels[i]->value : "");
-        job_start(call, ctx, ns, j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -201,27 +137,23 @@ static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Leases__V1__DeleteRequest *in = (const void *)req;
         struct services_ctx *ctx = userdata;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->op = OP_DELETE;
-        j->id = xstrdup(in->id ? in->id : "");
-        j->sync = in->sync;
-        job_start(call, ctx, ns, j);
+        struct job *j = job_new(OP_DELETE, in->id ? in->id : "");
+        j->base.sync = in->sync;
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 static void on_resource(struct grpc_call *call, enum op op, const char *id, const Resource *res,
                         struct services_ctx *ctx)
 {
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
-        struct job *j = xcalloc(1, sizeof(*j));
-        j->op = op;
-        j->id = xstrdup(id ? id : "");
+        struct job *j = job_new(op, id ? id : "");
         j->res.id = xstrdup(res && res->id ? res->id : "");
         j->res.type = xstrdup(res && res->type ? res->type : "");
-        job_start(call, ctx, ns, j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 static void on_add_resource(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -245,7 +177,7 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
         struct metadata_lease *list = NULL;
         size_t n = 0;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
         int r = filter_parse(in->filters, in->n_filters, &f, &err);
         if (r == 0)
@@ -277,7 +209,7 @@ static void on_list_resources(struct grpc_call *call, const ProtobufCMessage *re
         struct metadata_lease_resource *res = NULL;
         size_t n = 0;
         const char *ns;
-        if (!call_ns(call, ctx, &ns))
+        if (!services_call_db_ns(call, ctx, &ns))
                 return;
         int r = metadata_lease_list_resources(ctx->db, ns, in->id ? in->id : "", &res, &n, &err);
         if (r < 0) {

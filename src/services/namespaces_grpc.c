@@ -22,19 +22,14 @@ enum ns_op {
         NS_DELETE,
 };
 
+/* base.ns is the call's containerd-namespace header (may be NULL): events go there. */
 struct ns_job {
-        uv_work_t work;
-        struct grpc_call *call;
-        struct metadata_db *db;
-        struct events_exchange *events; /* may be NULL: no event plugin */
-        char *caller_ns;                /* the call's containerd-namespace header, may be NULL */
+        struct services_job base;
         enum ns_op op;
         char *name;
         char **labels; /* pairs */
         char **paths;
         size_t n_paths;
-        int r;
-        struct error *err;
 };
 
 static char **labels_from_msg(LabelsEntry **entries, size_t n)
@@ -134,41 +129,37 @@ static void on_list(struct grpc_call *call, _unused_ const ProtobufCMessage *req
         free(list);
 }
 
-static void job_free(struct ns_job *job)
+static void job_free(struct services_job *b)
 {
-        if (!job)
-                return;
-        if (job->call)
-                grpc_call_unref(job->call);
+        struct ns_job *job = (struct ns_job *)b;
         free(job->name);
-        free(job->caller_ns);
         strv_free(job->labels);
         for (size_t i = 0; i < job->n_paths; i++)
                 free(job->paths[i]);
         free(job->paths);
-        error_free(&job->err);
         free(job);
 }
 
-static void job_work(uv_work_t *w)
+static void job_run(struct services_job *b)
 {
-        struct ns_job *job = w->data;
+        struct ns_job *job = (struct ns_job *)b;
+        struct metadata_db *db = b->ctx->db;
         switch (job->op) {
         case NS_CREATE:
-                job->r = services_namespaces_create(job->db, job->name, job->labels, &job->err);
+                b->r = services_namespaces_create(db, job->name, job->labels, &b->err);
                 break;
         case NS_UPDATE:
-                job->r = services_namespaces_update(job->db, job->name, job->labels, job->paths, job->n_paths,
-                                                    &job->err);
+                b->r = services_namespaces_update(db, job->name, job->labels, job->paths, job->n_paths, &b->err);
                 break;
         case NS_DELETE:
-                job->r = services_namespaces_delete(job->db, job->name, &job->err);
+                b->r = services_namespaces_delete(db, job->name, &b->err);
                 break;
         }
 }
 
-static void job_reply(struct ns_job *job)
+static void job_reply(struct services_job *b)
 {
+        struct ns_job *job = (struct ns_job *)b;
         size_t n = metadata_labels_count(job->labels);
         _cleanup_free_ LabelsEntry *entries = xcalloc(n + 1, sizeof(*entries));
         _cleanup_free_ LabelsEntry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
@@ -181,7 +172,7 @@ static void job_reply(struct ns_job *job)
                 Containerd__Services__Namespaces__V1__CreateNamespaceResponse resp =
                         CONTAINERD__SERVICES__NAMESPACES__V1__CREATE_NAMESPACE_RESPONSE__INIT;
                 resp.namespace_ = &m;
-                grpc_call_reply(job->call, &resp.base);
+                grpc_call_reply(b->call, &resp.base);
                 break;
         }
         case NS_UPDATE: {
@@ -190,25 +181,25 @@ static void job_reply(struct ns_job *job)
                 Containerd__Services__Namespaces__V1__UpdateNamespaceResponse resp =
                         CONTAINERD__SERVICES__NAMESPACES__V1__UPDATE_NAMESPACE_RESPONSE__INIT;
                 resp.namespace_ = &m;
-                grpc_call_reply(job->call, &resp.base);
+                grpc_call_reply(b->call, &resp.base);
                 break;
         }
-        case NS_DELETE: {
-                Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
-                grpc_call_reply(job->call, &resp.base);
+        case NS_DELETE:
+                services_reply_empty(b->call);
                 break;
-        }
         }
 }
 
 /* containerd publishes /namespaces/{create,update,delete} after the commit, in the caller's namespace (the
  * deleted namespace itself for delete), with the request's labels. As there, a failure to publish fails the
  * call although the change is committed. */
-static int job_publish(struct ns_job *job, struct error **err)
+static int job_publish(struct services_job *b, struct error **err)
 {
+        struct ns_job *job = (struct ns_job *)b;
+        struct events_exchange *events = b->ctx->events; /* NULL: no event plugin */
         size_t n = metadata_labels_count(job->labels);
 
-        if (!job->events)
+        if (!events)
                 return 0;
         switch (job->op) {
         case NS_CREATE: {
@@ -224,7 +215,7 @@ static int job_publish(struct ns_job *job, struct error **err)
                 ev.name = job->name;
                 ev.n_labels = n;
                 ev.labels = p;
-                return events_publish(job->events, job->caller_ns, "/namespaces/create", &ev.base, err);
+                return events_publish(events, b->ns, "/namespaces/create", &ev.base, err);
         }
         case NS_UPDATE: {
                 _cleanup_free_ Containerd__Events__NamespaceUpdate__LabelsEntry *e = xcalloc(n + 1, sizeof(*e));
@@ -239,53 +230,32 @@ static int job_publish(struct ns_job *job, struct error **err)
                 ev.name = job->name;
                 ev.n_labels = n;
                 ev.labels = p;
-                return events_publish(job->events, job->caller_ns, "/namespaces/update", &ev.base, err);
+                return events_publish(events, b->ns, "/namespaces/update", &ev.base, err);
         }
         case NS_DELETE: {
                 Containerd__Events__NamespaceDelete ev = CONTAINERD__EVENTS__NAMESPACE_DELETE__INIT;
                 ev.name = job->name;
-                return events_publish(job->events, job->name, "/namespaces/delete", &ev.base, err);
+                return events_publish(events, job->name, "/namespaces/delete", &ev.base, err);
         }
         }
         return 0;
 }
 
-static void job_done(uv_work_t *w, int status)
+static struct ns_job *job_new(enum ns_op op, const char *name)
 {
-        struct ns_job *job = w->data;
-        _cleanup_error_ struct error *perr = NULL;
-        int r = 0;
-
-        if (status == 0 && job->r >= 0)
-                r = job_publish(job, &perr);
-        if (grpc_call_is_done(job->call)) /* cancelled meanwhile: nobody to answer */
-                ;
-        else if (status < 0)
-                grpc_call_finish(job->call, GRPC_CANCELLED, "canceled");
-        else if (job->r < 0)
-                grpc_call_fail(job->call, job->r, job->err);
-        else if (r < 0) {
-                /* containerd returns the publisher's error as is, not through errdefs.ToGRPC: code Unknown */
-                _cleanup_free_ char *msg = perr ? error_message(perr) : NULL;
-                grpc_call_finish(job->call, GRPC_UNKNOWN, msg ? msg : "failed publishing event");
-        }
-        else
-                job_reply(job);
-        job_free(job);
+        struct ns_job *job = xcalloc(1, sizeof(*job));
+        job->op = op;
+        job->name = xstrdup(name ? name : "");
+        job->base.run = job_run;
+        job->base.publish = job_publish;
+        job->base.reply = job_reply;
+        job->base.free = job_free;
+        return job;
 }
 
 static void job_start(struct grpc_call *call, struct services_ctx *ctx, struct ns_job *job)
 {
-        job->call = grpc_call_ref(call);
-        job->db = ctx->db;
-        job->events = ctx->events;
-        job->caller_ns = xstrdup(grpc_call_metadata(call, "containerd-namespace"));
-        job->work.data = job;
-        int r = uv_queue_work(ctx->loop, &job->work, job_work, job_done);
-        if (r < 0) {
-                grpc_call_finish(call, GRPC_UNAVAILABLE, uv_strerror(r));
-                job_free(job);
-        }
+        services_job_start(&job->base, call, ctx, grpc_call_metadata(call, "containerd-namespace"));
 }
 
 static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -293,9 +263,7 @@ static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Namespaces__V1__CreateNamespaceRequest *in = (const void *)req;
         if (!ctx_db(call, userdata))
                 return;
-        struct ns_job *job = xcalloc(1, sizeof(*job));
-        job->op = NS_CREATE;
-        job->name = xstrdup(in->namespace_ && in->namespace_->name ? in->namespace_->name : "");
+        struct ns_job *job = job_new(NS_CREATE, in->namespace_ ? in->namespace_->name : NULL);
         if (in->namespace_)
                 job->labels = labels_from_msg(in->namespace_->labels, in->namespace_->n_labels);
         job_start(call, userdata, job);
@@ -306,9 +274,7 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Namespaces__V1__UpdateNamespaceRequest *in = (const void *)req;
         if (!ctx_db(call, userdata))
                 return;
-        struct ns_job *job = xcalloc(1, sizeof(*job));
-        job->op = NS_UPDATE;
-        job->name = xstrdup(in->namespace_ && in->namespace_->name ? in->namespace_->name : "");
+        struct ns_job *job = job_new(NS_UPDATE, in->namespace_ ? in->namespace_->name : NULL);
         if (in->namespace_)
                 job->labels = labels_from_msg(in->namespace_->labels, in->namespace_->n_labels);
         if (in->update_mask && in->update_mask->n_paths > 0) {
@@ -325,9 +291,7 @@ static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void 
         const Containerd__Services__Namespaces__V1__DeleteNamespaceRequest *in = (const void *)req;
         if (!ctx_db(call, userdata))
                 return;
-        struct ns_job *job = xcalloc(1, sizeof(*job));
-        job->op = NS_DELETE;
-        job->name = xstrdup(in->name ? in->name : "");
+        struct ns_job *job = job_new(NS_DELETE, in->name);
         job_start(call, userdata, job);
 }
 

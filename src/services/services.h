@@ -38,3 +38,29 @@ struct services_ctx {
 int services_call_namespace(const struct grpc_call *call, const char **ret_ns, struct error **err);
 /* The `containerd-lease` metadata of a call, or NULL. */
 const char *services_call_lease(const struct grpc_call *call);
+
+/* The metadata store and the namespace of a call, or the call is answered (Unavailable without a store, the
+ * namespace error otherwise) and false returned. */
+bool services_call_db_ns(struct grpc_call *call, struct services_ctx *ctx, const char **ret_ns);
+
+/* A blocking metadata operation of one call, run on the worker pool. Embed it as the first member of the service's
+ * own job, fill the hooks and call services_job_start; the job is freed through `free` once the call is answered. */
+struct services_job {
+        uv_work_t work;
+        struct grpc_call *call; /* referenced while the job lives */
+        struct services_ctx *ctx;
+        char *ns; /* copy of the namespace given to start (may be NULL) */
+        int r;    /* run's result and error */
+        struct error *err;
+        bool collect; /* a successful run deleted something: schedule a garbage collection */
+        bool sync;    /* with collect: answer only once the collection ran (the requests' Sync flag) */
+        void (*run)(struct services_job *j); /* on a worker thread: sets r and err */
+        /* On the loop after a successful run, even when the caller has gone (events are still due). A failure
+         * answers code Unknown with its message, as containerd returns publisher errors unmapped. May be NULL. */
+        int (*publish)(struct services_job *j, struct error **err);
+        void (*reply)(struct services_job *j); /* the success answer; NULL answers google.protobuf.Empty */
+        void (*free)(struct services_job *j);  /* frees the service's own fields and the job itself */
+};
+void services_job_start(struct services_job *j, struct grpc_call *call, struct services_ctx *ctx, const char *ns);
+/* Answers a call with google.protobuf.Empty. */
+void services_reply_empty(struct grpc_call *call);
