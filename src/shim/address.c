@@ -1,7 +1,6 @@
 /* Shim socket addresses: sha256(grpc address + "/" + ns + "/" + group) as containerd's shim computes it
  * (PROTOCOLS.md 3.2), placed under the daemon's own run dir instead of a hard-coded /run/containerd/s.
  * sha256 is implemented here (FIPS 180-4) so the shim does not link libcrypto for one hash. */
-#include <jansson.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -121,18 +120,19 @@ char *shim_socket_path(const char *grpc_address, const char *ns, const char *gro
 char *shim_group_id(const char *config_json, size_t len, const char *id)
 {
         static const char *const keys[] = {"io.kubernetes.cri.sandbox-id", "io.containerd.runc.v2.group"};
-        json_t *root, *ann;
+        struct shim_json root, ann, v;
         char *ret = NULL;
 
-        if (!config_json)
+        if (!config_json || shim_json_parse(config_json, len, &root) < 0 ||
+            shim_json_member(&root, "annotations", &ann) < 0)
                 return xstrdup(id);
-        root = json_loadb(config_json, len, 0, NULL);
-        ann = root ? json_object_get(root, "annotations") : NULL;
-        for (size_t i = 0; ann && i < ELEMENTSOF(keys) && !ret; i++) {
-                const char *v = json_string_value(json_object_get(ann, keys[i]));
-                if (v && *v)
-                        ret = xstrdup(v);
-        }
-        json_decref(root);
+        for (size_t i = 0; i < ELEMENTSOF(keys) && !ret; i++)
+                if (shim_json_member(&ann, keys[i], &v) == 0) {
+                        ret = shim_json_strdup(&v);
+                        if (ret && !*ret) {
+                                free(ret);
+                                ret = NULL;
+                        }
+                }
         return ret ? ret : xstrdup(id);
 }

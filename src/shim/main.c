@@ -3,14 +3,14 @@
  *   delete  cleans up after a dead shim and prints a raw DeleteResponse
  * Without a subcommand and with a listening socket on fd 3 it serves, like a re-exec'd Go shim. */
 #include <fcntl.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
-
-#include <jansson.h>
 
 #include "shim/server.h"
 #include "util/alloc.h"
@@ -365,15 +365,19 @@ static int cmd_delete(struct args *a)
         {
                 _cleanup_free_ char *p = xasprintf("%s/options.json", bundle);
                 if (shim_read_file(p, 1 << 20, &opts, NULL, NULL) >= 0) {
-                        json_t *j = json_loads(opts, 0, NULL);
-                        const char *b = json_string_value(json_object_get(j, "BinaryName"));
-                        const char *r = json_string_value(json_object_get(j, "Root"));
-                        if (b && *b)
-                                binary = xstrdup(b);
-                        if (r && *r)
-                                root = xstrdup(r);
-                        rt.systemd_cgroup = json_is_true(json_object_get(j, "SystemdCgroup"));
-                        json_decref(j);
+                        struct shim_json j, v;
+                        if (shim_json_parse(opts, strlen(opts), &j) == 0) {
+                                if (shim_json_member(&j, "BinaryName", &v) == 0)
+                                        binary = shim_json_strdup(&v);
+                                if (shim_json_member(&j, "Root", &v) == 0)
+                                        root = shim_json_strdup(&v);
+                                rt.systemd_cgroup =
+                                    shim_json_member(&j, "SystemdCgroup", &v) == 0 && v.type == SHIM_JSON_TRUE;
+                        }
+                        if (binary && !*binary)
+                                free(TAKE_PTR(binary));
+                        if (root && !*root)
+                                free(TAKE_PTR(root));
                 }
         }
         if (!binary) {
@@ -446,9 +450,11 @@ int main(int argc, char **argv)
         int r;
 
         /* one thread: one arena, and give freed memory back early */
+#ifdef __GLIBC__
         mallopt(M_ARENA_MAX, 1);
         mallopt(M_TRIM_THRESHOLD, 64 * 1024);
         mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+#endif
         log_set_level(LOG_LEVEL_ERROR);
         if (parse_args(argc, argv, &a) < 0) {
                 args_clear(&a);

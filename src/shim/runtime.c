@@ -2,7 +2,6 @@
  * shim is single-threaded by design (DESIGN.md section 5). Errors carry the runtime's own last error
  * message from its JSON log (STYLE.md section 11). */
 #include <fcntl.h>
-#include <jansson.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,16 +30,15 @@ char *shim_runtime_last_error(const char *log, size_t len)
         while (p < end) {
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
                 const char *le = nl ? nl : end;
-                json_t *o = json_loadb(p, (size_t)(le - p), JSON_DISABLE_EOF_CHECK, NULL);
-                if (o) {
-                        const char *lvl = json_string_value(json_object_get(o, "level"));
-                        const char *msg = json_string_value(json_object_get(o, "msg"));
-                        if (lvl && msg &&
-                            (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0 || strcmp(lvl, "panic") == 0)) {
+                struct shim_json o, v;
+                if (shim_json_parse(p, (size_t)(le - p), &o) == 0 && shim_json_member(&o, "level", &v) == 0) {
+                        _cleanup_free_ char *lvl = shim_json_strdup(&v);
+                        if (lvl &&
+                            (strcmp(lvl, "error") == 0 || strcmp(lvl, "fatal") == 0 || strcmp(lvl, "panic") == 0) &&
+                            shim_json_member(&o, "msg", &v) == 0 && v.type == SHIM_JSON_STRING) {
                                 free(last);
-                                last = xstrdup(msg);
+                                last = shim_json_strdup(&v);
                         }
-                        json_decref(o);
                 }
                 p = le + 1;
         }

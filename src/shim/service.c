@@ -2,7 +2,6 @@
  * processes, reaping through a signalfd as a child subreaper, exit reporting after the output drained,
  * events. One epoll loop (loop.c), one thread (DESIGN.md section 5); the OCI runtime runs synchronously. */
 #include <fcntl.h>
-#include <jansson.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -327,25 +326,36 @@ static Containerd__Runc__V1__Options *unpack_options(const Google__Protobuf__Any
         return containerd__runc__v1__options__unpack(NULL, any->value.len, any->value.data);
 }
 
+static void json_bool_member(struct shim_buf *b, const char *key, bool v)
+{
+        shim_json_quote(b, key);
+        shim_buf_puts(b, v ? ":true," : ":false,");
+}
+
+/* options.json as containerd's runc shim writes it (keys sorted, compact); `delete` reads it back. */
 static void write_options(struct shim_container *c, const Containerd__Runc__V1__Options *o)
 {
         _cleanup_free_ char *rpath = xasprintf("%s/runtime", c->bundle);
         _cleanup_free_ char *opath = xasprintf("%s/options.json", c->bundle);
-        json_t *j = json_object();
-        char *dump;
+        struct shim_buf b = {0};
 
+        shim_buf_putc(&b, '{');
         if (o) {
-                json_object_set_new(j, "BinaryName", json_string(o->binary_name ? o->binary_name : ""));
-                json_object_set_new(j, "Root", json_string(o->root ? o->root : ""));
-                json_object_set_new(j, "SystemdCgroup", json_boolean(o->systemd_cgroup));
-                json_object_set_new(j, "NoPivotRoot", json_boolean(o->no_pivot_root));
-                json_object_set_new(j, "NoNewKeyring", json_boolean(o->no_new_keyring));
+                shim_buf_puts(&b, "\"BinaryName\":");
+                shim_json_quote(&b, o->binary_name ? o->binary_name : "");
+                shim_buf_putc(&b, ',');
+                json_bool_member(&b, "NoNewKeyring", o->no_new_keyring);
+                json_bool_member(&b, "NoPivotRoot", o->no_pivot_root);
+                shim_buf_puts(&b, "\"Root\":");
+                shim_json_quote(&b, o->root ? o->root : "");
+                shim_buf_putc(&b, ',');
+                json_bool_member(&b, "SystemdCgroup", o->systemd_cgroup);
+                b.s[--b.len] = '\0'; /* the last comma */
         }
-        dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        (void)shim_write_file(opath, dump, strlen(dump), NULL);
+        shim_buf_putc(&b, '}');
+        (void)shim_write_file(opath, b.s, b.len, NULL);
         (void)shim_write_file(rpath, c->rt.binary, strlen(c->rt.binary), NULL);
-        free(dump);
-        json_decref(j);
+        free(b.s);
 }
 
 static void h_create(struct shim_call *call, const ProtobufCMessage *msg, void *data)
@@ -780,7 +790,8 @@ static void h_pids(struct shim_call *call, const ProtobufCMessage *msg, void *da
         _cleanup_error_ struct error *e = NULL;
         _cleanup_free_ char *out = NULL;
         struct shim_container *c = NULL;
-        json_t *arr = NULL;
+        struct shim_json arr = {.type = SHIM_JSON_NULL}, v;
+        const char *pos = NULL;
         size_t n = 0;
         int r;
 
@@ -790,22 +801,23 @@ static void h_pids(struct shim_call *call, const ProtobufCMessage *msg, void *da
                 r = shim_runtime_run(&c->rt, "OCI runtime ps failed", args,
                                      &(struct shim_runtime_io){.fds = {-1, -1, -1}, .output = &out}, &e);
         }
-        if (r >= 0) {
-                arr = json_loads(out, 0, NULL);
-                if (arr && !json_is_array(arr) && !json_is_null(arr))
-                        r = error_set(&e, EIO, "runtime ps: unexpected output");
-        }
+        if (r >= 0 && shim_json_parse(out, strlen(out), &arr) == 0 && arr.type != SHIM_JSON_ARRAY &&
+            arr.type != SHIM_JSON_NULL)
+                r = error_set(&e, EIO, "runtime ps: unexpected output");
         if (r < 0) {
-                json_decref(arr);
                 fail(call, r, e, "pids");
                 return;
         }
-        n = json_is_array(arr) ? json_array_size(arr) : 0;
+        while (shim_json_next(&arr, &pos, &v))
+                n++;
         resp.processes = xcalloc(n ? n : 1, sizeof(*resp.processes));
-        for (size_t i = 0; i < n; i++) {
+        pos = NULL;
+        while (resp.n_processes < n && shim_json_next(&arr, &pos, &v)) {
                 Containerd__V1__Types__ProcessInfo *pi = xmalloc(sizeof(*pi));
+                int64_t pid = 0;
                 containerd__v1__types__process_info__init(pi);
-                pi->pid = (uint32_t)json_integer_value(json_array_get(arr, i));
+                (void)shim_json_int64(&v, &pid);
+                pi->pid = (uint32_t)pid;
                 for (struct shim_process *p = c->execs; p; p = p->next)
                         if (p->pid > 0 && (uint32_t)p->pid == pi->pid) {
                                 Containerd__Runc__V1__ProcessDetails d = CONTAINERD__RUNC__V1__PROCESS_DETAILS__INIT;
@@ -820,7 +832,6 @@ static void h_pids(struct shim_call *call, const ProtobufCMessage *msg, void *da
                         }
                 resp.processes[resp.n_processes++] = pi;
         }
-        json_decref(arr);
         shim_call_reply(call, &resp.base);
         for (size_t i = 0; i < resp.n_processes; i++) {
                 if (resp.processes[i]->info) {

@@ -22,6 +22,52 @@ char *shim_socket_path(const char *grpc_address, const char *ns, const char *gro
  * or id when neither is set. Returns a new string. config_json may be NULL. */
 char *shim_group_id(const char *config_json, size_t len, const char *id);
 
+/* ---------- json.c: bounded JSON reader (pure) ---------- */
+
+#define SHIM_JSON_MAX_DEPTH 64
+
+enum shim_json_type {
+        SHIM_JSON_NULL,
+        SHIM_JSON_FALSE,
+        SHIM_JSON_TRUE,
+        SHIM_JSON_NUMBER,
+        SHIM_JSON_STRING,
+        SHIM_JSON_ARRAY,
+        SHIM_JSON_OBJECT,
+};
+
+/* A value: its type and its raw text inside the parsed buffer (borrowed). */
+struct shim_json {
+        enum shim_json_type type;
+        const char *p;
+        size_t len;
+};
+
+/* Validates buf as exactly one JSON value (surrounding whitespace allowed; nesting <= SHIM_JSON_MAX_DEPTH).
+ * Returns 0 or -EINVAL. Only values from a successful parse may be given to the accessors below. */
+int shim_json_parse(const char *buf, size_t len, struct shim_json *out);
+/* Member key of an object (the last one if repeated): 0, -ENOENT, or -EINVAL if obj is no object. */
+int shim_json_member(const struct shim_json *obj, const char *key, struct shim_json *out);
+/* Iterates an array's elements or an object's values: *pos starts NULL; false after the last one (or if c is
+ * neither). */
+bool shim_json_next(const struct shim_json *c, const char **pos, struct shim_json *out);
+/* A string value decoded to a new UTF-8 string; NULL if v is no string or contains \u0000. */
+char *shim_json_strdup(const struct shim_json *v);
+/* An integer number value (no fraction/exponent) that fits int64. */
+bool shim_json_int64(const struct shim_json *v, int64_t *ret);
+/* Shortcut: the string member key of the object document buf, new string or NULL. */
+char *shim_json_string_member(const char *buf, size_t len, const char *key);
+
+/* A growing NUL-terminated string (s may be NULL while empty; free(s) when done). */
+struct shim_buf {
+        char *s;
+        size_t len, cap;
+};
+void shim_buf_putc(struct shim_buf *b, char c);
+void shim_buf_puts(struct shim_buf *b, const char *s);
+/* Appends s as a JSON string literal. */
+void shim_json_quote(struct shim_buf *b, const char *s);
+
 /* ---------- state.c: process state machine and exit status (pure) ---------- */
 
 enum shim_state {
