@@ -730,6 +730,273 @@ static int apply_root_entry(struct applier *a, struct archive_entry *e, struct e
         return 0;
 }
 
+/* --- hard links to files of lower layers (overlay upper dirs) --- */
+
+/* Hard links whose target lives in a lower layer cannot be made in an upper dir: the target is copied up
+ * first (as overlayfs itself would on a write), then linked, so the merged view shows both names on one
+ * inode with the lower file's content and attributes. The target is looked up the way overlayfs merges:
+ * the upper dir first, then the lower layers nearest first; a whiteout, a non-directory or an opaque
+ * directory on the way hides everything below. Lookups walk one component at a time with O_NOFOLLOW
+ * beneath each layer root: a symlink anywhere in the target's path ends the search (ENOENT). */
+
+#define COPY_BUF_SIZE (1u << 20)
+
+static bool is_whiteout(const struct stat *st)
+{
+        return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+static bool dir_is_opaque(int dfd)
+{
+        char v[2] = {0};
+        return fgetxattr(dfd, "trusted.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y';
+}
+
+enum { LOWER_FOUND = 1, LOWER_IN_UPPER = 2 };
+
+/* Looks tpath (cleaned, non-root) up in one layer. Returns LOWER_FOUND with *ret_dfd (its parent directory)
+ * and *st, 0 when the layer does not have it (*stop set when an opaque directory hides the layers below),
+ * or -errno: -ENOENT hidden by a whiteout or a non-directory, -EPERM a directory. */
+static int lower_lookup_one(int layer_fd, char *const *comps, size_t n, int *ret_dfd, struct stat *st, bool *stop)
+{
+        _cleanup_close_ int cur = openat(layer_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0)
+                return -errno;
+        for (size_t i = 0; i < n; i++) {
+                if (fstatat(cur, comps[i], st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                if (is_whiteout(st))
+                        return -ENOENT;
+                if (i == n - 1) {
+                        if (S_ISDIR(st->st_mode))
+                                return -EPERM;
+                        *ret_dfd = TAKE_FD(cur);
+                        return LOWER_FOUND;
+                }
+                if (!S_ISDIR(st->st_mode))
+                        return -ENOENT;
+                int next = openat(cur, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                (void)close(cur);
+                cur = next;
+                if (dir_is_opaque(cur))
+                        *stop = true;
+        }
+        return 0;
+}
+
+/* Finds tpath in the upper dir (LOWER_IN_UPPER) or the nearest lower layer that shows it (LOWER_FOUND, with
+ * its parent directory fd and stat), else -ENOENT (or -EPERM for a directory). */
+static int lower_lookup(struct applier *a, const char *tpath, int *ret_dfd, struct stat *st)
+{
+        _cleanup_free_ char *copy = xstrdup(tpath);
+        _cleanup_free_ char **comps = xcalloc(strlen(tpath) / 2 + 2, sizeof(char *));
+        size_t n = 0;
+        char *save = NULL;
+        bool stop = false;
+        int r, dfd = -1;
+
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
+                comps[n++] = c;
+        if (n == 0)
+                return -EPERM;
+        r = lower_lookup_one(a->root_fd, comps, n, &dfd, st, &stop);
+        if (r == LOWER_FOUND) {
+                (void)close(dfd);
+                return LOWER_IN_UPPER;
+        }
+        if (r < 0)
+                return r;
+        for (const char *const *p = a->o->parents; p && *p && !stop; p++) {
+                _cleanup_close_ int lfd = open(*p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (lfd < 0)
+                        return -errno;
+                r = lower_lookup_one(lfd, comps, n, ret_dfd, st, &stop);
+                if (r != 0)
+                        return r;
+        }
+        return -ENOENT;
+}
+
+static int copy_up_data(int in, int out)
+{
+        for (;;) {
+                ssize_t n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+                        break;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return 0;
+        }
+        /* copy_file_range moved nothing (it fails before the first byte): plain copy from the start */
+        _cleanup_free_ uint8_t *buf = xmalloc(COPY_BUF_SIZE);
+        for (;;) {
+                ssize_t n = read(in, buf, COPY_BUF_SIZE);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : 0;
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = write(out, buf + off, (size_t)(n - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return -errno;
+                        off += w;
+                }
+        }
+}
+
+/* Copies the xattrs of sdfd/name to ddfd/name (neither followed), except overlay's own. Best effort for
+ * what the filesystem or our privileges do not allow, as apply_xattrs. */
+static int copy_up_xattrs(struct applier *a, int sdfd, int ddfd, const char *name)
+{
+        _cleanup_free_ char *sp = xasprintf("/proc/self/fd/%d/%s", sdfd, name);
+        _cleanup_free_ char *dp = xasprintf("/proc/self/fd/%d/%s", ddfd, name);
+        _cleanup_free_ char *list = NULL, *val = NULL;
+        ssize_t n = llistxattr(sp, NULL, 0);
+        if (n <= 0)
+                return n < 0 && errno != ENOTSUP ? -errno : 0;
+        list = xmalloc((size_t)n);
+        n = llistxattr(sp, list, (size_t)n);
+        if (n < 0)
+                return errno == ERANGE ? -EAGAIN : -errno;
+        val = xmalloc(XATTR_SIZE_MAX);
+        for (char *k = list; k < list + n; k += strlen(k) + 1) {
+                if (strncmp(k, OVERLAY_XATTR_PREFIX, strlen(OVERLAY_XATTR_PREFIX)) == 0)
+                        continue;
+                ssize_t vl = lgetxattr(sp, k, val, XATTR_SIZE_MAX);
+                if (vl < 0)
+                        continue;
+                if (lsetxattr(dp, k, val, (size_t)vl, 0) < 0) {
+                        if (errno == ENOTSUP || (errno == EPERM && (strncmp(k, "security.", 9) == 0 || !a->chown)))
+                                continue;
+                        return -errno;
+                }
+        }
+        return 0;
+}
+
+/* Copies the lower entry sdfd/name (stat st) to the same path in the upper dir. */
+static int copy_up(struct applier *a, int sdfd, const struct stat *st, const char *tpath, struct error **err)
+{
+        const char *name;
+        _cleanup_free_ char *tparent = split_parent(tpath, &name);
+        int r = mkdir_parents(a, tparent, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int ufd = open_beneath(a->root_fd, tparent, err);
+        if (ufd < 0)
+                return error_set(err, -ufd, "open \"%s\" for copy-up", tparent);
+        /* O_PATH fds cannot carry *xattr calls by /proc path on every kernel: use a real directory fd */
+        _cleanup_close_ int udfd = openat(ufd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (udfd < 0)
+                return error_set(err, errno, "open \"%s\" for copy-up", tparent);
+        _cleanup_close_ int out = -1;
+        switch (st->st_mode & S_IFMT) {
+        case S_IFREG: {
+                _cleanup_close_ int in = openat(sdfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (in < 0)
+                        return error_set(err, errno, "open lower \"%s\"", tpath);
+                out = openat(udfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (out < 0)
+                        return error_set(err, errno, "copy up \"%s\"", tpath);
+                r = copy_up_data(in, out);
+                if (r < 0)
+                        return error_set(err, -r, "copy up \"%s\"", tpath);
+                break;
+        }
+        case S_IFLNK: {
+                char target[PATH_MAX];
+                ssize_t n = readlinkat(sdfd, name, target, sizeof(target) - 1);
+                if (n < 0)
+                        return error_set(err, errno, "read lower symlink \"%s\"", tpath);
+                target[n] = '\0';
+                if (symlinkat(target, udfd, name) < 0)
+                        return error_set(err, errno, "copy up \"%s\"", tpath);
+                break;
+        }
+        case S_IFCHR:
+        case S_IFBLK:
+        case S_IFIFO:
+                if (!S_ISFIFO(st->st_mode) && !a->o->allow_devices)
+                        return error_set(err, EPERM, "device node \"%s\" not allowed", tpath);
+                if (mknodat(udfd, name, (st->st_mode & S_IFMT) | 0600, st->st_rdev) < 0)
+                        return error_set(err, errno, "copy up \"%s\"", tpath);
+                break;
+        default:
+                return error_set(err, EINVAL, "cannot hard link to \"%s\": unsupported file type", tpath);
+        }
+        if (a->chown && fchownat(udfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return error_set(err, errno, "chown \"%s\"", tpath);
+        r = copy_up_xattrs(a, sdfd, udfd, name);
+        if (r < 0)
+                return error_set(err, -r, "copy xattrs of \"%s\"", tpath);
+        if (!S_ISLNK(st->st_mode) && fchmodat(udfd, name, st->st_mode & 07777, 0) < 0)
+                return error_set(err, errno, "chmod \"%s\"", tpath);
+        struct timespec ts[2] = {st->st_atim, st->st_mtim};
+        if (utimensat(udfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL && errno != EOVERFLOW)
+                return error_set(err, errno, "set times of \"%s\"", tpath);
+        return 0;
+}
+
+/* linkat failed with ENOENT in an overlay upper dir: copy the target up from the lower layers. Returns 1
+ * when the caller should retry the link, -ENOENT when no layer shows the target, or another -errno. */
+static int hardlink_copy_up(struct applier *a, const char *tpath, struct error **err)
+{
+        struct stat st;
+        _cleanup_close_ int dfd = -1;
+        if (!a->o->overlay || !a->o->parents || !a->o->parents[0])
+                return -ENOENT;
+        int r = lower_lookup(a, tpath, &dfd, &st);
+        if (r == LOWER_IN_UPPER)
+                return 1;
+        if (r == -EPERM)
+                return error_set(err, EPERM, "hard link to directory \"%s\"", tpath);
+        if (r < 0)
+                return r;
+        r = copy_up(a, dfd, &st, tpath, err);
+        return r < 0 ? r : 1;
+}
+
+/* Hard link entry path (in pfd as name) to tpath, both cleaned, beneath the root. */
+static int link_entry(struct applier *a, int pfd, const char *name, const char *path, const char *tpath,
+                      struct error **err)
+{
+        const char *tname;
+        _cleanup_free_ char *tparent = split_parent(tpath, &tname);
+        for (int attempt = 0;; attempt++) {
+                struct error *e = NULL;
+                _cleanup_close_ int tfd = open_beneath(a->root_fd, tparent, &e);
+                int r = tfd;
+                /* flags 0: a symlink target is linked itself, never followed. */
+                if (tfd >= 0)
+                        r = linkat(tfd, tname, pfd, name, 0) < 0 ? -errno : 0;
+                if (r == 0) {
+                        error_free(&e);
+                        return 0;
+                }
+                if (r == -ENOENT && attempt == 0) {
+                        error_free(&e);
+                        r = hardlink_copy_up(a, tpath, err);
+                        if (r == 1)
+                                continue;
+                        if (r != -ENOENT)
+                                return r;
+                }
+                if (err && !*err && e)
+                        *err = TAKE_PTR(e);
+                error_free(&e);
+                if (tfd < 0)
+                        return error_set(err, -r, "hard link \"%s\": target \"%s\"", path, tpath);
+                return error_set(err, -r, "hard link \"%s\" to \"%s\"", path, tpath);
+        }
+}
+
 static int apply_entry(struct applier *a, struct archive *ar, struct archive_entry *e, struct error **err)
 {
         const char *raw = archive_entry_pathname(e);
@@ -777,18 +1044,10 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
         if (hardlink) {
                 if (strlen(hardlink) >= PATH_MAX)
                         return error_set(err, ENAMETOOLONG, "hard link target of \"%s\" too long", path);
-                const char *tname;
                 _cleanup_free_ char *tpath = clean_path(hardlink);
                 if (tpath[0] == '\0')
                         return error_set(err, EINVAL, "invalid hard link \"%s\" to the root", path);
-                _cleanup_free_ char *tparent = split_parent(tpath, &tname);
-                _cleanup_close_ int tfd = open_beneath(a->root_fd, tparent, err);
-                if (tfd < 0)
-                        return error_set(err, -tfd, "hard link \"%s\": target \"%s\"", path, tpath);
-                /* flags 0: a symlink target is linked itself, never followed. */
-                if (linkat(tfd, tname, pfd, name, 0) < 0)
-                        return error_set(err, errno, "hard link \"%s\" to \"%s\"", path, tpath);
-                return 0;
+                return link_entry(a, pfd, name, path, tpath, err);
         }
 
         switch (type) {

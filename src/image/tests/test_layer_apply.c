@@ -481,6 +481,184 @@ static void test_apply_overlay_inherits_parent_dirs(void **state)
         assert_int_equal(st.st_mode & 07777, 0755);
 }
 
+/* --- hard links to files of lower layers (overlay upper dirs) --- */
+
+static int write_file_at(int dfd, const char *rel, const char *data, mode_t mode)
+{
+        _cleanup_close_ int fd = openat(dfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd < 0)
+                return -1;
+        if (write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+                return -1;
+        return fchmod(fd, mode);
+}
+
+/* <root>/l1 (farthest), <root>/l2 (nearest) and the upper dir <root>/upper. */
+struct lowers {
+        char *l1, *l2;
+        int l1fd, l2fd, ufd;
+};
+
+static void lowers_make(struct fix *f, struct lowers *l)
+{
+        l->l1 = xasprintf("%s/l1", f->root);
+        l->l2 = xasprintf("%s/l2", f->root);
+        assert_int_equal(mkdir(l->l1, 0755), 0);
+        assert_int_equal(mkdir(l->l2, 0755), 0);
+        assert_int_equal(mkdirat(f->root_fd, "upper", 0755), 0);
+        l->l1fd = open(l->l1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        l->l2fd = open(l->l2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        l->ufd = openat(f->root_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(l->l1fd >= 0 && l->l2fd >= 0 && l->ufd >= 0);
+}
+
+static void lowers_free(struct lowers *l)
+{
+        free(l->l1);
+        free(l->l2);
+        close(l->l1fd);
+        close(l->l2fd);
+        close(l->ufd);
+}
+
+static int apply_upper(struct lowers *l, const struct ent *ents, struct error **err)
+{
+        const char *parents[] = {l->l2, l->l1, NULL};
+        struct image_apply_options o = {.overlay = true, .allow_devices = true, .parents = parents};
+        struct buf b = make_tar(ents);
+        _cleanup_close_ int fd = blob_fd(b.p, b.len);
+        free(b.p);
+        return image_apply_layer(l->ufd, fd, &o, NULL, err);
+}
+
+static void test_overlay_hardlink_to_lower_copied_up(void **state)
+{
+        struct fix *f = *state;
+        struct lowers l;
+        struct error *err = NULL;
+        struct stat a, b, lo;
+        static const struct ent ents[] = {
+                {E_HARDLINK, "usr/bin/tool2", "usr/bin/tool", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_HARDLINK, "top-link", "/usr/bin/shadowed", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_HARDLINK, "sl2", "usr/sl", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        lowers_make(f, &l);
+        assert_int_equal(mkdirat(l.l1fd, "usr", 0750), 0);
+        assert_int_equal(mkdirat(l.l1fd, "usr/bin", 0711), 0);
+        assert_int_equal(write_file_at(l.l1fd, "usr/bin/tool", "TOOL", 04751), 0);
+        assert_int_equal(write_file_at(l.l1fd, "usr/bin/shadowed", "old", 0644), 0);
+        assert_int_equal(symlinkat("bin/tool", l.l1fd, "usr/sl"), 0);
+        _cleanup_free_ char *tp = xasprintf("%s/usr/bin/tool", l.l1);
+        (void)setxattr(tp, "user.krill", "v1", 2, 0); /* tmpfs before 6.6 has no user.* */
+        struct timespec ts[2] = {{1000, 0}, {1234567890, 5}};
+        assert_int_equal(utimensat(l.l1fd, "usr/bin/tool", ts, 0), 0);
+        /* the nearer layer's version wins */
+        assert_int_equal(mkdirat(l.l2fd, "usr", 0755), 0);
+        assert_int_equal(mkdirat(l.l2fd, "usr/bin", 0755), 0);
+        assert_int_equal(write_file_at(l.l2fd, "usr/bin/shadowed", "new", 0600), 0);
+        assert_int_equal(fstatat(l.l1fd, "usr/bin/tool", &lo, 0), 0);
+
+        assert_int_equal(apply_upper(&l, ents, &err), 0);
+        assert_null(err);
+        assert_int_equal(fstatat(l.ufd, "usr/bin/tool", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(l.ufd, "usr/bin/tool2", &b, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(a.st_ino, b.st_ino);
+        assert_int_equal(a.st_nlink, 2);
+        assert_true(a.st_ino != lo.st_ino);
+        assert_int_equal(a.st_mode & 07777, 04751);
+        assert_int_equal(a.st_size, 4);
+        assert_int_equal(a.st_mtim.tv_sec, 1234567890);
+        assert_int_equal(a.st_mtim.tv_nsec, 5);
+        _cleanup_close_ int fd = openat(l.ufd, "usr/bin/tool2", O_RDONLY | O_CLOEXEC);
+        char buf[16] = {0};
+        assert_int_equal(read(fd, buf, sizeof(buf)), 4);
+        assert_string_equal(buf, "TOOL");
+        char v[8] = {0};
+        _cleanup_free_ char *up = xasprintf("%s/upper/usr/bin/tool", f->root);
+        if (getxattr(tp, "user.krill", v, sizeof(v)) == 2) {
+                memset(v, 0, sizeof(v));
+                assert_int_equal(getxattr(up, "user.krill", v, sizeof(v)), 2);
+                assert_string_equal(v, "v1");
+        }
+        /* copied-up parents take the nearest lower layer's attributes */
+        assert_int_equal(fstatat(l.ufd, "usr", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(a.st_mode & 07777, 0755);
+        fd = (close(fd), openat(l.ufd, "top-link", O_RDONLY | O_CLOEXEC));
+        memset(buf, 0, sizeof(buf));
+        assert_int_equal(read(fd, buf, sizeof(buf)), 3);
+        assert_string_equal(buf, "new");
+        assert_int_equal(fstatat(l.ufd, "usr/bin/shadowed", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(l.ufd, "top-link", &b, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(a.st_ino, b.st_ino);
+        assert_int_equal(a.st_mode & 07777, 0600);
+        /* a hard link to a lower symlink links a copy of the symlink itself */
+        assert_int_equal(fstatat(l.ufd, "sl2", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISLNK(a.st_mode));
+        assert_int_equal(readlinkat(l.ufd, "sl2", buf, sizeof(buf)), 8);
+        /* the lower layers are untouched */
+        assert_int_equal(fstatat(l.l1fd, "usr/bin/tool", &a, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(a.st_nlink, 1);
+        lowers_free(&l);
+}
+
+static void test_overlay_hardlink_to_lower_hidden_or_escaping(void **state)
+{
+        struct fix *f = *state;
+        struct lowers l;
+        struct error *err = NULL;
+        struct stat st_host, st;
+        static const struct ent whited[] = {
+                {E_HARDLINK, "h1", "gone", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        static const struct ent under_file[] = {
+                {E_HARDLINK, "h2", "was-dir/f", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        static const struct ent via_symlink[] = {
+                {E_HARDLINK, "h3", "etcl/passwd", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        static const struct ent to_dir[] = {
+                {E_HARDLINK, "h4", "adir", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        static const struct ent dotdot[] = {
+                {E_HARDLINK, "h5", "../../../../../../etc/passwd", 0, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        assert_int_equal(stat("/etc/passwd", &st_host), 0);
+        lowers_make(f, &l);
+        assert_int_equal(write_file_at(l.l1fd, "gone", "x", 0644), 0);
+        assert_int_equal(mkdirat(l.l1fd, "was-dir", 0755), 0);
+        assert_int_equal(write_file_at(l.l1fd, "was-dir/f", "x", 0644), 0);
+        assert_int_equal(write_file_at(l.l2fd, "was-dir", "now a file", 0644), 0);
+        assert_int_equal(symlinkat("/etc", l.l2fd, "etcl"), 0);
+        assert_int_equal(mkdirat(l.l1fd, "adir", 0755), 0);
+        bool root = geteuid() == 0;
+        if (root)
+                assert_int_equal(mknodat(l.l2fd, "gone", S_IFCHR | 0, makedev(0, 0)), 0);
+
+        assert_int_equal(apply_upper(&l, whited, &err), root ? -ENOENT : 0);
+        error_free(&err);
+        assert_int_equal(apply_upper(&l, under_file, &err), -ENOENT);
+        error_free(&err);
+        assert_int_equal(apply_upper(&l, via_symlink, &err), -ENOENT);
+        error_free(&err);
+        assert_int_equal(apply_upper(&l, to_dir, &err), -EPERM);
+        error_free(&err);
+        assert_int_equal(apply_upper(&l, dotdot, &err), -ENOENT);
+        error_free(&err);
+        assert_int_equal(fstatat(l.ufd, "h2", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(fstatat(l.ufd, "h3", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(fstatat(l.ufd, "etcl", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(fstatat(l.ufd, "h5", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(stat("/etc/passwd", &st), 0);
+        assert_int_equal(st.st_nlink, st_host.st_nlink);
+        lowers_free(&l);
+}
+
 static void test_apply_native_whiteouts(void **state)
 {
         struct fix *f = *state;
@@ -786,6 +964,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_apply_compressed_same_diff_id, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_overlay_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_overlay_inherits_parent_dirs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_copied_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_hidden_or_escaping, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_native_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_replace_file_and_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_absolute_and_dotdot_confined, setup, teardown),
