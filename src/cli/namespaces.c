@@ -1,8 +1,14 @@
 /* krill namespaces (ns, namespace): create, list, remove, label (ctr namespaces). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/tabwriter.h"
@@ -10,6 +16,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/identifiers.h"
 #include "util/log.h"
 
 #define NS_PATH(m) "/containerd.services.namespaces.v1.Namespaces/" m
@@ -118,13 +125,86 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         return r < 0 ? 1 : 0;
 }
 
+/* Removes a cgroup directory and the child cgroups below it, depth first, as containerd's cgroups.remove does with
+ * os.RemoveAll: the control files cannot be unlinked but go with their directory; a cgroup holding processes
+ * cannot be removed (EBUSY). A missing directory is fine. */
+static int rmdir_cgroup_tree(int dirfd_, const char *name, int depth)
+{
+        if (depth > 64)
+                return -ELOOP;
+        int fd = openat(dirfd_, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -ENOMEM;
+        }
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        (void)rmdir_cgroup_tree(dirfd(d), de->d_name, depth + 1);
+        closedir(d);
+        if (unlinkat(dirfd_, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+/* `--cgroup` (ctr's runtime/opts.WithNamespaceCgroupDeletion): like ctr, the client removes the namespace's cgroup
+ * before it asks for the namespace's deletion, and a failure keeps the namespace. On a cgroup2-only host that is
+ * <root>/<ns>; otherwise (v1 or this machine's hybrid layout) <ns> in every v1 hierarchy mounted under root, where a
+ * hierarchy without it is fine, as cgroups.Load skips deleted paths. The unified mount of a hybrid host is left
+ * alone, as containerd leaves it. Only valid names become paths. */
+static int delete_ns_cgroup(const char *root, const char *ns, struct error **err)
+{
+        struct statfs sf;
+        if (!identifier_is_valid(ns))
+                return 0; /* no such namespace, so no cgroup of it; the Delete call reports the name */
+        if (statfs(root, &sf) < 0)
+                return error_set(err, errno, "statfs %s", root);
+        if (sf.f_type == CGROUP2_SUPER_MAGIC) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", root, ns);
+                int r = rmdir_cgroup_tree(AT_FDCWD, p, 0);
+                return r < 0 ? error_set(err, -r, "rmdir %s", p) : 0;
+        }
+        _cleanup_(closedirp) DIR *d = opendir(root);
+        if (!d)
+                return error_set(err, errno, "open %s", root);
+        _cleanup_free_ char *failed = NULL;
+        int first = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue; /* cpu -> cpu,cpuacct style links name a hierarchy twice */
+                _cleanup_free_ char *h = xasprintf("%s/%s", root, de->d_name);
+                if (statfs(h, &sf) < 0 || sf.f_type != CGROUP_SUPER_MAGIC)
+                        continue;
+                _cleanup_free_ char *p = xasprintf("%s/%s", h, ns);
+                int r = rmdir_cgroup_tree(AT_FDCWD, p, 0);
+                if (r == 0)
+                        continue;
+                if (!first)
+                        first = -r;
+                char *more = xasprintf("%s%s%s", failed ? failed : "", failed ? ", " : "", p);
+                free(failed);
+                failed = more;
+        }
+        if (failed)
+                return error_set(err, first, "cgroups: unable to remove paths %s", failed);
+        return 0;
+}
+
 static int run_remove(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
 {
         struct grpc_client *c = NULL;
         _cleanup_free_ char *exit_err = NULL;
+        bool cgroup = false;
         int optind_;
+        const struct cli_flag flags[] = {{"cgroup", 'c', false, &cgroup, NULL}, {NULL, 0, false, NULL, NULL}};
 
-        int r = cli_parse_flags(g, cmd, "krill namespaces remove", NULL, argc, argv, &optind_);
+        int r = cli_parse_flags(g, cmd, "krill namespaces remove", flags, argc, argv, &optind_);
         if (r != 0)
                 return r < 0 ? 1 : 0;
         if (cli_connect(g, &c) < 0)
@@ -135,8 +215,10 @@ static int run_remove(const struct cli_global *g, const struct cli_command *cmd,
                 Containerd__Services__Namespaces__V1__DeleteNamespaceRequest req =
                         CONTAINERD__SERVICES__NAMESPACES__V1__DELETE_NAMESPACE_REQUEST__INIT;
                 req.name = argv[i];
-                r = grpc_client_unary(c, NS_PATH("Delete"), NULL, &req.base, &google__protobuf__empty__descriptor,
-                                      &resp, &err);
+                r = cgroup ? delete_ns_cgroup("/sys/fs/cgroup", argv[i], &err) : 0;
+                if (r == 0)
+                        r = grpc_client_unary(c, NS_PATH("Delete"), NULL, &req.base, &google__protobuf__empty__descriptor,
+                                              &resp, &err);
                 if (r < 0 && r != -ENOENT) {
                         /* ctr logs each failure, keeps going, and fails with the first one at the end; a namespace
                          * that is already gone counts as removed */
@@ -229,6 +311,7 @@ static const struct cli_command remove_command = {
         .aliases = (const char *const[]){"rm", NULL},
         .usage = "remove one or more namespaces",
         .args_usage = "<name> [<name>, ...]",
+        .flags_help = "   --cgroup, -c  delete the namespace's cgroup\n",
         .run = run_remove,
 };
 
