@@ -1039,8 +1039,10 @@ static void conn_flush(struct grpc_conn *conn)
                         break;
         }
         conn->busy--;
-        if (!conn->closing && !nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
-            conn->write_pending == 0)
+        /* During shutdown everything queued (the GOAWAY last) is out once nothing is pending: close then. */
+        if (!conn->closing && conn->write_pending == 0 &&
+            (conn->server->shutting_down ||
+             (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session))))
                 conn_close(conn);
         conn_unref(conn);
 }
@@ -1266,6 +1268,7 @@ int grpc_server_listen_unix(struct grpc_server *s, const char *path, struct erro
         return 0;
 }
 
+/* Cancels every open call of conn locally (no RST_STREAM): used at shutdown, where the transport closes. */
 static void conn_cancel_all(struct grpc_conn *conn)
 {
         size_t n = 0;
@@ -1274,7 +1277,7 @@ static void conn_cancel_all(struct grpc_conn *conn)
                 v[n++] = grpc_call_ref(c);
         for (size_t i = 0; i < n; i++) {
                 if (v[i]->conn == conn)
-                        call_cancel(v[i], GRPC_CANCELLED, true);
+                        call_cancel(v[i], GRPC_CANCELLED, false);
                 grpc_call_unref(v[i]);
         }
         free(v);
@@ -1335,9 +1338,10 @@ void grpc_server_shutdown(struct grpc_server *s, void (*done_cb)(void *data), vo
                 conn->refs++;
                 v[n++] = conn;
         }
-        /* GOAWAY with the last stream we processed, RST_STREAM(CANCEL) for every open call (cancel callbacks
-         * run now), then each connection closes by itself once that is written: nghttp2 stops wanting to
-         * read once GOAWAY is sent and no stream is left. */
+        /* GOAWAY with the last stream we processed, open calls cancelled here (cancel callbacks run now) but
+         * not reset on the wire, then each connection closes as soon as the GOAWAY is written. A Go client
+         * then fails its open streams with Unavailable ("transport is closing" / "error reading from
+         * server: EOF"), as with containerd's Stop; RST_STREAM(CANCEL) would make them Canceled. */
         for (size_t i = 0; i < n; i++) {
                 struct grpc_conn *conn = v[i];
                 if (!conn->closing) {
