@@ -4,58 +4,35 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/sha256.h"
 
 struct digester {
-        EVP_MD_CTX *ctx;
-        uint64_t size;
+        struct sha256 sha;
 };
-
-static void *oom_check(void *p)
-{
-        if (!p) {
-                /* EVP allocation failure is treated like OOM: STYLE.md section 5 says allocation cannot fail. */
-                static const char msg[] = "krill: out of memory (openssl)\n";
-                (void)!write(2, msg, sizeof(msg) - 1);
-                abort();
-        }
-        return p;
-}
 
 struct digester *digester_new(void)
 {
-        struct digester *d = xcalloc(1, sizeof(*d));
-        d->ctx = oom_check(EVP_MD_CTX_new());
-        if (EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1)
-                oom_check(NULL);
+        struct digester *d = xmalloc(sizeof(*d));
+        sha256_init(&d->sha);
         return d;
 }
 
 void digester_update(struct digester *d, const void *buf, size_t len)
 {
-        if (len == 0)
-                return;
-        if (EVP_DigestUpdate(d->ctx, buf, len) != 1)
-                oom_check(NULL);
-        d->size += len;
+        sha256_update(&d->sha, buf, len);
 }
 
 uint64_t digester_size(const struct digester *d)
 {
-        return d->size;
+        return d->sha.bytes;
 }
 
 void digester_raw(const struct digester *d, uint8_t out[DIGEST_SHA256_SIZE])
 {
-        /* Finalise a copy so that the caller may keep feeding the stream (resumable ingests). */
-        EVP_MD_CTX *c = oom_check(EVP_MD_CTX_new());
-        unsigned int n = 0;
-        if (EVP_MD_CTX_copy_ex(c, d->ctx) != 1 || EVP_DigestFinal_ex(c, out, &n) != 1 || n != DIGEST_SHA256_SIZE)
-                oom_check(NULL);
-        EVP_MD_CTX_free(c);
+        /* sha256_final works on a copy, so the caller may keep feeding the stream (resumable ingests). */
+        sha256_final(&d->sha, out);
 }
 
 char *digester_digest(const struct digester *d)
@@ -70,9 +47,6 @@ char *digester_digest(const struct digester *d)
 
 struct digester *digester_free(struct digester *d)
 {
-        if (!d)
-                return NULL;
-        EVP_MD_CTX_free(d->ctx);
         free(d);
         return NULL;
 }
@@ -100,7 +74,7 @@ int digest_from_fd(int fd, char **ret_digest, uint64_t *ret_size, struct error *
                 digester_update(d, buf, (size_t)n);
         }
         if (ret_size)
-                *ret_size = d->size;
+                *ret_size = d->sha.bytes;
         if (ret_digest)
                 *ret_digest = digester_digest(d);
         return 0;

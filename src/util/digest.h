@@ -1,5 +1,5 @@
 /* Content digests in the OCI form "<algorithm>:<hex>" (opencontainers/go-digest). Only sha256 is
- * supported for now; hashing goes through OpenSSL's EVP interface.
+ * supported for now; hashing is util/sha256.c (no crypto library).
  * All functions are thread-safe (no shared state). */
 #pragma once
 

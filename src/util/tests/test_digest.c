@@ -9,8 +9,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "util/cleanup.h"
 #include "util/digest.h"
+#include "util/sha256.h"
 
 #define EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -38,6 +41,54 @@ static void test_digest_streaming_matches_oneshot(void **state)
         assert_string_equal(full, ABC);
         assert_int_equal(digester_size(d), 3);
         assert_null(digester_free(NULL));
+}
+
+static void test_sha256_fips_vectors(void **state)
+{
+        (void)state;
+        /* FIPS 180-2 appendix B.2 and B.3 */
+        const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        _cleanup_free_ char *d2 = digest_from_buf(two, strlen(two));
+        assert_string_equal(d2, "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+        _cleanup_digester_ struct digester *d = digester_new();
+        char a[1000];
+        memset(a, 'a', sizeof(a));
+        for (int i = 0; i < 1000; i++)
+                digester_update(d, a, sizeof(a));
+        _cleanup_free_ char *m = digester_digest(d);
+        assert_string_equal(m, "sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+        assert_int_equal(digester_size(d), 1000000);
+}
+
+/* Every length around the block and padding boundaries, fed in uneven pieces, through the CPU's SHA instructions
+ * (where present), the portable rounds and OpenSSL: all three must agree. */
+static void test_sha256_matches_openssl(void **state)
+{
+        (void)state;
+        static uint8_t buf[4096 + 64];
+        uint32_t x = 12345;
+        for (size_t i = 0; i < sizeof(buf); i++) {
+                x = x * 1103515245 + 12345;
+                buf[i] = (uint8_t)(x >> 16);
+        }
+        for (size_t len = 0; len <= sizeof(buf); len += len < 300 ? 1 : 61) {
+                uint8_t want[32], got[32], port[32];
+                unsigned int n = 0;
+                assert_int_equal(EVP_Digest(buf, len, want, &n, EVP_sha256(), NULL), 1);
+                struct sha256 s, p;
+                sha256_init(&s);
+                sha256_init(&p);
+                for (size_t off = 0, step = 1; off < len; off += step, step = step * 3 % 97 + 1) {
+                        size_t k = step < len - off ? step : len - off;
+                        sha256_update(&s, buf + off, k);
+                        sha256_portable_only(&p, buf + off, k);
+                }
+                sha256_final(&s, got);
+                sha256_final(&p, port);
+                assert_memory_equal(got, want, 32);
+                assert_memory_equal(port, want, 32);
+                assert_int_equal(s.bytes, len);
+        }
 }
 
 static void test_digest_from_fd(void **state)
@@ -119,7 +170,8 @@ static void test_hex_roundtrip(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_digest_known_vectors),   cmocka_unit_test(test_digest_streaming_matches_oneshot),
+                cmocka_unit_test(test_digest_known_vectors),   cmocka_unit_test(test_sha256_fips_vectors),
+                cmocka_unit_test(test_sha256_matches_openssl),   cmocka_unit_test(test_digest_streaming_matches_oneshot),
                 cmocka_unit_test(test_digest_from_fd),         cmocka_unit_test(test_digest_validate_ok),
                 cmocka_unit_test(test_digest_validate_errors), cmocka_unit_test(test_hex_roundtrip),
         };
