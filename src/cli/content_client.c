@@ -126,21 +126,61 @@ const struct grpc_metadata *cli_lease_md(const struct cli_lease *l)
         return l && l->id ? l->md : NULL;
 }
 
+/* WRITE messages sent before waiting for their replies: the stream keeps moving while krilld writes and
+ * hashes (ctr waits for every reply, one round trip per MiB); krilld queues at most 64 MiB per stream. */
+#define WRITE_INFLIGHT 8
+
 struct cli_content_writer {
         struct grpc_stream *s;
-        struct digester *d;
-        int64_t offset; /* bytes sent */
+        struct digester *d; /* NULL for a resumed ingest: krilld verifies at COMMIT */
+        int64_t offset;     /* bytes sent */
         int64_t total;
         size_t buf_len;
         unsigned char *buf;
-        bool exists; /* the server already has the blob */
+        bool exists;        /* the server already has the blob */
+        bool restart;       /* the next WRITE goes at offset 0 (truncates the ingest) */
+        int64_t acked[WRITE_INFLIGHT + 1]; /* offsets the replies in flight must report, oldest first */
+        unsigned inflight, head;
 };
 
-/* Sends one request and waits for its reply. */
+/* Receives the reply of the oldest WRITE in flight and checks its offset. */
+static int writer_reap(struct cli_content_writer *w, struct error **err)
+{
+        ProtobufCMessage *m = NULL;
+        int r = grpc_stream_recv(w->s, 0, &m, err);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(err, EPROTO, "content write: stream ended early");
+        int64_t want = w->acked[w->head];
+        int64_t off = ((WriteResp *)m)->offset;
+        protobuf_c_message_free_unpacked(m, NULL);
+        w->head = (w->head + 1) % (WRITE_INFLIGHT + 1);
+        w->inflight--;
+        if (off != want)
+                return error_set(err, EPROTO, "content write: server at offset %lld, expected %lld", (long long)off,
+                                 (long long)want);
+        return 0;
+}
+
+static int writer_drain(struct cli_content_writer *w, struct error **err)
+{
+        while (w->inflight > 0) {
+                int r = writer_reap(w, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Sends one request and waits for its reply (after the replies of the WRITEs in flight). */
 static int writer_roundtrip(struct cli_content_writer *w, const WriteReq *req, WriteResp **ret, struct error **err)
 {
         ProtobufCMessage *m = NULL;
         int r = grpc_stream_send(w->s, &req->base, err);
+        if (r < 0)
+                return r;
+        r = writer_drain(w, err);
         if (r < 0)
                 return r;
         r = grpc_stream_recv(w->s, 0, &m, err);
@@ -214,27 +254,27 @@ static int writer_flush(struct cli_content_writer *w, struct error **err)
                 return 0;
         WriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
         req.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE;
-        req.offset = w->offset;
+        req.offset = w->restart ? 0 : w->offset;
         req.data.data = w->buf;
         req.data.len = w->buf_len;
-        WriteResp *resp = NULL;
-        int r = writer_roundtrip(w, &req, &resp, err);
+        int r = grpc_stream_send(w->s, &req.base, err);
         if (r < 0)
                 return r;
-        int64_t off = resp->offset;
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        w->restart = false;
         w->offset += (int64_t)w->buf_len;
         w->buf_len = 0;
-        if (off != w->offset)
-                return error_set(err, EPROTO, "content write: server at offset %lld, expected %lld", (long long)off,
-                                 (long long)w->offset);
+        w->acked[(w->head + w->inflight) % (WRITE_INFLIGHT + 1)] = w->offset;
+        w->inflight++;
+        if (w->inflight > WRITE_INFLIGHT)
+                return writer_reap(w, err);
         return 0;
 }
 
 int cli_content_writer_write(struct cli_content_writer *w, const void *data, size_t len, struct error **err)
 {
         const unsigned char *p = data;
-        digester_update(w->d, data, len);
+        if (w->d)
+                digester_update(w->d, data, len);
         if (w->exists)
                 return 0;
         while (len > 0) {
@@ -257,10 +297,12 @@ int cli_content_writer_write(struct cli_content_writer *w, const void *data, siz
 int cli_content_writer_commit(struct cli_content_writer *w, const char *expected, char *const *labels,
                               char **ret_digest, struct error **err)
 {
-        _cleanup_free_ char *dg = digester_digest(w->d);
-        int64_t size = (int64_t)digester_size(w->d);
+        _cleanup_free_ char *dg = w->d ? digester_digest(w->d) : xstrdup(expected ? expected : "");
+        int64_t size = w->d ? (int64_t)digester_size(w->d) : w->offset + (int64_t)w->buf_len;
         int r;
 
+        if (!w->d && !expected)
+                return error_set(err, EINVAL, "content write: a resumed ingest needs the expected digest");
         if (expected && !digest_equal(expected, dg))
                 return error_set(err, EINVAL, "unexpected commit digest %s, expected %s", dg, expected);
         if (w->total > 0 && size != w->total)
@@ -299,6 +341,63 @@ int cli_content_writer_commit(struct cli_content_writer *w, const char *expected
         if (ret_digest)
                 *ret_digest = TAKE_PTR(dg);
         return 0;
+}
+
+int cli_content_writer_resume(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, int64_t total,
+                              const char *expected, struct cli_content_writer **ret, int64_t *ret_offset,
+                              struct error **err)
+{
+        struct cli_content_writer *w = xcalloc(1, sizeof(*w));
+        w->total = total;
+        int r =
+            grpc_client_stream_open(c, CONTENT_PATH("Write"), md,
+                                    &containerd__services__content__v1__write_content_response__descriptor, &w->s, err);
+        if (r < 0) {
+                cli_content_writer_free(w);
+                return r;
+        }
+        WriteReq req = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
+        req.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__STAT;
+        req.ref = (char *)ref;
+        req.total = total;
+        req.expected = (char *)expected;
+        WriteResp *resp = NULL;
+        r = writer_roundtrip(w, &req, &resp, err);
+        if (r < 0) {
+                cli_content_writer_free(w);
+                return r;
+        }
+        w->offset = resp->offset;
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        if (w->offset < 0 || (total > 0 && w->offset > total)) {
+                /* not this blob's ingest: start over */
+                w->offset = 0;
+                w->restart = true;
+        }
+        w->buf = xmalloc(CLI_CONTENT_CHUNK);
+        *ret_offset = w->offset;
+        *ret = w;
+        return 0;
+}
+
+int cli_content_writer_truncate(struct cli_content_writer *w, struct error **err)
+{
+        int r = writer_drain(w, err);
+        if (r < 0)
+                return r;
+        w->buf_len = 0;
+        w->offset = 0;
+        w->restart = true;
+        if (w->d) {
+                digester_free(w->d);
+                w->d = digester_new();
+        }
+        return 0;
+}
+
+int64_t cli_content_writer_offset(const struct cli_content_writer *w)
+{
+        return w->offset + (int64_t)w->buf_len;
 }
 
 void cli_content_writer_free(struct cli_content_writer *w)

@@ -41,7 +41,8 @@ struct cli_content_writer;
 /* Opens a Content.Write stream for ref (STAT with total and optional expected digest). */
 int cli_content_writer_open(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, int64_t total,
                             const char *expected, struct cli_content_writer **ret, struct error **err);
-/* Sends data, buffering into CLI_CONTENT_CHUNK-sized WRITE messages; hashes it locally. */
+/* Sends data, buffering into CLI_CONTENT_CHUNK-sized WRITE messages (up to 8 in flight before waiting for
+ * replies; an error may show at a later call); hashes it locally. */
 int cli_content_writer_write(struct cli_content_writer *w, const void *data, size_t len, struct error **err);
 /* COMMIT with the total written and expected (NULL: the locally computed digest). AlreadyExists is success.
  * *ret_digest (optional) gets the digest of the data written (new string). labels: strv of pairs or NULL. */
@@ -49,6 +50,16 @@ int cli_content_writer_commit(struct cli_content_writer *w, const char *expected
                               char **ret_digest, struct error **err);
 /* Cancels the stream if still open. NULL-safe. */
 void cli_content_writer_free(struct cli_content_writer *w);
+/* Opens or resumes the ingest ref (ctr's content.OpenWriter + Status): STAT with total and expected; *ret_offset
+ * is where the ingest stands, the next write goes there. -EEXIST (no writer) when the blob is present. The
+ * data is not hashed locally: commit with the expected digest, krilld verifies it. */
+int cli_content_writer_resume(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, int64_t total,
+                              const char *expected, struct cli_content_writer **ret, int64_t *ret_offset,
+                              struct error **err);
+/* Starts the ingest over: the next WRITE goes at offset 0, which truncates it. */
+int cli_content_writer_truncate(struct cli_content_writer *w, struct error **err);
+/* Bytes written so far (sent or buffered). */
+int64_t cli_content_writer_offset(const struct cli_content_writer *w);
 
 /* Writes a whole in-memory blob under ref with its digest expected. */
 int cli_content_write_blob(struct grpc_client *c, const struct grpc_metadata *md, const char *ref, const void *data,

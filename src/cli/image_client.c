@@ -375,6 +375,37 @@ static int apply_layer(struct grpc_client *c, const struct grpc_metadata *md, co
         return r;
 }
 
+int cli_image_unpack_layers(struct grpc_client *c, const char *snapshotter, const char *lease, char *const *layers,
+                            char *const *diff_ids, size_t n, size_t from, char **ret_chain, struct error **err)
+{
+        const struct grpc_metadata md[] = {{"containerd-lease", lease}, {NULL, NULL}};
+        _cleanup_free_ char *parent = NULL;
+
+        if (n == 0)
+                return error_set(err, EINVAL, "no layers to unpack");
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_strv_free_ char **prefix = strv_new_empty();
+                _cleanup_free_ char *chain = NULL;
+                for (size_t k = 0; k <= i; k++)
+                        strv_extend(&prefix, diff_ids[k]);
+                chain = cli_image_chain_id(prefix);
+                if (i >= from) {
+                        _cleanup_error_ struct error *e = NULL;
+                        int r = stat_snapshot(c, snapshotter, chain, &e);
+                        if (r == -ENOENT)
+                                r = apply_layer(c, md, snapshotter, layers[i], diff_ids[i], parent, chain, err);
+                        else if (r < 0)
+                                *err = TAKE_PTR(e);
+                        if (r < 0)
+                                return r;
+                }
+                free(parent);
+                parent = TAKE_PTR(chain);
+        }
+        *ret_chain = TAKE_PTR(parent);
+        return 0;
+}
+
 int cli_image_unpack(struct grpc_client *c, const struct cli_image *img, const char *snapshotter, const char *lease,
                      struct error **err)
 {

@@ -30,6 +30,11 @@ int cli_image_check_unpacked(struct grpc_client *c, const struct cli_image *img,
  * containerd.io/gc.ref.snapshot.<snapshotter> label so GC keeps the chain. */
 int cli_image_unpack(struct grpc_client *c, const struct cli_image *img, const char *snapshotter, const char *lease,
                      struct error **err);
+/* Client-side unpack of layers[0..n) ("mediatype digest size" each) with their diff IDs: for i >= from, a
+ * missing chain is prepared, applied (Diff.Apply) and committed under lease; *ret_chain is the top chain ID
+ * (new string). Layers below from are taken as unpacked. */
+int cli_image_unpack_layers(struct grpc_client *c, const char *snapshotter, const char *lease, char *const *layers,
+                            char *const *diff_ids, size_t n, size_t from, char **ret_chain, struct error **err);
 /* identity chain ID: chain[0] = diff[0], chain[i] = sha256(chain[i-1] + " " + diff[i]). New string. */
 char *cli_image_chain_id(char *const *diff_ids);
 /* Reads a blob fully with Content.Read, refusing more than max bytes. */

@@ -1,227 +1,163 @@
-/* krill images pull: ctr's client-side pull. The CLI talks to the registry itself (src/image resolver on a
- * private libuv loop) and writes every blob into krilld through the content service (Content.Write with
- * `expected` and `total`, so the ingest shows in ListStatuses), sets containerd's GC labels, creates or
- * updates the image record, then unpacks through cli_images_unpack (Snapshots.Prepare, Diff.Apply,
- * Snapshots.Commit per layer). Everything is written under a temporary lease deleted at the end.
- * The pull library's image_pull writes to a local content store, so it is not used here; layers are
- * fetched one at a time (--max-concurrent-downloads is accepted but not yet honoured). */
+/* krill images pull: ctr's client-side pull, driven by the same pipeline as the daemon's (src/image/pull.c):
+ * the CLI talks to the registry itself and hands the pipeline a sink that writes into krilld like ctr does:
+ * blobs through Content.Write (STAT gives the ingest's offset, so an interrupted pull resumes there with a
+ * Range request; WRITEs are pipelined; COMMIT with the expected digest, verified by krilld), labels through
+ * Content.Update, the image record through Images.Update/Create, all under a temporary lease. Layers download
+ * concurrently (--max-concurrent-downloads, default 3) and each is unpacked (Snapshots.Prepare, Diff.Apply,
+ * Snapshots.Commit) as soon as it and the layers below it are in, on a second connection, while later layers
+ * still download. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include "cli/cli.h"
 #include "cli/content_client.h"
 #include "cli/image_client.h"
 #include "cli/images.h"
 #include "cli/progress.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
-#include "image/manifest.h"
-#include "image/platform.h"
-#include "image/ref.h"
-#include "image/registry.h"
-#include "image/resolver.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "image/pull.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/strv.h"
 
 #define IMAGES_PATH(m) "/containerd.services.images.v1.Images/" m
+#define PROGRESS_INTERVAL_NS (100 * 1000 * 1000)
 
-struct pull_ctx {
-        uv_loop_t loop;
-        struct image_resolver *res;
+/* ---- the gRPC sink: krilld's content and images services ---- */
+
+struct grpc_sink {
         struct grpc_client *c;
-        const struct grpc_metadata *md;
-        struct cli_progress *prog;
-        char *source_key, *source_val; /* containerd.io/distribution.source.<host>, <repo> */
-        int64_t fetched;
-        /* one pending operation */
-        bool done;
-        struct error *err;
-        struct image_descriptor desc;
-        char *buf;
-        size_t len;
-        struct cli_content_writer *w;
-        const char *ref;
-        int64_t offset;
-        struct image_descriptor unpack; /* the selected platform's manifest (set for an index) */
+        const struct grpc_metadata *md; /* the lease */
 };
 
-static const char *user_pass; /* --user as given */
-
-static int creds_cb(const char *host, char **ret_user, char **ret_secret, void *userdata)
+static int sink_has(void *sd, const char *digest, struct error **err)
 {
-        (void)host;
-        (void)userdata;
-        if (!user_pass)
-                return -ENOENT;
-        const char *colon = strchr(user_pass, ':');
-        if (colon) {
-                *ret_user = xstrndup(user_pass, (size_t)(colon - user_pass));
-                *ret_secret = xstrdup(colon + 1);
-        } else {
-                *ret_user = xstrdup(user_pass);
-                *ret_secret = xstrdup("");
-        }
-        return 0;
-}
+        struct grpc_sink *s = sd;
+        struct error *e = NULL;
+        int64_t size = 0;
+        int r = cli_content_info(s->c, s->md, digest, &size, NULL, &e);
 
-static void run_until_done(struct pull_ctx *p)
-{
-        while (!p->done)
-                uv_run(&p->loop, UV_RUN_ONCE);
-}
-
-static void on_resolved(const struct image_descriptor *desc, const struct error *err, void *ud)
-{
-        struct pull_ctx *p = ud;
-        if (err)
-                error_set_literal(&p->err, err->code, error_str(err));
-        else
-                image_descriptor_copy(&p->desc, desc);
-        p->done = true;
-}
-
-static void on_fetched(const char *buf, size_t len, const struct error *err, void *ud)
-{
-        struct pull_ctx *p = ud;
-        if (err) {
-                if (!p->err)
-                        error_set_literal(&p->err, err->code, error_str(err));
-        } else if (buf) {
-                p->buf = xmalloc(len + 1);
-                memcpy(p->buf, buf, len);
-                p->buf[len] = '\0';
-                p->len = len;
-        }
-        p->done = true;
-}
-
-static int on_data(const void *data, size_t n, void *ud, struct error **err)
-{
-        struct pull_ctx *p = ud;
-        int r = cli_content_writer_write(p->w, data, n, err);
-        if (r < 0)
+        if (r == -ENOENT) {
+                error_free(&e);
                 return r;
-        p->offset += (int64_t)n;
-        p->fetched += (int64_t)n;
-        cli_progress_update(p->prog, p->ref, "downloading", p->offset, p->desc.size);
-        cli_progress_flush(p->prog);
-        return 0;
-}
-
-static char *blob_ref(const char *kind, const char *digest)
-{
-        return xasprintf("%s-%s", kind, digest);
-}
-
-/* Fetches a small blob (manifest, index, config) into memory, verified by the resolver. */
-static int fetch_small(struct pull_ctx *p, const struct image_descriptor *d, char **ret, size_t *ret_len,
-                       struct error **err)
-{
-        p->done = false;
-        p->buf = NULL;
-        int r = image_resolver_fetch(p->res, d, 0, NULL, on_fetched, p, NULL, err);
-        if (r < 0)
-                return r;
-        run_until_done(p);
-        if (p->err) {
-                *err = p->err;
-                p->err = NULL;
-                return -(*err)->code;
         }
-        *ret = p->buf;
-        *ret_len = p->len;
-        p->buf = NULL;
-        return 0;
+        if (r < 0) {
+                if (err)
+                        *err = e;
+                else
+                        error_free(&e);
+        }
+        return r;
 }
 
-/* Writes a blob into krilld (unless present) and sets labels (strv pairs, may be NULL). data NULL: stream it
- * from the registry. */
-static int store_blob(struct pull_ctx *p, const char *kind, const struct image_descriptor *d, const char *data,
-                      size_t len, char **labels, struct error **err)
+static int sink_add_labels(void *sd, const char *digest, char *const *labels, struct error **err)
 {
-        _cleanup_free_ char *ref = blob_ref(kind, d->digest);
-        _cleanup_strv_free_ char **all = NULL;
-        int64_t size;
+        struct grpc_sink *s = sd;
+
+        return cli_content_set_labels(s->c, s->md, digest, labels, err);
+}
+
+static int sink_read(void *sd, const char *digest, int64_t size, char **ret, size_t *ret_n, struct error **err)
+{
+        struct grpc_sink *s = sd;
+
+        if (size < 0 || size > (int64_t)CLI_MAX_MANIFEST)
+                return error_set(err, EFBIG, "%s: too large", digest);
+        return cli_content_read_all(s->c, s->md, digest, (size_t)size, ret, ret_n, err);
+}
+
+static int sink_open(void *sd, const char *ref, int64_t total, const char *expected, const char *lease,
+                     void **ret_writer, int64_t *ret_offset, struct error **err)
+{
+        struct grpc_sink *s = sd;
+        struct cli_content_writer *w = NULL;
         int r;
 
-        strv_extend(&all, p->source_key);
-        strv_extend(&all, p->source_val);
-        for (size_t i = 0; labels && labels[i] && labels[i + 1]; i += 2) {
-                strv_extend(&all, labels[i]);
-                strv_extend(&all, labels[i + 1]);
+        (void)lease; /* in s->md */
+        r = cli_content_writer_resume(s->c, s->md, ref, total, expected, &w, ret_offset, err);
+        if (r == -EAGAIN && err && *err) {
+                /* Unavailable is a locked ref (the pipeline waits and retries) or a lost connection (it must not) */
+                _cleanup_free_ char *m = error_message(*err);
+                if (!strstr(m, "locked"))
+                        r = -ECONNRESET;
         }
-        r = cli_content_info(p->c, p->md, d->digest, &size, NULL, err);
-        if (r == 0) {
-                cli_progress_update(p->prog, ref, "exists", d->size, d->size);
-                return cli_content_set_labels(p->c, p->md, d->digest, all, err);
-        }
-        if (r != -ENOENT)
-                return r;
-        error_free(err);
-
-        r = cli_content_writer_open(p->c, p->md, ref, d->size, d->digest, &p->w, err);
         if (r < 0)
                 return r;
-        if (data) {
-                r = cli_content_writer_write(p->w, data, len, err);
-        } else {
-                image_descriptor_clear(&p->desc);
-                image_descriptor_copy(&p->desc, d);
-                p->ref = ref;
-                p->offset = 0;
-                p->done = false;
-                cli_progress_update(p->prog, ref, "downloading", 0, d->size);
-                r = image_resolver_fetch(p->res, d, 0, on_data, on_fetched, p, NULL, err);
-                if (r >= 0) {
-                        run_until_done(p);
-                        if (p->err) {
-                                *err = p->err;
-                                p->err = NULL;
-                                r = -(*err)->code;
-                        }
-                }
-        }
-        if (r >= 0)
-                r = cli_content_writer_commit(p->w, d->digest, all, NULL, err);
-        cli_content_writer_free(p->w);
-        p->w = NULL;
-        if (r < 0)
-                return error_wrap(err, "failed to commit %s", ref);
-        cli_progress_update(p->prog, ref, "done", d->size, d->size);
+        *ret_writer = w;
         return 0;
 }
 
-static int put_image(struct grpc_client *c, const struct grpc_metadata *md, const char *name,
-                     const struct image_descriptor *d, struct error **err)
+static int sink_write(void *writer, const void *data, size_t n, struct error **err)
 {
+        return cli_content_writer_write(writer, data, n, err);
+}
+
+static int sink_truncate(void *writer, struct error **err)
+{
+        return cli_content_writer_truncate(writer, err);
+}
+
+static int sink_commit(void *writer, int64_t size, const char *expected, char *const *labels, struct error **err)
+{
+        (void)size; /* the total given at open, checked by the writer and krilld */
+        return cli_content_writer_commit(writer, expected, labels, NULL, err);
+}
+
+static void sink_close(void *writer)
+{
+        cli_content_writer_free(writer);
+}
+
+static int sink_abort(void *sd, const char *ref, struct error **err)
+{
+        struct grpc_sink *s = sd;
+        Containerd__Services__Content__V1__AbortRequest req = CONTAINERD__SERVICES__CONTENT__V1__ABORT_REQUEST__INIT;
+        ProtobufCMessage *resp = NULL;
+        int r;
+
+        req.ref = (char *)ref;
+        r = grpc_client_unary(s->c, "/containerd.services.content.v1.Content/Abort", s->md, &req.base,
+                              &google__protobuf__empty__descriptor, &resp, err);
+        if (resp)
+                protobuf_c_message_free_unpacked(resp, NULL);
+        return r;
+}
+
+static int sink_image_put(void *sd, const char *name, const struct image_descriptor *d, struct error **err)
+{
+        struct grpc_sink *s = sd;
         Containerd__Types__Descriptor pd = CONTAINERD__TYPES__DESCRIPTOR__INIT;
+        Containerd__Services__Images__V1__Image img = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
+        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+        Containerd__Services__Images__V1__UpdateImageRequest ur =
+            CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+        char *paths[] = {(char *)"target"};
+        ProtobufCMessage *resp = NULL;
+        int r;
+
         pd.media_type = d->media_type;
         pd.digest = d->digest;
         pd.size = d->size;
-        Containerd__Services__Images__V1__Image img = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
         img.name = (char *)name;
         img.target = &pd;
-        ProtobufCMessage *resp = NULL;
-        char *paths[] = {(char *)"target"};
-        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
         mask.n_paths = 1;
         mask.paths = paths;
-        Containerd__Services__Images__V1__UpdateImageRequest ur =
-            CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
         ur.image = &img;
         ur.update_mask = &mask;
-        int r = grpc_client_unary(c, IMAGES_PATH("Update"), md, &ur.base,
-                                  &containerd__services__images__v1__update_image_response__descriptor, &resp, err);
+        r = grpc_client_unary(s->c, IMAGES_PATH("Update"), s->md, &ur.base,
+                              &containerd__services__images__v1__update_image_response__descriptor, &resp, err);
         if (r == -ENOENT) {
-                error_free(err);
                 Containerd__Services__Images__V1__CreateImageRequest cr =
                     CONTAINERD__SERVICES__IMAGES__V1__CREATE_IMAGE_REQUEST__INIT;
+                error_free(err);
                 cr.image = &img;
-                r = grpc_client_unary(c, IMAGES_PATH("Create"), md, &cr.base,
+                r = grpc_client_unary(s->c, IMAGES_PATH("Create"), s->md, &cr.base,
                                       &containerd__services__images__v1__create_image_response__descriptor, &resp, err);
         }
         if (r < 0)
@@ -230,138 +166,103 @@ static int put_image(struct grpc_client *c, const struct grpc_metadata *md, cons
         return 0;
 }
 
-/* Manifest -> config + layers, with the manifest's gc.ref labels. */
-static int pull_manifest(struct pull_ctx *p, const struct image_descriptor *m, struct error **err)
+static const struct image_pull_sink grpc_sink_ops = {
+    .has = sink_has,
+    .add_labels = sink_add_labels,
+    .read = sink_read,
+    .open = sink_open,
+    .write = sink_write,
+    .truncate = sink_truncate,
+    .commit = sink_commit,
+    .close = sink_close,
+    .abort = sink_abort,
+    .image_put = sink_image_put,
+};
+
+/* ---- unpack: on the pipeline's unpack thread, over a connection of its own ---- */
+
+struct unpack_ctx {
+        struct grpc_client *c;
+        const char *snapshotter;
+        size_t done; /* layers already unpacked by earlier calls (the pipeline passes growing prefixes) */
+};
+
+static int unpack_hook(const struct image_pull_layer *l, size_t n, const char *lease, char **ret_chain, void *ud,
+                       struct error **err)
 {
-        _cleanup_free_ char *buf = NULL, *cfgbuf = NULL;
-        size_t len, cfglen;
-        struct image_descriptor cfg = {0}, *layers = NULL;
-        size_t n = 0;
-        _cleanup_strv_free_ char **labels = NULL;
+        struct unpack_ctx *u = ud;
+        const struct grpc_metadata md[] = {{"containerd-lease", lease}, {NULL, NULL}};
+        _cleanup_strv_free_ char **layers = strv_new_empty();
+        _cleanup_strv_free_ char **diff_ids = strv_new_empty();
         int r;
 
-        r = fetch_small(p, m, &buf, &len, err);
-        if (r < 0)
-                return r;
-        r = image_manifest_parse(buf, len, &cfg, &layers, &n, err);
-        if (r < 0)
-                return r;
-        r = fetch_small(p, &cfg, &cfgbuf, &cfglen, err);
-        if (r >= 0)
-                r = store_blob(p, "config", &cfg, cfgbuf, cfglen, NULL, err);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                _cleanup_free_ char *ref = blob_ref("layer", layers[i].digest);
-                cli_progress_update(p->prog, ref, "waiting", 0, layers[i].size);
-        }
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = store_blob(p, "layer", &layers[i], NULL, 0, NULL, err);
-        if (r >= 0) {
-                strv_extend(&labels, "containerd.io/gc.ref.content.config");
-                strv_extend(&labels, cfg.digest);
-                for (size_t i = 0; i < n; i++) {
-                        strv_extendf(&labels, "containerd.io/gc.ref.content.l.%zu", i);
-                        strv_extend(&labels, layers[i].digest);
+        for (size_t i = 0; i < n; i++) {
+                int64_t size = 0;
+                if (i >= u->done) {
+                        r = cli_content_info(u->c, md, l[i].digest, &size, NULL, err);
+                        if (r < 0)
+                                return r;
                 }
-                r = store_blob(p, "manifest", m, buf, len, labels, err);
+                strv_extendf(&layers, "%s %s %lld", l[i].media_type, l[i].digest, (long long)size);
+                strv_extend(&diff_ids, l[i].diff_id);
         }
-        image_descriptor_clear(&cfg);
-        image_descriptors_free(layers, n);
+        r = cli_image_unpack_layers(u->c, u->snapshotter, lease, layers, diff_ids, n, u->done, ret_chain, err);
+        if (r >= 0)
+                u->done = n;
         return r;
 }
 
-static int do_pull(struct pull_ctx *p, const char *refstr, const struct image_resolver_options *ro,
-                   const char *platform, bool all_platforms, struct image_descriptor *ret_target, char **ret_name,
-                   struct error **err)
-{
-        _cleanup_(image_platform_matcher_freep) struct image_platform_matcher *m = NULL;
-        struct image_platform pl = {0};
-        struct image_registry_client *rc = NULL;
-        _cleanup_free_ char *buf = NULL;
-        size_t len;
-        int r;
+/* ---- progress ---- */
 
-        if (all_platforms) {
-                m = image_platform_matcher_new_all();
+struct progress_ctx {
+        struct cli_progress *p;
+        struct timespec last;
+};
+
+static void on_progress(const char *ref, const struct image_descriptor *d, enum image_pull_status st, int64_t off,
+                        void *ud)
+{
+        static const char *const names[] = {
+            [IMAGE_PULL_WAITING] = "waiting",     [IMAGE_PULL_DOWNLOADING] = "downloading",
+            [IMAGE_PULL_EXISTS] = "exists",       [IMAGE_PULL_DONE] = "done",
+            [IMAGE_PULL_UNPACKING] = "unpacking", [IMAGE_PULL_UNPACKED] = "unpacked",
+        };
+        struct progress_ctx *pc = ud;
+        struct timespec now;
+        int64_t ns;
+
+        cli_progress_update(pc->p, ref, (size_t)st < ELEMENTSOF(names) ? names[st] : "?", off, d->size);
+        /* a redraw per received chunk would cost more than the download: at most every 100 ms, and at every
+         * status change */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ns = (int64_t)(now.tv_sec - pc->last.tv_sec) * 1000000000LL + (now.tv_nsec - pc->last.tv_nsec);
+        if (st != IMAGE_PULL_DOWNLOADING || ns >= PROGRESS_INTERVAL_NS) {
+                cli_progress_flush(pc->p);
+                pc->last = now;
+        }
+}
+
+/* ---- command ---- */
+
+static const char *user_pass; /* --user as given */
+
+static int creds_cb(const char *host, char **ret_user, char **ret_secret, void *userdata)
+{
+        const char *colon;
+
+        (void)host;
+        (void)userdata;
+        if (!user_pass)
+                return -ENOENT;
+        colon = strchr(user_pass, ':');
+        if (colon) {
+                *ret_user = xstrndup(user_pass, (size_t)(colon - user_pass));
+                *ret_secret = xstrdup(colon + 1);
         } else {
-                if (platform) {
-                        r = image_platform_parse(platform, &pl, err);
-                        if (r < 0)
-                                return r;
-                } else {
-                        image_platform_default(&pl);
-                }
-                m = image_platform_matcher_new_only(&pl);
-                image_platform_clear(&pl);
+                *ret_user = xstrdup(user_pass);
+                *ret_secret = xstrdup("");
         }
-        r = image_registry_client_new(&p->loop, creds_cb, NULL, "krill", &rc, err);
-        if (r < 0)
-                return r;
-        r = image_resolver_new(rc, ro, refstr, &p->res, err);
-        if (r < 0)
-                goto out;
-        const struct image_ref *ir = image_resolver_ref(p->res);
-        p->source_key = xasprintf("containerd.io/distribution.source.%s", ir->domain);
-        p->source_val = xstrdup(ir->path);
-        p->done = false;
-        r = image_resolver_resolve(p->res, on_resolved, p, err);
-        if (r < 0)
-                goto out;
-        run_until_done(p);
-        if (p->err) {
-                *err = p->err;
-                p->err = NULL;
-                r = error_wrap(err, "failed to resolve reference \"%s\"", image_resolver_name(p->res));
-                goto out;
-        }
-        struct image_descriptor root = {0};
-        image_descriptor_copy(&root, &p->desc);
-        if (image_manifest_kind(root.media_type, NULL, 0) == IMAGE_MANIFEST_KIND_INDEX) {
-                struct image_descriptor *ms = NULL;
-                size_t n = 0;
-                r = fetch_small(p, &root, &buf, &len, err);
-                if (r >= 0)
-                        r = image_index_parse(buf, len, &ms, &n, err);
-                _cleanup_strv_free_ char **labels = NULL;
-                size_t best = SIZE_MAX, k = 0;
-                for (size_t i = 0; r >= 0 && i < n; i++) {
-                        if (!ms[i].has_platform || !image_platform_match(m, &ms[i].platform))
-                                continue;
-                        if (!all_platforms) {
-                                if (best == SIZE_MAX || image_platform_less(m, &ms[i].platform, &ms[best].platform))
-                                        best = i;
-                                continue;
-                        }
-                        r = pull_manifest(p, &ms[i], err);
-                        strv_extendf(&labels, "containerd.io/gc.ref.content.m.%zu", k++);
-                        strv_extend(&labels, ms[i].digest);
-                }
-                if (r >= 0 && !all_platforms) {
-                        if (best == SIZE_MAX) {
-                                r = error_set(err, ENOENT, "no match for platform in manifest");
-                        } else {
-                                r = pull_manifest(p, &ms[best], err);
-                                image_descriptor_copy(&p->unpack, &ms[best]);
-                                strv_extend(&labels, "containerd.io/gc.ref.content.m.0");
-                                strv_extend(&labels, ms[best].digest);
-                        }
-                }
-                if (r >= 0)
-                        r = store_blob(p, "index", &root, buf, len, labels, err);
-                image_descriptors_free(ms, n);
-        } else {
-                r = pull_manifest(p, &root, err);
-        }
-        if (r >= 0) {
-                *ret_target = root;
-                *ret_name = xstrdup(image_resolver_name(p->res));
-        } else {
-                image_descriptor_clear(&root);
-        }
-out:
-        p->res = image_resolver_free(p->res);
-        image_registry_client_free(rc);
-        uv_run(&p->loop, UV_RUN_DEFAULT);
-        return r;
+        return 0;
 }
 
 static int run_pull(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
@@ -382,15 +283,25 @@ static int run_pull(const struct cli_global *g, const struct cli_command *cmd, i
             {"quiet", 'q', false, &quiet, NULL},
             {0},
         };
+        struct grpc_client *c = NULL, *c2 = NULL;
+        struct cli_lease lease = {0};
+        struct image_pull_result res = {0};
+        _cleanup_free_ char *up = NULL, *sn = NULL;
+        unsigned conc = 0;
         int optind_, r;
+
         r = cli_parse_flags(g, cmd, "krill images pull", flags, argc, argv, &optind_);
         if (r != 0)
                 return r < 0 ? 1 : 0;
         if (argc - optind_ != 1)
                 return cli_failf(g, "please provide an image reference to pull");
-        const char *ref = argv[optind_];
-
-        _cleanup_free_ char *up = NULL;
+        if (max_conc) {
+                char *end = NULL;
+                long v = strtol(max_conc, &end, 10);
+                if (!end || *end || v < 0 || v > 1024)
+                        return cli_failf(g, "invalid value \"%s\" for flag -max-concurrent-downloads", max_conc);
+                conc = (unsigned)v;
+        }
         if (user && !strchr(user, ':') && isatty(STDIN_FILENO)) {
                 char *pw = getpass("Password: ");
                 up = xasprintf("%s:%s", user, pw ? pw : "");
@@ -398,60 +309,55 @@ static int run_pull(const struct cli_global *g, const struct cli_command *cmd, i
         }
         user_pass = user;
 
-        struct grpc_client *c = NULL;
         if (cli_connect(g, &c) < 0)
                 return 1;
-        struct cli_lease lease = {0};
-        struct pull_ctx p = {0};
-        struct image_descriptor target = {0};
-        _cleanup_free_ char *name = NULL;
-        uv_loop_init(&p.loop);
-        p.c = c;
-        p.prog = cli_progress_new(stdout, isatty(STDOUT_FILENO), quiet);
-
+        /* the unpack steps run on their own thread: a client is single-threaded, so they get a connection */
+        if (cli_connect(g, &c2) < 0) {
+                grpc_client_free(c);
+                return 1;
+        }
+        sn = cli_images_resolve_snapshotter(c, g, snapshotter);
         r = cli_lease_create_temporary(c, &lease, &err);
         if (r >= 0) {
-                p.md = cli_lease_md(&lease);
-                struct image_resolver_options ro = {.hosts_dir = hosts_dir, .plain_http = plain_http,
-                                                    .skip_verify = skip_verify};
-                r = do_pull(&p, ref, &ro, platform, all_platforms, &target, &name, &err);
-        }
-        if (r >= 0) {
-                cli_progress_finish(p.prog, p.fetched);
-                r = put_image(c, p.md, name, &target, &err);
-        }
-        if (r >= 0) {
-                if (!quiet) {
-                        printf("unpacking %s...\n", target.digest);
-                        fflush(stdout);
-                }
-                /* the platform pulled, not the host's: unpack from its manifest (ctr unpacks --platform's) */
-                const struct image_descriptor *u = p.unpack.digest ? &p.unpack : &target;
-                r = cli_images_unpack(c, g, name, u->media_type, u->digest, u->size, snapshotter, &err);
-        }
-        if (r >= 0 && print_chainid) {
-                struct cli_image img = {0};
-                r = cli_image_resolve(c, name, all_platforms ? NULL : platform, &img, &err);
+                struct grpc_sink sink = {.c = c, .md = cli_lease_md(&lease)};
+                struct unpack_ctx u = {.c = c2, .snapshotter = sn};
+                struct progress_ctx pc = {.p = cli_progress_new(stdout, isatty(STDOUT_FILENO), quiet)};
+                struct image_pull_options o = {
+                    .ref = argv[optind_],
+                    .ns = g->namespace_,
+                    .sink = &grpc_sink_ops,
+                    .sink_data = &sink,
+                    .lease = lease.id,
+                    .resolver = {.hosts_dir = hosts_dir, .plain_http = plain_http, .skip_verify = skip_verify},
+                    .creds = creds_cb,
+                    .platform = all_platforms ? NULL : platform,
+                    .all_platforms = all_platforms,
+                    .max_concurrent_downloads = conc,
+                    .unpack = unpack_hook,
+                    .unpack_userdata = &u,
+                    .snapshotter = sn,
+                    .progress = on_progress,
+                    .progress_userdata = &pc,
+                    .user_agent = "krill",
+                };
+                r = image_pull(&o, &res, &err);
                 if (r >= 0)
-                        printf("image chain ID: %s\n", img.chain_id);
-                cli_image_done(&img);
+                        cli_progress_finish(pc.p, res.bytes_fetched);
+                else
+                        cli_progress_flush(pc.p);
+                cli_progress_free(pc.p);
         }
+        if (r >= 0 && print_chainid)
+                printf("image chain ID: %s\n", res.chain_id ? res.chain_id : "");
         if (r >= 0 && !quiet)
                 printf("done\n");
-        {
+        if (lease.id) {
                 struct error *e2 = NULL;
                 cli_lease_delete(c, &lease, false, &e2);
                 error_free(&e2);
         }
-        (void)max_conc;
-        image_descriptor_clear(&target);
-        image_descriptor_clear(&p.desc);
-        image_descriptor_clear(&p.unpack);
-        free(p.source_key);
-        free(p.source_val);
-        error_free(&p.err);
-        cli_progress_free(p.prog);
-        uv_loop_close(&p.loop);
+        image_pull_result_clear(&res);
+        grpc_client_free(c2);
         grpc_client_free(c);
         if (r < 0)
                 return cli_fail(g, err);
@@ -470,7 +376,7 @@ const struct cli_command cli_images_pull_command = {
                   "   --platform value                Pull content from a specific platform\n"
                   "   --all-platforms                 pull content and metadata from all platforms\n"
                   "   --print-chainid                 Print the resulting image's chain ID\n"
-                  "   --max-concurrent-downloads value  Set the max concurrent downloads for each pull (default: 0)\n"
+                  "   --max-concurrent-downloads value  Set the max concurrent downloads for each pull (default: 3)\n"
                   "   --quiet, -q                     print nothing but errors\n",
     .run = run_pull,
 };

@@ -13,11 +13,9 @@
 #include <unistd.h>
 
 #include "image/platform.h"
-#include "metadata/content.h"
-#include "metadata/images.h"
-#include "metadata/leases.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
 #include "util/strv.h"
 
 #define LABEL_GC_CONTENT "containerd.io/gc.ref.content."
@@ -44,7 +42,8 @@ struct layer_job {
         bool primary; /* part of the unpacked image */
         bool started, committed, retried;
         bool abort_ingest; /* verification failed: drop the ingest once the writer is closed */
-        struct metadata_content_writer *w;
+        void *w;        /* the sink's writer */
+        int64_t offset; /* bytes in the ingest */
         struct image_fetch *fetch;
         uv_timer_t retry; /* a concurrent pull holds the ingest: try again later */
         bool retry_init;
@@ -53,6 +52,9 @@ struct layer_job {
 
 struct pull {
         const struct image_pull_options *o;
+        const struct image_pull_sink *sink;
+        void *sd; /* sink data */
+        struct image_pull_local local;
         uv_loop_t loop;
         struct image_registry_client *client;
         struct image_resolver *res;
@@ -125,27 +127,26 @@ static const char *ref_prefix(const char *mt)
 /* Adds labels to content the namespace already has (containerd's content.Update with labels.<k> paths). */
 static int add_labels(struct pull *p, const char *digest, char *const *labels, struct error **err)
 {
-        struct metadata_content_info info = {0};
-        _cleanup_strv_free_ char **paths = strv_new_empty();
-        int k;
-
         if (!labels || !labels[0])
                 return 0;
-        for (size_t i = 0; labels[i] && labels[i + 1]; i += 2)
-                strv_extendf(&paths, "labels.%s", labels[i]);
-        info.digest = (char *)digest;
-        info.labels = (char **)labels;
-        k = metadata_content_update(p->o->db, p->o->ns, &info, paths, strv_length(paths), NULL, err);
-        return k;
+        return p->sink->add_labels(p->sd, digest, labels, err);
+}
+
+static void writer_close(struct pull *p, void **w)
+{
+        if (*w)
+                p->sink->close(*w);
+        *w = NULL;
 }
 
 static int store_buffer_ref(struct pull *p, const struct image_descriptor *d, const char *ref, const char *buf,
                             size_t len, char *const *labels, struct error **err)
 {
-        _cleanup_(metadata_content_writer_closep) struct metadata_content_writer *w = NULL;
+        void *w = NULL;
+        int64_t off = 0;
         int k;
 
-        k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, ref, d->size, d->digest, p->lease, &w, err);
+        k = p->sink->open(p->sd, ref, d->size, d->digest, p->lease, &w, &off, err);
         if (k == -EEXIST) {
                 if (err)
                         error_free(err);
@@ -153,17 +154,15 @@ static int store_buffer_ref(struct pull *p, const struct image_descriptor *d, co
         }
         if (k < 0)
                 return k;
-        if (metadata_content_writer_offset(w) > 0) {
-                k = metadata_content_writer_truncate(w, 0, err);
-                if (k < 0)
-                        return k;
-        }
+        if (off > 0)
+                k = p->sink->truncate(w, err);
         /* always written: a writer shared with another namespace's blob turns into a real one, and the
          * store's commit then finds the blob present */
-        k = metadata_content_writer_write(w, buf, len, err);
-        if (k < 0)
-                return k;
-        k = metadata_content_writer_commit(w, d->size, d->digest, labels, err);
+        if (k >= 0)
+                k = p->sink->write(w, buf, len, err);
+        if (k >= 0)
+                k = p->sink->commit(w, d->size, d->digest, labels, err);
+        writer_close(p, &w);
         if (k == -EEXIST) {
                 if (err)
                         error_free(err);
@@ -180,13 +179,10 @@ static int store_buffer(struct pull *p, const struct image_descriptor *d, const 
 {
         _cleanup_free_ char *ref = xasprintf("%s-%s", ref_prefix(d->media_type), d->digest);
         _cleanup_free_ char *own = NULL;
-        struct metadata_content_info info = {0};
         int k;
 
-        if (metadata_content_info(p->o->db, p->o->ns, d->digest, &info, NULL) == 0) {
-                metadata_content_info_clear(&info);
+        if (p->sink->has(p->sd, d->digest, NULL) == 0)
                 return add_labels(p, d->digest, labels, err);
-        }
         k = store_buffer_ref(p, d, ref, buf, len, labels, err);
         if (k != -EAGAIN)
                 return k;
@@ -197,25 +193,22 @@ static int store_buffer(struct pull *p, const struct image_descriptor *d, const 
         return store_buffer_ref(p, d, own, buf, len, labels, err);
 }
 
-/* Reads a present blob (manifests/configs are re-read locally instead of fetched). */
+/* Reads a present blob (manifests/configs are re-read locally instead of fetched); the digest is checked
+ * again, as the fetch would. */
 static int read_local(struct pull *p, const struct image_descriptor *d, char **ret, size_t *ret_n)
 {
-        _cleanup_close_ int fd = -1;
-        int64_t size = 0;
-        _cleanup_free_ char *buf = NULL;
-        ssize_t r;
+        _cleanup_free_ char *buf = NULL, *dg = NULL;
+        size_t n = 0;
 
-        if (d->size > (int64_t)IMAGE_MANIFEST_MAX_BYTES || !content_blob_exists(p->o->cs, d->digest))
+        if (d->size < 0 || d->size > (int64_t)IMAGE_MANIFEST_MAX_BYTES)
                 return -ENOENT;
-        if (content_blob_open(p->o->cs, d->digest, &fd, &size, NULL) < 0 || size != d->size)
+        if (p->sink->read(p->sd, d->digest, d->size, &buf, &n, NULL) < 0 || (int64_t)n != d->size)
                 return -ENOENT;
-        buf = xmalloc((size_t)size + 1);
-        r = pread(fd, buf, (size_t)size, 0);
-        if (r != size)
-                return -EIO;
-        buf[size] = 0;
+        dg = digest_from_buf(buf, n);
+        if (!digest_equal(dg, d->digest))
+                return -ENOENT;
         *ret = TAKE_PTR(buf);
-        *ret_n = (size_t)size;
+        *ret_n = n;
         return 0;
 }
 
@@ -473,14 +466,15 @@ static int layer_data(const void *data, size_t n, void *ud, struct error **err)
 
         if (j->p->err)
                 return error_set(err, ECANCELED, "pull canceled");
-        if (metadata_content_writer_offset(j->w) + (int64_t)n > j->desc.size)
+        if (j->offset + (int64_t)n > j->desc.size)
                 return error_set(err, EFBIG, "%s: more data than the descriptor's size %lld", j->desc.digest,
                                  (long long)j->desc.size);
-        k = metadata_content_writer_write(j->w, data, n, err);
+        k = j->p->sink->write(j->w, data, n, err);
         if (k < 0)
                 return k;
+        j->offset += (int64_t)n;
         j->p->bytes += (int64_t)n;
-        progress(j->p, j->ref, &j->desc, IMAGE_PULL_DOWNLOADING, metadata_content_writer_offset(j->w));
+        progress(j->p, j->ref, &j->desc, IMAGE_PULL_DOWNLOADING, j->offset);
         return 0;
 }
 
@@ -490,10 +484,9 @@ static void layer_finish(struct layer_job *j)
 {
         struct pull *p = j->p;
 
-        metadata_content_writer_close(j->w);
-        j->w = NULL;
+        writer_close(p, &j->w);
         if (j->abort_ingest)
-                (void)metadata_content_abort(p->o->cs, p->o->ns, j->ref, NULL);
+                (void)p->sink->abort(p->sd, j->ref, NULL);
         p->active--;
         p->pending--;
         try_unpack(p);
@@ -513,7 +506,8 @@ static void layer_done(const char *buf _unused_, size_t len _unused_, const stru
         if (e && !p->err) {
                 if (e->code == ERANGE) {
                         /* the registry ignored Range: start over */
-                        if (metadata_content_writer_truncate(j->w, 0, &ce) == 0) {
+                        if (p->sink->truncate(j->w, &ce) == 0) {
+                                j->offset = 0;
                                 layer_fetch(j);
                                 return;
                         }
@@ -532,7 +526,7 @@ static void layer_done(const char *buf _unused_, size_t len _unused_, const stru
                 labels = source_labels(p);
                 strv_extend(&labels, LABEL_UNCOMPRESSED);
                 strv_extend(&labels, j->diff_id);
-                k = metadata_content_writer_commit(j->w, j->desc.size, j->desc.digest, labels, &ce);
+                k = p->sink->commit(j->w, j->desc.size, j->desc.digest, labels, &ce);
                 if (k == -EEXIST) {
                         error_free(&ce);
                         k = add_labels(p, j->desc.digest, labels, &ce);
@@ -554,7 +548,7 @@ static void layer_done(const char *buf _unused_, size_t len _unused_, const stru
 static void layer_fetch(struct layer_job *j)
 {
         struct error *e = NULL;
-        int64_t off = metadata_content_writer_offset(j->w);
+        int64_t off = j->offset;
 
         if (image_resolver_fetch(j->p->res, &j->desc, off, layer_data, layer_done, j, &j->fetch, &e) < 0) {
                 j->fetch = NULL;
@@ -585,10 +579,8 @@ static void layer_start(struct layer_job *j)
 static void layer_open(struct layer_job *j)
 {
         struct pull *p = j->p;
-        struct metadata_content_info info = {0};
         _cleanup_strv_free_ char **labels = source_labels(p);
         struct error *e = NULL;
-        bool shared;
         int k;
 
         if (p->err) {
@@ -597,8 +589,7 @@ static void layer_open(struct layer_job *j)
         }
         strv_extend(&labels, LABEL_UNCOMPRESSED);
         strv_extend(&labels, j->diff_id);
-        if (metadata_content_info(p->o->db, p->o->ns, j->desc.digest, &info, NULL) == 0) {
-                metadata_content_info_clear(&info);
+        if (p->sink->has(p->sd, j->desc.digest, NULL) == 0) {
                 k = add_labels(p, j->desc.digest, labels, &e);
                 if (k < 0)
                         fail(p, -k, e);
@@ -608,10 +599,7 @@ static void layer_open(struct layer_job *j)
                 layer_finish(j);
                 return;
         }
-        /* decided before the open, as the writer is: a blob present in the store gives a shared writer */
-        shared = content_blob_exists(p->o->cs, j->desc.digest);
-        k = metadata_content_writer_open(p->o->db, p->o->cs, p->o->ns, j->ref, j->desc.size, j->desc.digest, p->lease,
-                                         &j->w, &e);
+        k = p->sink->open(p->sd, j->ref, j->desc.size, j->desc.digest, p->lease, &j->w, &j->offset, &e);
         if (k == -EAGAIN && j->lock_waits < LOCK_RETRY_MAX) {
                 /* a concurrent pull holds the ingest: containerd waits for a locked ref too */
                 error_free(&e);
@@ -637,12 +625,23 @@ static void layer_open(struct layer_job *j)
                 layer_finish(j);
                 return;
         }
-        if (shared || metadata_content_writer_offset(j->w) == j->desc.size) {
+        if (j->offset > j->desc.size) {
+                /* an ingest longer than the blob cannot be it: start over */
+                k = p->sink->truncate(j->w, &e);
+                if (k < 0) {
+                        fail(p, -k, e);
+                        error_free(&e);
+                        layer_finish(j);
+                        return;
+                }
+                j->offset = 0;
+        }
+        if (j->offset == j->desc.size) {
                 /* the data is already there (another namespace, or a complete ingest): commit only */
                 layer_done(NULL, 0, NULL, j);
                 return;
         }
-        progress(p, j->ref, &j->desc, IMAGE_PULL_DOWNLOADING, metadata_content_writer_offset(j->w));
+        progress(p, j->ref, &j->desc, IMAGE_PULL_DOWNLOADING, j->offset);
         layer_fetch(j);
 }
 
@@ -728,20 +727,7 @@ static void try_unpack(struct pull *p)
 
 static int create_image(struct pull *p, struct error **err)
 {
-        struct metadata_image img = {0};
-        int k;
-
-        img.name = (char *)image_resolver_name(p->res);
-        img.target.media_type = p->root.media_type;
-        img.target.digest = p->root.digest;
-        img.target.size = p->root.size;
-        k = metadata_image_create(p->o->db, p->o->ns, &img, NULL, err);
-        if (k == -EEXIST) {
-                char *paths[] = {(char *)"target", NULL};
-                error_free(err);
-                k = metadata_image_update(p->o->db, p->o->ns, &img, paths, 1, NULL, err);
-        }
-        return k;
+        return p->sink->image_put(p->sd, image_resolver_name(p->res), &p->root, err);
 }
 
 static void check_finish(struct pull *p)
@@ -837,21 +823,9 @@ static int setup(struct pull *p, struct error **err)
         if (o->lease) {
                 p->lease = xstrdup(o->lease);
         } else {
-                char *labels[] = {(char *)METADATA_LABEL_GC_EXPIRE, NULL, NULL};
-                _cleanup_free_ char *exp = NULL;
-                time_t t = time(NULL) + 24 * 3600;
-                struct tm tm;
-                char buf[64];
-
-                gmtime_r(&t, &tm);
-                strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-                labels[1] = buf;
-                uint32_t rnd = 0;
-
-                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        rnd = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)p;
-                p->lease = xasprintf("pull-%ld-%08x", (long)time(NULL), rnd);
-                k = metadata_lease_create(o->db, o->ns, p->lease, labels, NULL, err);
+                if (!p->sink->lease_create)
+                        return error_set(err, EINVAL, "image pull: this sink needs a lease");
+                k = p->sink->lease_create(p->sd, &p->lease, err);
                 if (k < 0)
                         return k;
                 p->own_lease = true;
@@ -859,13 +833,41 @@ static int setup(struct pull *p, struct error **err)
         return 0;
 }
 
+char *image_pull_lease_id(void)
+{
+        uint32_t rnd = 0;
+
+        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                rnd = (uint32_t)getpid() ^ (uint32_t)clock();
+        return xasprintf("pull-%ld-%08x", (long)time(NULL), rnd);
+}
+
+char *image_pull_lease_expiry(void)
+{
+        time_t t = time(NULL) + 24 * 3600;
+        struct tm tm;
+        char buf[64];
+
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return xstrdup(buf);
+}
+
 int image_pull(const struct image_pull_options *o, struct image_pull_result *ret, struct error **err)
 {
         struct pull p = {.o = o};
         int k;
 
-        if (!o->ref || !o->ns || !o->db || !o->cs)
+        if (!o->ref || (!o->sink && (!o->ns || !o->db || !o->cs)))
                 return error_set(err, EINVAL, "image pull: ref, namespace, db and content store are required");
+        if (o->sink) {
+                p.sink = o->sink;
+                p.sd = o->sink_data;
+        } else {
+                p.local = (struct image_pull_local){.db = o->db, .cs = o->cs, .ns = o->ns};
+                p.sink = &image_pull_local_sink;
+                p.sd = &p.local;
+        }
         uv_loop_init(&p.loop);
         uv_async_init(&p.loop, &p.async, unpack_done);
         p.async.data = &p;
@@ -891,7 +893,7 @@ int image_pull(const struct image_pull_options *o, struct image_pull_result *ret
                         *err = TAKE_PTR(p.err);
         }
         if (p.own_lease)
-                (void)metadata_lease_delete(o->db, o->ns, p.lease, NULL);
+                (void)p.sink->lease_delete(p.sd, p.lease, NULL);
         if (k >= 0 && ret) {
                 *ret = (struct image_pull_result){0};
                 ret->name = xstrdup(image_resolver_name(p.res));
@@ -900,7 +902,7 @@ int image_pull(const struct image_pull_options *o, struct image_pull_result *ret
                 ret->bytes_fetched = p.bytes;
         }
         for (size_t i = 0; i < p.n_layers; i++) {
-                metadata_content_writer_close(p.layers[i]->w);
+                writer_close(&p, &p.layers[i]->w);
                 image_descriptor_clear(&p.layers[i]->desc);
                 free(p.layers[i]->ref);
                 free(p.layers[i]->diff_id);

@@ -55,11 +55,57 @@ enum image_pull_status {
 typedef void (*image_pull_progress_fn)(const char *ref, const struct image_descriptor *desc, enum image_pull_status st,
                                        int64_t offset, void *userdata);
 
-struct image_pull_options {
-        const char *ref; /* "busybox", "127.0.0.1:5000/test/busybox:1", normalised like docker */
-        const char *ns;  /* namespace */
+/* Where a pull puts what it fetches. The pipeline (resolve, concurrent downloads, unpack as layers complete,
+ * labels, image record last) is the same for every sink; the daemon writes to its local stores
+ * (image_pull_local_sink, used when options.sink is NULL) and the CLI to krilld over content.v1/images.v1
+ * (src/cli/pull.c, like ctr). Every function runs on the pull's loop thread and may block (briefly); errors
+ * are -errno with err set. `writer` is the sink's own object for one open ingest. */
+struct image_pull_sink {
+        /* 0 if the namespace has the blob, -ENOENT if not (err untouched then) */
+        int (*has)(void *sink, const char *digest, struct error **err);
+        /* Adds/replaces labels (strv of key, value pairs; an empty value removes the label) on a present blob. */
+        int (*add_labels)(void *sink, const char *digest, char *const *labels, struct error **err);
+        /* Reads a present blob of the given size (NUL-terminated copy). */
+        int (*read)(void *sink, const char *digest, int64_t size, char **ret, size_t *ret_n, struct error **err);
+        /* Opens (or resumes) the ingest ref for a blob of total bytes and expected digest, under lease; *ret_offset
+         * is the number of bytes already in the ingest (the next write goes there). -EEXIST: the blob is
+         * present; -EAGAIN: another writer holds the ref (the pull retries later). */
+        int (*open)(void *sink, const char *ref, int64_t total, const char *expected, const char *lease,
+                    void **ret_writer, int64_t *ret_offset, struct error **err);
+        /* Appends at the current offset (may be buffered or pipelined; errors may surface at a later call). */
+        int (*write)(void *writer, const void *data, size_t n, struct error **err);
+        /* Starts the ingest over at offset 0. */
+        int (*truncate)(void *writer, struct error **err);
+        /* Verifies size and digest (the sink's side) and commits with labels (pairs); -EEXIST if the blob was
+         * already there (labels then not applied), -EBUSY on a size or digest mismatch. */
+        int (*commit)(void *writer, int64_t size, const char *expected, char *const *labels, struct error **err);
+        /* Closes the writer, keeping an uncommitted ingest for a later resume. NULL-safe. */
+        void (*close)(void *writer);
+        /* Removes the ingest ref (after a verification failure). */
+        int (*abort)(void *sink, const char *ref, struct error **err);
+        /* Creates the image record, or updates its target if it exists. */
+        int (*image_put)(void *sink, const char *name, const struct image_descriptor *target, struct error **err);
+        /* A temporary lease (containerd.io/gc.expire 24 h), used when options.lease is NULL; *ret_id new
+         * string. May be NULL in a sink whose callers always pass a lease. */
+        int (*lease_create)(void *sink, char **ret_id, struct error **err);
+        int (*lease_delete)(void *sink, const char *id, struct error **err);
+};
+
+/* The local stores of one namespace (what the daemon uses). db, cs and ns are borrowed. */
+struct image_pull_local {
         struct metadata_db *db;
         struct content_store *cs;
+        const char *ns;
+};
+extern const struct image_pull_sink image_pull_local_sink; /* sink data: struct image_pull_local * */
+
+struct image_pull_options {
+        const char *ref; /* "busybox", "127.0.0.1:5000/test/busybox:1", normalised like docker */
+        const char *ns;  /* namespace (for the local sink) */
+        struct metadata_db *db;    /* local sink: required when sink is NULL */
+        struct content_store *cs;
+        const struct image_pull_sink *sink; /* NULL: the local sink over db, cs, ns */
+        void *sink_data;
         const char *lease; /* NULL: a temporary lease */
         struct image_resolver_options resolver;
         image_registry_credentials_fn creds; /* NULL: anonymous */
@@ -87,6 +133,11 @@ struct image_pull_result {
 };
 
 void image_pull_result_clear(struct image_pull_result *r);
+
+/* A lease id like "pull-<time>-<random hex>" and the RFC 3339 time 24 h ahead for containerd.io/gc.expire
+ * (new strings), for sinks that create the temporary lease. */
+char *image_pull_lease_id(void);
+char *image_pull_lease_expiry(void);
 
 /* Pulls. Errors (-errno, err set), wrapped like containerd's: `failed to resolve reference "x": ...`,
  * `no match for platform in manifest: not found` (the message lists the available platforms), registry

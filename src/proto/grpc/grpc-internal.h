@@ -10,6 +10,7 @@
 
 #define GRPC_DEFAULT_MAX_MSG (16u * 1024 * 1024) /* containerd's defaults.DefaultMaxRecvMsgSize */
 #define GRPC_PREFIX_LEN 5u
+#define GRPC_BUF_KEEP (4u * 1024 * 1024 + 64 * 1024) /* a drained grpc_buf up to this size is kept */
 
 /* A growable byte queue: bytes are appended at the end and consumed from off. */
 struct grpc_buf {

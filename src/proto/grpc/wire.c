@@ -51,8 +51,10 @@ void grpc_buf_consume(struct grpc_buf *b, size_t n)
         b->off += n;
         if (b->off >= b->len) {
                 b->off = b->len = 0;
-                /* Drop big buffers once drained so an idle stream does not pin a 16 MiB allocation. */
-                if (b->cap > 1024 * 1024) {
+                /* Drop big buffers once drained so an idle stream does not pin a 16 MiB allocation, but keep
+                 * one that holds a few 1 MiB messages: a stream of them (Content.Write/Read) would otherwise
+                 * regrow it by doubling and fault its pages in again for every message. */
+                if (b->cap > GRPC_BUF_KEEP) {
                         free(b->data);
                         b->data = NULL;
                         b->cap = 0;
