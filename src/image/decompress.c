@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include <isa-l/igzip_lib.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/sha256.h"
 
 /* Large reads: layer blobs are big and sequential, and fewer syscalls matter more than cache footprint. */
 #define IN_BUF_SIZE (1u << 20)
@@ -25,7 +26,7 @@ struct image_decompressor {
         bool out_eof;
         uint64_t max_out;
         uint64_t out_total;
-        EVP_MD_CTX *md;
+        struct sha256 md; /* of the uncompressed stream: the diff ID */
         struct inflate_state *gz;
         bool gz_member_done;
         ZSTD_DCtx *zs;
@@ -80,11 +81,7 @@ int image_decompressor_new(int fd, uint64_t max_uncompressed, struct image_decom
         d->fd = fd;
         d->in = xmalloc(IN_BUF_SIZE);
         d->max_out = max_uncompressed;
-        d->md = EVP_MD_CTX_new();
-        if (!d->md || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1) {
-                image_decompressor_free(d);
-                return error_set(err, ENOMEM, "sha256 init");
-        }
+        sha256_init(&d->md);
         /* Read until there are enough bytes to recognise a magic number, or EOF. */
         while (d->in_len < sizeof(zstd_magic) && !d->in_eof) {
                 n = fill(d, err);
@@ -121,8 +118,6 @@ struct image_decompressor *image_decompressor_free(struct image_decompressor *d)
         free(d->gz);
         if (d->zs)
                 ZSTD_freeDCtx(d->zs);
-        if (d->md)
-                EVP_MD_CTX_free(d->md);
         free(d);
         return NULL;
 }
@@ -268,8 +263,7 @@ ssize_t image_decompressor_read(struct image_decompressor *d, void *buf, size_t 
         if (d->max_out > 0 && d->out_total > d->max_out)
                 return error_set(err, EFBIG, "layer larger than the limit of %llu uncompressed bytes",
                                  (unsigned long long)d->max_out);
-        if (EVP_DigestUpdate(d->md, buf, (size_t)n) != 1)
-                return error_set(err, EIO, "sha256 update");
+        sha256_update(&d->md, buf, (size_t)n);
         return n;
 }
 
@@ -288,9 +282,7 @@ int image_decompressor_drain(struct image_decompressor *d, struct error **err)
 
 int image_decompressor_digest(struct image_decompressor *d, char out[IMAGE_DIGEST_STRLEN])
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
-        static const char hex[] = "0123456789abcdef";
+        uint8_t md[SHA256_SIZE];
 
         if (!d->out_eof)
                 return -EBUSY;
@@ -298,14 +290,9 @@ int image_decompressor_digest(struct image_decompressor *d, char out[IMAGE_DIGES
                 memcpy(out, d->digest, IMAGE_DIGEST_STRLEN);
                 return 0;
         }
-        if (EVP_DigestFinal_ex(d->md, md, &mdlen) != 1 || mdlen != 32)
-                return -EIO;
+        sha256_final(&d->md, md);
         memcpy(out, "sha256:", 7);
-        for (unsigned i = 0; i < mdlen; i++) {
-                out[7 + 2 * i] = hex[md[i] >> 4];
-                out[7 + 2 * i + 1] = hex[md[i] & 15];
-        }
-        out[7 + 64] = '\0';
+        hex_encode(md, sizeof(md), out + 7);
         memcpy(d->digest, out, IMAGE_DIGEST_STRLEN);
         return 0;
 }
