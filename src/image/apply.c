@@ -116,6 +116,13 @@ struct applier {
         struct dir_times *dirs;
         size_t n_dirs, cap_dirs;
         struct strset created; /* native mode only */
+        /* Skipping a chown/chmod that would change nothing (see create_perm): */
+        bool fast_meta;        /* allowed for this apply */
+        mode_t umask;
+        uid_t euid;
+        gid_t egid;
+        bool cached_sgid;      /* the cached parent is setgid: new entries take cached_gid */
+        gid_t cached_gid;
 };
 
 static void cache_drop(struct applier *a)
@@ -469,6 +476,14 @@ static int get_parent(struct applier *a, const char *parent, struct error **err)
         }
         if (fd < 0)
                 return error_set(err, -fd, "open directory \"%s\"", parent);
+        a->cached_sgid = true; /* unknown: never assume an owner */
+        if (a->fast_meta) {
+                struct stat st;
+                if (fstat(fd, &st) == 0) {
+                        a->cached_sgid = (st.st_mode & S_ISGID) != 0;
+                        a->cached_gid = st.st_gid;
+                }
+        }
         a->cached_parent = xstrdup(parent);
         a->cached_fd = fd;
         return fd;
@@ -559,6 +574,9 @@ static int apply_xattrs(struct applier *a, struct archive_entry *e, int parent_f
                  * conversion, never from layer content. */
                 if (strncmp(key, OVERLAY_XATTR_PREFIX, strlen(OVERLAY_XATTR_PREFIX)) == 0)
                         continue;
+                /* a default ACL replaces the umask for what is created below: trust no creation mode */
+                if (strcmp(key, "system.posix_acl_default") == 0)
+                        a->fast_meta = false;
                 if (fd >= 0) {
                         r = fsetxattr(fd, key, val, len, 0);
                 } else {
@@ -635,10 +653,46 @@ static void record_dir(struct applier *a, const char *path, struct archive_entry
         }
 }
 
-/* Owner, xattrs, mode (after chown, which clears setuid/setgid), times for a non-directory. fd is the open
- * regular file or -1. */
+#define NOT_FRESH ((mode_t)-1)
+
+/* The permission bits to create an inode of an entry with perm: perm itself when the umask keeps it and no
+ * special bit is involved (apply_meta then skips the chmod), else fallback (chmod'ed later). */
+static mode_t create_perm(const struct applier *a, mode_t perm, mode_t fallback)
+{
+        if (a->fast_meta && !a->cached_sgid && (perm & ~(mode_t)0777) == 0 && (perm & a->umask) == 0)
+                return perm;
+        return fallback;
+}
+
+static mode_t process_umask = 0777;
+static pthread_once_t process_umask_once = PTHREAD_ONCE_INIT;
+
+static void process_umask_init(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        unsigned m;
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "Umask: %o", &m) == 1) {
+                        process_umask = (mode_t)(m & 0777);
+                        break;
+                }
+}
+
+/* The process umask without changing it (umask(2) sets it, racing other threads' creations): from
+ * /proc/self/status, read once; 0777 (never trust a creation mode) when unknown. krilld does not change
+ * its umask after start. */
+static mode_t read_umask(void)
+{
+        pthread_once(&process_umask_once, process_umask_init);
+        return process_umask;
+}
+
+/* Owner, xattrs, mode (after chown, which clears setuid/setgid), times. fd is the open regular file or -1.
+ * fresh: the permission bits the inode was just created with by this entry (it then has our fsuid and
+ * the parent's group rules), or NOT_FRESH; a chown or chmod that would change nothing is skipped. */
 static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd, const char *name, int fd,
-                      const char *path, bool is_dir, struct error **err)
+                      const char *path, bool is_dir, mode_t fresh, struct error **err)
 {
         mode_t type = archive_entry_filetype(e);
         mode_t perm = archive_entry_perm(e) & 07777;
@@ -648,7 +702,11 @@ static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd,
         if (uid < 0 || uid > UINT32_MAX - 1 || gid < 0 || gid > UINT32_MAX - 1)
                 return error_set(err, EINVAL, "invalid owner %lld:%lld for \"%s\"", (long long)uid, (long long)gid,
                                  path);
-        if (a->chown) {
+        if (fresh != NOT_FRESH && (!a->fast_meta || a->cached_sgid))
+                fresh = NOT_FRESH;
+        if (a->chown && fresh != NOT_FRESH && (uid_t)uid == a->euid && (gid_t)gid == a->egid) {
+                /* already owned so */
+        } else if (a->chown) {
                 r = fd >= 0 ? fchown(fd, (uid_t)uid, (gid_t)gid)
                             : fchownat(parent_fd, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW);
                 if (r < 0)
@@ -657,7 +715,7 @@ static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd,
         r = apply_xattrs(a, e, parent_fd, name, fd, path, err);
         if (r < 0)
                 return r;
-        if (type != AE_IFLNK) {
+        if (type != AE_IFLNK && fresh != perm) {
                 r = fd >= 0 ? fchmod(fd, perm) : fchmodat(parent_fd, name, perm, 0);
                 if (r < 0)
                         return error_set(err, errno, "chmod \"%s\"", path);
@@ -997,13 +1055,31 @@ static int link_entry(struct applier *a, int pfd, const char *name, const char *
         }
 }
 
+/* containerd semantics: anything already at name is removed unless a directory meets a directory. Returns 1
+ * when an existing directory stays (dir is true and one is there), 0 when the name is free, or -errno. */
+static int make_room(struct applier *a, int pfd, const char *name, const char *path, bool dir, struct error **err)
+{
+        struct stat st;
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return error_set(err, errno, "stat \"%s\"", path);
+        }
+        if (dir && S_ISDIR(st.st_mode))
+                return 1;
+        cache_invalidate_under(a, path);
+        int r = rm_rf_at(pfd, name, 0);
+        if (r < 0)
+                return error_set(err, -r, "remove \"%s\"", path);
+        return 0;
+}
+
 static int apply_entry(struct applier *a, struct archive *ar, struct archive_entry *e, struct error **err)
 {
         const char *raw = archive_entry_pathname(e);
         const char *hardlink = archive_entry_hardlink(e);
         const char *name;
         mode_t type = archive_entry_filetype(e);
-        struct stat st;
         int pfd, r;
 
         if (!raw || raw[0] == '\0')
@@ -1027,21 +1103,13 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
         if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK) && !a->o->allow_devices)
                 return error_set(err, EPERM, "device node \"%s\" not allowed", path);
 
-        /* containerd semantics: anything already there is removed unless a directory meets a directory. */
-        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                if (!(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink)) {
-                        cache_invalidate_under(a, path);
-                        r = rm_rf_at(pfd, name, 0);
-                        if (r < 0)
-                                return error_set(err, -r, "remove \"%s\"", path);
-                }
-        } else if (errno != ENOENT) {
-                return error_set(err, errno, "stat \"%s\"", path);
-        }
         if (!a->o->overlay)
                 strset_add(&a->created, path);
 
         if (hardlink) {
+                r = make_room(a, pfd, name, path, false, err);
+                if (r < 0)
+                        return r;
                 if (strlen(hardlink) >= PATH_MAX)
                         return error_set(err, ENAMETOOLONG, "hard link target of \"%s\" too long", path);
                 _cleanup_free_ char *tpath = clean_path(hardlink);
@@ -1050,47 +1118,60 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
                 return link_entry(a, pfd, name, path, tpath, err);
         }
 
-        switch (type) {
-        case AE_IFREG: {
-                _cleanup_close_ int fd =
-                        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (fd < 0)
+        /* Create first; only when the name is taken apply containerd's rule (make_room) and retry: most
+         * entries are new, and a stat per entry would be wasted. */
+        mode_t perm = archive_entry_perm(e) & 07777;
+        for (int attempt = 0;; attempt++) {
+                mode_t cp;
+                switch (type) {
+                case AE_IFREG: {
+                        cp = create_perm(a, perm, 0600);
+                        _cleanup_close_ int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, cp);
+                        if (fd < 0)
+                                break;
+                        int64_t size = archive_entry_size(e);
+                        if (size < 0)
+                                return error_set(err, EINVAL, "invalid size of \"%s\"", path);
+                        r = write_data(a, ar, fd, size, path, err);
+                        if (r < 0)
+                                return r;
+                        return apply_meta(a, e, pfd, name, fd, path, false, cp, err);
+                }
+                case AE_IFDIR:
+                        cp = create_perm(a, perm, 0700);
+                        if (mkdirat(pfd, name, cp) < 0)
+                                break;
+                        return apply_meta(a, e, pfd, name, -1, path, true, cp, err);
+                case AE_IFLNK: {
+                        const char *target = archive_entry_symlink(e);
+                        if (!target || target[0] == '\0' || strlen(target) >= PATH_MAX)
+                                return error_set(err, EINVAL, "invalid symlink target for \"%s\"", path);
+                        if (symlinkat(target, pfd, name) < 0)
+                                break;
+                        return apply_meta(a, e, pfd, name, -1, path, false, 0777, err);
+                }
+                case AE_IFCHR:
+                case AE_IFBLK:
+                case AE_IFIFO: {
+                        dev_t dev = type == AE_IFIFO ? 0
+                                                     : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+                        cp = create_perm(a, perm, 0600);
+                        if (mknodat(pfd, name, type | cp, dev) < 0)
+                                break;
+                        return apply_meta(a, e, pfd, name, -1, path, false, cp, err);
+                }
+                default:
+                        /* Sockets and unknown types: containerd refuses them too. */
+                        return error_set(err, EINVAL, "unsupported tar entry type %o for \"%s\"", (unsigned)type,
+                                         path);
+                }
+                if (errno != EEXIST || attempt > 0)
                         return error_set(err, errno, "create \"%s\"", path);
-                int64_t size = archive_entry_size(e);
-                if (size < 0)
-                        return error_set(err, EINVAL, "invalid size of \"%s\"", path);
-                r = write_data(a, ar, fd, size, path, err);
+                r = make_room(a, pfd, name, path, type == AE_IFDIR, err);
                 if (r < 0)
                         return r;
-                return apply_meta(a, e, pfd, name, fd, path, false, err);
-        }
-        case AE_IFDIR: {
-                if (mkdirat(pfd, name, 0700) < 0 && errno != EEXIST)
-                        return error_set(err, errno, "mkdir \"%s\"", path);
-                _cleanup_close_ int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        return error_set(err, errno, "open directory \"%s\"", path);
-                return apply_meta(a, e, pfd, name, fd, path, true, err);
-        }
-        case AE_IFLNK: {
-                const char *target = archive_entry_symlink(e);
-                if (!target || target[0] == '\0' || strlen(target) >= PATH_MAX)
-                        return error_set(err, EINVAL, "invalid symlink target for \"%s\"", path);
-                if (symlinkat(target, pfd, name) < 0)
-                        return error_set(err, errno, "symlink \"%s\"", path);
-                return apply_meta(a, e, pfd, name, -1, path, false, err);
-        }
-        case AE_IFCHR:
-        case AE_IFBLK:
-        case AE_IFIFO: {
-                dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
-                if (mknodat(pfd, name, type | 0600, dev) < 0)
-                        return error_set(err, errno, "mknod \"%s\"", path);
-                return apply_meta(a, e, pfd, name, -1, path, false, err);
-        }
-        default:
-                /* Sockets and unknown types: containerd refuses them too. */
-                return error_set(err, EINVAL, "unsupported tar entry type %o for \"%s\"", (unsigned)type, path);
+                if (r == 1)
+                        return apply_meta(a, e, pfd, name, -1, path, true, NOT_FRESH, err);
         }
 }
 
@@ -1143,6 +1224,12 @@ int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options
                 .o = o,
                 .chown = !o->no_same_owner && geteuid() == 0,
                 .cached_fd = -1,
+                /* overlay: every directory entries are created in is new in this upper dir (its xattrs come
+                 * from this layer); a native root may hold lower directories with default ACLs */
+                .fast_meta = o->overlay,
+                .umask = read_umask(),
+                .euid = geteuid(),
+                .egid = getegid(),
         };
         struct archive *ar = NULL;
         struct archive_entry *e;

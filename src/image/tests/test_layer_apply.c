@@ -659,6 +659,65 @@ static void test_overlay_hardlink_to_lower_hidden_or_escaping(void **state)
         lowers_free(&l);
 }
 
+/* Overlay applies skip a chown/chmod that would change nothing on a fresh inode; whatever differs from a
+ * fresh inode's owner and mode (umask-masked bits, special bits, other owners, a setgid parent, an entry
+ * replacing an earlier one) must still be set. */
+static void test_overlay_modes_and_owners_exact(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        struct stat st;
+        static const struct ent ents[] = {
+                {E_FILE, "plain", "p", 0644, -1, 0, 0, 0, NULL, NULL},
+                {E_FILE, "wide", "w", 0666, -1, 0, 0, 0, NULL, NULL},
+                {E_FILE, "ro", "r", 0400, -1, 0, 0, 0, NULL, NULL},
+                {E_FILE, "grp", "g", 0640, -1, 0, 1234, 0, NULL, NULL},
+                {E_FILE, "usr", "u", 0755, -1, 4321, 0, 0, NULL, NULL},
+                {E_FILE, "suid", "s", 04755, -1, 0, 0, 0, NULL, NULL},
+                {E_DIR, "sg/", NULL, 02775, 0, 0, 1234, 0, NULL, NULL},
+                {E_FILE, "sg/f", "f", 0644, -1, 0, 0, 0, NULL, NULL},
+                {E_DIR, "sg/d/", NULL, 0755, 0, 0, 0, 0, NULL, NULL},
+                {E_DIR, "d/", NULL, 0700, 0, 0, 0, 0, NULL, NULL},
+                {E_DIR, "d/", NULL, 0751, 0, 0, 0, 0, NULL, NULL},
+                {E_FILE, "twice", "1", 0600, -1, 0, 0, 0, NULL, NULL},
+                {E_FILE, "twice", "2", 0644, -1, 0, 0, 0, NULL, NULL},
+                {E_FIFO, "fifo", NULL, 0620, 0, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        static const struct {
+                const char *path;
+                mode_t mode;
+                uid_t uid;
+                gid_t gid;
+        } want[] = {
+                {"plain", 0644, 0, 0}, {"wide", 0666, 0, 0}, {"ro", 0400, 0, 0},   {"grp", 0640, 0, 1234},
+                {"usr", 0755, 4321, 0}, {"suid", 04755, 0, 0}, {"sg", 02775, 0, 1234}, {"sg/f", 0644, 0, 0},
+                {"sg/d", 0755, 0, 0},   {"d", 0751, 0, 0},      {"twice", 0644, 0, 0}, {"fifo", 0620, 0, 0},
+        };
+        mode_t old = umask(022);
+        assert_int_equal(mkdirat(f->root_fd, "upper", 0755), 0);
+        _cleanup_close_ int ufd = openat(f->root_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct image_apply_options o = {.overlay = true, .allow_devices = true};
+        struct buf b = make_tar(ents);
+        _cleanup_close_ int fd = blob_fd(b.p, b.len);
+        free(b.p);
+        assert_int_equal(image_apply_layer(ufd, fd, &o, NULL, &err), 0);
+        umask(old);
+        assert_null(err);
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                assert_int_equal(fstatat(ufd, want[i].path, &st, AT_SYMLINK_NOFOLLOW), 0);
+                if ((st.st_mode & 07777) != want[i].mode)
+                        fail_msg("%s: mode %o, want %o", want[i].path, st.st_mode & 07777, want[i].mode);
+                if (geteuid() == 0 && (st.st_uid != want[i].uid || st.st_gid != want[i].gid))
+                        fail_msg("%s: owner %u:%u, want %u:%u", want[i].path, st.st_uid, st.st_gid, want[i].uid,
+                                 want[i].gid);
+        }
+        _cleanup_close_ int tfd = openat(ufd, "twice", O_RDONLY | O_CLOEXEC);
+        char c[4] = {0};
+        assert_int_equal(read(tfd, c, sizeof(c)), 1);
+        assert_string_equal(c, "2");
+}
+
 static void test_apply_native_whiteouts(void **state)
 {
         struct fix *f = *state;
@@ -966,6 +1025,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_apply_overlay_inherits_parent_dirs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_copied_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_hidden_or_escaping, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overlay_modes_and_owners_exact, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_native_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_replace_file_and_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_absolute_and_dotdot_confined, setup, teardown),
