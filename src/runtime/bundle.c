@@ -1,5 +1,6 @@
 #include "bundle.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -11,9 +12,11 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/identifiers.h"
+#include "util/time.h"
 
 #define TASK_DIR "io.containerd.runtime.v2.task"
 #define MAX_SMALL_FILE 4096
+#define TRASH_DIR ".trash"
 
 static struct runtime_bundle *bundle_describe(const char *state_dir, const char *root_dir, const char *ns,
                                               const char *id)
@@ -54,6 +57,29 @@ static int remove_tree(const char *path, struct error **err)
         if (pfd < 0)
                 return errno == ENOENT ? 0 : error_set(err, errno, "open %s", parent);
         return fs_rm_rf_at(pfd, base, err);
+}
+
+/* Writes a small bundle file. No fsync: the state dir is volatile by design (/run, as containerd's), a crash
+ * loses the tasks anyway, and containerd writes these files without syncing too. The temp name + rename keeps
+ * a reader (recovery) from ever seeing half a file. */
+static int write_small(int dfd, const char *name, const void *data, size_t len, mode_t mode, struct error **err)
+{
+        _cleanup_free_ char *tmp = xasprintf(".%s.tmp", name);
+        _cleanup_close_ int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return error_set(err, errno, "write %s", name);
+        int r = fs_write_all(fd, data, len);
+        if (r < 0 || fchmod(fd, mode) < 0) {
+                r = error_set(err, r < 0 ? -r : errno, "write %s", name);
+                (void)unlinkat(dfd, tmp, 0);
+                return r;
+        }
+        if (renameat(dfd, tmp, dfd, name) < 0) {
+                r = error_set(err, errno, "write %s: rename", name);
+                (void)unlinkat(dfd, tmp, 0);
+                return r;
+        }
+        return 0;
 }
 
 static void unmount_all(const char *target)
@@ -117,7 +143,7 @@ int runtime_bundle_new(const char *state_dir, const char *root_dir, const char *
                 r = error_set(err, errno, "open %s", b->path);
                 goto fail;
         }
-        r = fs_write_file_atomic(bfd, "config.json", spec, spec_len, 0666, err);
+        r = write_small(bfd, "config.json", spec, spec_len, 0666, err);
         if (r < 0)
                 goto fail;
         *ret = TAKE_PTR(b);
@@ -150,6 +176,88 @@ int runtime_bundle_delete(const struct runtime_bundle *b, struct error **err)
         return r2;
 }
 
+/* <path>/../../.trash/<name>: the .trash dir next to the namespace dirs, on the same filesystem. */
+static char *trash_path(const char *path, const char *name)
+{
+        _cleanup_free_ char *nsdir = fs_path_dir(path);
+        _cleanup_free_ char *top = fs_path_dir(nsdir);
+        return xasprintf("%s/" TRASH_DIR "/%s", top, name);
+}
+
+/* Renames path to dst, creating the trash dir if needed. Returns 0 or -errno. */
+static int move_to_trash(const char *path, const char *dst)
+{
+        _cleanup_free_ char *trash = fs_path_dir(dst);
+        if (mkdir(trash, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return rename(path, dst) < 0 ? -errno : 0;
+}
+
+int runtime_bundle_retire(struct runtime_bundle *b, struct error **err)
+{
+        /* Unique within this boot: the monotonic clock never repeats; recovery empties the trash anyway. */
+        _cleanup_free_ char *name =
+                xasprintf("%s-%s-%llx", b->ns, b->id, (unsigned long long)time_monotonic_ns());
+        char *p = trash_path(b->path, name);
+        char *w = trash_path(b->work, name);
+        int r = move_to_trash(b->path, p);
+        if (r < 0) {
+                free(p);
+                free(w);
+                if (r == -ENOENT) {
+                        r = remove_tree(b->work, err);
+                        return r < 0 ? error_wrap(err, "remove bundle work dir %s", b->work) : 0;
+                }
+                r = runtime_bundle_delete(b, err);
+                return r < 0 ? r : 0;
+        }
+        r = move_to_trash(b->work, w);
+        if (r < 0 && r != -ENOENT) {
+                r = remove_tree(b->work, err);
+                if (r < 0) {
+                        free(p);
+                        free(w);
+                        return error_wrap(err, "remove bundle work dir %s", b->work);
+                }
+        }
+        /* From here on b names only trash paths (w may not exist): deleting it later never touches a new
+         * bundle of the same id. */
+        free(b->path);
+        b->path = p;
+        free(b->work);
+        b->work = w;
+        return 1;
+}
+
+void runtime_bundle_empty_trash(const char *state_dir, const char *root_dir)
+{
+        const char *tops[] = {state_dir, root_dir};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *dir = xasprintf("%s/" TASK_DIR, tops[i]);
+                _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                /* Anything mounted on a trashed rootfs is a leftover of a crash: detach it first. */
+                _cleanup_closedir_ DIR *d = NULL;
+                int tfd = openat(fd, TRASH_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (tfd < 0)
+                        continue;
+                d = fdopendir(tfd);
+                if (!d) {
+                        close(tfd);
+                        continue;
+                }
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                                continue;
+                        _cleanup_free_ char *rootfs = xasprintf("%s/" TRASH_DIR "/%s/rootfs", dir, de->d_name);
+                        unmount_all(rootfs);
+                        (void)fs_rm_rf_at(dirfd(d), de->d_name, NULL);
+                }
+        }
+}
+
 int runtime_bundle_read(const struct runtime_bundle *b, const char *name, char **ret, struct error **err)
 {
         _cleanup_close_ int bfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -171,5 +279,5 @@ int runtime_bundle_write(const struct runtime_bundle *b, const char *name, const
         _cleanup_close_ int bfd = open(b->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (bfd < 0)
                 return error_set(err, errno, "bundle %s", b->path);
-        return fs_write_file_atomic(bfd, name, content, strlen(content), 0600, err);
+        return write_small(bfd, name, content, strlen(content), 0600, err);
 }

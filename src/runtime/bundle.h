@@ -28,8 +28,17 @@ struct runtime_bundle *runtime_bundle_load(const char *state_dir, const char *ro
 int runtime_bundle_open_log(const struct runtime_bundle *b, struct error **err);
 /* Unmounts everything on rootfs (lazily, repeatedly), removes the bundle dir and the work dir. ENOENT-safe. */
 int runtime_bundle_delete(const struct runtime_bundle *b, struct error **err);
+/* Moves the bundle and work dirs out of the way, into <state>/io.containerd.runtime.v2.task/.trash/ and
+ * <root>/io.containerd.runtime.v2.task/.trash/ (renames: a few microseconds, where removing them costs
+ * milliseconds per rmdir), so ns/id is free at once. Returns 1 when moved: b then names only the trashed
+ * copies, to remove later with runtime_bundle_delete. When a rename is impossible the dirs are deleted in
+ * place instead and 0 is returned (b unchanged: do not delete it again). */
+int runtime_bundle_retire(struct runtime_bundle *b, struct error **err);
+/* Removes whatever is left in both trash dirs (recovery after a crash). */
+void runtime_bundle_empty_trash(const char *state_dir, const char *root_dir);
 /* Reads a small file of the bundle (address, shim-binary-path, ...), trimmed; bounded to 4 KiB. */
 int runtime_bundle_read(const struct runtime_bundle *b, const char *name, char **ret, struct error **err);
+/* Writes a small file of the bundle: temp file + rename, not synced (the state dir is volatile). */
 int runtime_bundle_write(const struct runtime_bundle *b, const char *name, const char *content, struct error **err);
 struct runtime_bundle *runtime_bundle_free(struct runtime_bundle *b);
 static inline void runtime_bundle_freep(struct runtime_bundle **b)

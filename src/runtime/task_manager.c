@@ -20,13 +20,16 @@
 #define SHUTDOWN_TIMEOUT_MS 3000 /* containerd: Shutdown after Delete */
 #define CREATE_TIMEOUT_MS 0      /* Create runs the OCI runtime: no bound, like containerd */
 
+struct removal;
+
 struct shim {
         struct task_manager *tm;
         char *address;
         struct ttrpc_client *client;
         unsigned ntasks;
         bool connected;
-        bool closing; /* we asked it to shut down: its disconnect is expected */
+        bool closing;            /* we asked it to shut down: its disconnect is expected */
+        struct removal *removal; /* set while a deleted task waits for this shim to exit */
         struct shim *next;
 };
 
@@ -47,14 +50,33 @@ struct task {
         struct task *next;
 };
 
+struct create_op;
+
+/* A deleted task whose shim was asked to shut down. Delete answers as soon as the shim has deleted the task and
+ * the bundle is moved aside; the shim's exit is awaited here instead. A new task with the same ns/id waits for
+ * it: its shim socket name derives from ns/id, and `start` would otherwise hand back the exiting shim. */
+struct removal {
+        struct task_manager *tm;
+        char *ns, *id;
+        struct shim *shim;         /* its task reference is kept until the connection closes */
+        uv_timer_t *timer;         /* bounds that wait (containerd's shutdown timeout) */
+        struct create_op *waiting; /* creates of the same ns/id */
+        struct removal *next;
+};
+
 struct task_manager {
         uv_loop_t *loop;
         char *state_dir, *root_dir, *address, *ttrpc_address, *publish_binary, *self_dir;
         bool debug;
         struct task *tasks;
         struct shim *shims;
+        struct removal *removals;
         task_manager_exit_fn exit_cb;
         void *exit_data;
+        /* Worker jobs and timers that call back into the manager. task_manager_free() only marks it closing
+         * while any is pending; the last one frees it. Callbacks that find it closing touch no task. */
+        unsigned jobs;
+        bool closing;
 };
 
 /* --- bookkeeping --- */
@@ -82,6 +104,44 @@ void task_manager_set_exit_cb(struct task_manager *tm, task_manager_exit_fn fn, 
 {
         tm->exit_cb = fn;
         tm->exit_data = userdata;
+}
+
+static void tm_destroy(struct task_manager *tm)
+{
+        free(tm->state_dir);
+        free(tm->root_dir);
+        free(tm->address);
+        free(tm->ttrpc_address);
+        free(tm->publish_binary);
+        free(tm->self_dir);
+        free(tm);
+}
+
+/* Every uv_queue_work of the manager goes through here: the manager outlives its jobs. */
+static void queue_job(struct task_manager *tm, void *data, uv_work_cb work, uv_after_work_cb after)
+{
+        uv_work_t *w = xcalloc(1, sizeof(*w));
+        w->data = data;
+        tm->jobs++;
+        if (uv_queue_work(tm->loop, w, work, after) < 0) {
+                /* Only fails for invalid arguments; run inline as a last resort. */
+                work(w);
+                after(w, 0);
+        }
+}
+
+/* Ends a job (or a timer) taken with tm->jobs++. Returns true if the manager is closing; then the caller
+ * only releases what it owns and calls tm_release() last. */
+static bool job_end(struct task_manager *tm)
+{
+        tm->jobs--;
+        return tm->closing;
+}
+
+static void tm_release(struct task_manager *tm)
+{
+        if (tm->closing && tm->jobs == 0)
+                tm_destroy(tm);
 }
 
 static struct task *task_find(const struct task_manager *tm, const char *ns, const char *id)
@@ -178,14 +238,19 @@ static void task_attach_log(struct task *t, int fd)
 /* --- shims --- */
 
 static void cleanup_dead_task(struct task *t);
+static void removal_shim_gone(struct removal *rm);
 
 static void shim_close_cb(struct ttrpc_client *c, void *data)
 {
         (void)c;
         struct shim *s = data;
         s->connected = false;
-        if (s->closing)
+        if (s->closing) {
+                /* The shim we shut down has exited: a task waiting for its ns/id may start now. */
+                if (s->removal)
+                        removal_shim_gone(s->removal);
                 return;
+        }
         /* The shim died (or closed on us) without being asked: clean up every task it served, as containerd's
          * cleanupAfterDeadShim does. */
         log_fields(LOG_LEVEL_WARN, (struct log_field[]){{"address", s->address}, {NULL, NULL}},
@@ -226,6 +291,7 @@ static void shim_unref_task(struct shim *s)
 }
 
 struct connect_req {
+        struct task_manager *tm;
         struct shim *shim;
         void (*cb)(struct shim *s, int r, void *data);
         void *data;
@@ -235,6 +301,11 @@ static void shim_connected_cb(struct ttrpc_client *c, int r, void *data)
 {
         (void)c;
         struct connect_req *cr = data;
+        if (cr->tm->closing) {
+                cr->cb(NULL, -ECANCELED, cr->data);
+                free(cr);
+                return;
+        }
         cr->shim->connected = r >= 0;
         cr->cb(cr->shim, r, cr->data);
         free(cr);
@@ -247,17 +318,24 @@ struct defer {
 
 static void defer_closed(uv_handle_t *h)
 {
-        free(h->data);
+        struct defer *d = h->data;
+        struct task_manager *tm = d->cr->tm;
+        free(d->cr);
+        free(d);
+        (void)job_end(tm);
+        tm_release(tm);
 }
 
 static void defer_fire(uv_timer_t *t)
 {
         struct defer *d = t->data;
         struct connect_req *cr = d->cr;
-        d->timer.data = d;
         uv_close((uv_handle_t *)&d->timer, defer_closed);
-        cr->cb(cr->shim, cr->shim->connected ? 0 : -ECONNRESET, cr->data);
-        free(cr);
+        /* Closing: the shim may be gone; the callback only releases its request. */
+        if (cr->tm->closing)
+                cr->cb(NULL, -ECANCELED, cr->data);
+        else
+                cr->cb(cr->shim, cr->shim->connected ? 0 : -ECONNRESET, cr->data);
 }
 
 /* Returns (in *ret) a shim for the address with a task reference taken: an existing connected one (tasks of
@@ -267,6 +345,7 @@ static int shim_get(struct task_manager *tm, const char *address, void (*cb)(str
                     struct shim **ret, struct error **err)
 {
         struct connect_req *cr = xcalloc(1, sizeof(*cr));
+        cr->tm = tm;
         cr->cb = cb;
         cr->data = data;
         struct shim *s = shim_find(tm, address);
@@ -275,6 +354,7 @@ static int shim_get(struct task_manager *tm, const char *address, void (*cb)(str
                 cr->shim = s;
                 struct defer *d = xcalloc(1, sizeof(*d));
                 d->cr = cr;
+                tm->jobs++;
                 uv_timer_init(tm->loop, &d->timer);
                 d->timer.data = d;
                 uv_timer_start(&d->timer, defer_fire, 0, 0);
@@ -303,11 +383,12 @@ static int shim_get(struct task_manager *tm, const char *address, void (*cb)(str
 /* --- create --- */
 
 struct create_op {
-        struct task *task;
+        struct task_manager *tm;
+        struct task *task; /* never touched once tm->closing: task_manager_free() has freed it */
         task_create_fn cb;
         void *userdata;
         /* inputs (worker) */
-        char *binary;
+        char *ns, *id, *binary;
         uint8_t *opts;
         size_t opts_len;
         uint8_t *spec;
@@ -319,10 +400,13 @@ struct create_op {
         struct runtime_bundle *bundle;
         char *address;
         int log_fd;
+        struct create_op *next_waiting; /* in a removal's waiting list */
 };
 
 static void create_op_free(struct create_op *op)
 {
+        free(op->ns);
+        free(op->id);
         free(op->binary);
         free(op->opts);
         free(op->spec);
@@ -336,6 +420,17 @@ static void create_op_free(struct create_op *op)
         free(op);
 }
 
+/* The manager is closing: the caller hears about it, the op goes. (A shim already started keeps running, as
+ * on any daemon stop; the next start re-adopts it.) */
+static void create_cancel(struct create_op *op)
+{
+        struct error *e = NULL;
+        error_set(&e, ECANCELED, "task manager closed");
+        op->cb(-ECANCELED, 0, e, op->userdata);
+        error_free(&e);
+        create_op_free(op);
+}
+
 static struct runtime_shim_cmd shim_cmd(const struct task_manager *tm, const char *binary, const char *ns,
                                         const char *id, const char *bundle)
 {
@@ -347,9 +442,8 @@ static struct runtime_shim_cmd shim_cmd(const struct task_manager *tm, const cha
 static void create_work(uv_work_t *w)
 {
         struct create_op *op = w->data;
-        struct task *t = op->task;
-        struct task_manager *tm = t->tm;
-        op->r = runtime_bundle_new(tm->state_dir, tm->root_dir, t->ns, t->id, op->spec, op->spec_len, &op->bundle,
+        struct task_manager *tm = op->tm;
+        op->r = runtime_bundle_new(tm->state_dir, tm->root_dir, op->ns, op->id, op->spec, op->spec_len, &op->bundle,
                                    &op->err);
         if (op->r < 0)
                 return;
@@ -357,7 +451,7 @@ static void create_work(uv_work_t *w)
         if (op->r < 0)
                 goto fail;
         op->log_fd = op->r;
-        struct runtime_shim_cmd c = shim_cmd(tm, op->binary, t->ns, t->id, op->bundle->path);
+        struct runtime_shim_cmd c = shim_cmd(tm, op->binary, op->ns, op->id, op->bundle->path);
         op->r = runtime_shim_start(&c, op->opts, op->opts_len, &op->address, &op->err);
         if (op->r < 0)
                 goto fail;
@@ -391,6 +485,7 @@ struct cleanup_op {
         int r;
         struct error *err;
         struct runtime_shim_exit exit;
+        /* runs on the loop afterwards; must check c->tm->closing before touching any task */
         void (*done)(struct cleanup_op *op);
         void *data;
 };
@@ -412,36 +507,30 @@ static void cleanup_after(uv_work_t *w, int status)
 {
         (void)status;
         struct cleanup_op *op = w->data;
+        struct task_manager *tm = op->tm;
         free(w);
-        op->done(op);
+        (void)job_end(tm);
+        if (op->done)
+                op->done(op);
         runtime_bundle_free(op->bundle);
         free(op->binary);
         error_free(&op->err);
         free(op);
+        tm_release(tm);
 }
 
+/* done may be NULL. */
 static void queue_cleanup(struct task_manager *tm, struct runtime_bundle *bundle /* taken */, const char *binary,
                           bool run_delete, void (*done)(struct cleanup_op *), void *data)
 {
         struct cleanup_op *op = xcalloc(1, sizeof(*op));
         op->tm = tm;
         op->bundle = bundle;
-        op->binary = xstrdup(binary);
+        op->binary = binary ? xstrdup(binary) : NULL;
         op->run_delete = run_delete;
         op->done = done;
         op->data = data;
-        uv_work_t *w = xcalloc(1, sizeof(*w));
-        w->data = op;
-        if (uv_queue_work(tm->loop, w, cleanup_work, cleanup_after) < 0) {
-                /* Only fails for invalid arguments; run inline as a last resort. */
-                cleanup_work(w);
-                cleanup_after(w, 0);
-        }
-}
-
-static void create_failed_cleanup_done(struct cleanup_op *c)
-{
-        (void)c;
+        queue_job(tm, op, cleanup_work, cleanup_after);
 }
 
 static void ignore_reply(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
@@ -456,6 +545,12 @@ static void ignore_reply(int r, ProtobufCMessage *resp, const struct error *e, v
 static void create_reply_cb(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
 {
         struct create_op *op = userdata;
+        if (op->tm->closing) {
+                if (resp)
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                create_cancel(op);
+                return;
+        }
         struct task *t = op->task;
         if (r < 0) {
                 /* The runtime refused: shut the shim down if it serves nothing else and remove the bundle. */
@@ -473,7 +568,7 @@ static void create_reply_cb(int r, ProtobufCMessage *resp, const struct error *e
                 }
                 if (s)
                         shim_unref_task(s);
-                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, false, create_failed_cleanup_done, NULL);
+                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, false, NULL, NULL);
                 create_finish(op, r, copy ? copy : e, 0);
                 error_free(&copy);
                 return;
@@ -488,13 +583,17 @@ static void create_reply_cb(int r, ProtobufCMessage *resp, const struct error *e
 static void create_connected(struct shim *s, int r, void *data)
 {
         struct create_op *op = data;
+        if (op->tm->closing) {
+                create_cancel(op);
+                return;
+        }
         struct task *t = op->task;
         if (r < 0) {
                 struct error *e = NULL;
                 error_set(&e, -r, "connect to shim %s", s->address);
                 t->shim = NULL;
                 shim_unref_task(s);
-                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, true, create_failed_cleanup_done, NULL);
+                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, true, NULL, NULL);
                 create_finish(op, -(e->code), e, 0);
                 error_free(&e);
                 return;
@@ -523,7 +622,13 @@ static void create_after(uv_work_t *w, int status)
 {
         (void)status;
         struct create_op *op = w->data;
+        struct task_manager *tm = op->tm;
         free(w);
+        if (job_end(tm)) {
+                create_cancel(op);
+                tm_release(tm);
+                return;
+        }
         struct task *t = op->task;
         if (op->r < 0) {
                 create_finish(op, op->r, op->err, 0);
@@ -538,10 +643,18 @@ static void create_after(uv_work_t *w, int status)
         /* shim_get takes a task reference; t->shim is set before the callback can run. */
         int r = shim_get(t->tm, op->address, create_connected, op, &t->shim, &e);
         if (r < 0) {
-                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, true, create_failed_cleanup_done, NULL);
+                queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, true, NULL, NULL);
                 create_finish(op, r, e, 0);
                 error_free(&e);
         }
+}
+
+static struct removal *removal_find(const struct task_manager *tm, const char *ns, const char *id)
+{
+        for (struct removal *rm = tm->removals; rm; rm = rm->next)
+                if (strcmp(rm->ns, ns) == 0 && strcmp(rm->id, id) == 0)
+                        return rm;
+        return NULL;
 }
 
 int task_manager_create(struct task_manager *tm, const struct task_create_params *p, task_create_fn cb,
@@ -565,9 +678,12 @@ int task_manager_create(struct task_manager *tm, const struct task_create_params
         struct task *t = task_new(tm, p->ns, p->id);
         t->binary = xstrdup(binary);
         struct create_op *op = xcalloc(1, sizeof(*op));
+        op->tm = tm;
         op->task = t;
         op->cb = cb;
         op->userdata = userdata;
+        op->ns = xstrdup(p->ns);
+        op->id = xstrdup(p->id);
         op->binary = TAKE_PTR(binary);
         op->opts = p->runtime_options_len ? xmemdup(p->runtime_options, p->runtime_options_len) : NULL;
         op->opts_len = p->runtime_options_len;
@@ -575,15 +691,14 @@ int task_manager_create(struct task_manager *tm, const struct task_create_params
         op->spec_len = p->spec_len;
         op->req = req;
         op->log_fd = -1;
-        uv_work_t *w = xcalloc(1, sizeof(*w));
-        w->data = op;
-        r = uv_queue_work(tm->loop, w, create_work, create_after);
-        if (r < 0) {
-                free(w);
-                task_free(t);
-                create_op_free(op);
-                return error_set(err, EIO, "queue task create");
+        struct removal *rm = removal_find(tm, p->ns, p->id);
+        if (rm) {
+                /* The previous task of this id still has its shim exiting: start once it is gone. */
+                op->next_waiting = rm->waiting;
+                rm->waiting = op;
+                return 0;
         }
+        queue_job(tm, op, create_work, create_after);
         return 0;
 }
 
@@ -608,18 +723,38 @@ int task_manager_call(struct task_manager *tm, const char *ns, const char *id, c
 /* --- delete --- */
 
 struct delete_op {
-        struct task *task;
+        struct task_manager *tm;
+        struct task *task; /* never touched once tm->closing */
         task_delete_fn cb;
         void *userdata;
         struct task_delete_result res;
+        /* the retire job (worker) */
+        struct runtime_bundle *bundle;
+        int r;
+        struct error *err;
 };
 
+static void delete_cancel(struct delete_op *op)
+{
+        struct error *e = NULL;
+        error_set(&e, ECANCELED, "task manager closed");
+        op->cb(-ECANCELED, NULL, e, op->userdata);
+        error_free(&e);
+        runtime_bundle_free(op->bundle);
+        error_free(&op->err);
+        free(op);
+}
+
+/* Dead-shim path: the exit status comes from the shim's `delete` subcommand. */
 static void delete_cleanup_done(struct cleanup_op *c)
 {
         struct delete_op *op = c->data;
+        if (c->tm->closing) {
+                delete_cancel(op);
+                return;
+        }
         struct task *t = op->task;
         if (c->run_delete) {
-                /* The shim was gone: the exit status comes from its `delete` subcommand. */
                 op->res = (struct task_delete_result){.pid = c->exit.pid, .exit_status = c->exit.exit_status,
                                                       .exited_at_sec = c->exit.exited_at_sec,
                                                       .exited_at_nsec = c->exit.exited_at_nsec};
@@ -635,25 +770,131 @@ static void delete_cleanup_done(struct cleanup_op *c)
         free(op);
 }
 
-static void delete_shutdown_cb(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
+static void removal_finish(struct removal *rm);
+
+static void removal_timer_closed(uv_handle_t *h)
 {
-        (void)r;
-        (void)e;
-        if (resp)
-                protobuf_c_message_free_unpacked(resp, NULL);
-        struct delete_op *op = userdata;
+        struct task_manager *tm = h->data;
+        free(h);
+        (void)job_end(tm);
+        tm_release(tm);
+}
+
+/* The shim exited (its connection closed), or did not within the timeout: drop our reference, which closes
+ * the connection if it is still open. */
+static void removal_shim_gone(struct removal *rm)
+{
+        struct shim *s = TAKE_PTR(rm->shim);
+        if (s) {
+                s->removal = NULL;
+                shim_unref_task(s);
+        }
+        removal_finish(rm);
+}
+
+static void removal_timeout(uv_timer_t *timer)
+{
+        struct removal *rm = timer->data;
+        log_fields(LOG_LEVEL_WARN, (struct log_field[]){{"id", rm->id}, {NULL, NULL}},
+                   "shim did not exit after shutdown");
+        removal_shim_gone(rm);
+}
+
+static void removal_free(struct removal *rm)
+{
+        struct task_manager *tm = rm->tm;
+        for (struct removal **pp = &tm->removals; *pp; pp = &(*pp)->next)
+                if (*pp == rm) {
+                        *pp = rm->next;
+                        break;
+                }
+        if (rm->timer) {
+                rm->timer->data = tm;
+                uv_close((uv_handle_t *)rm->timer, removal_timer_closed);
+        }
+        free(rm->ns);
+        free(rm->id);
+        free(rm);
+}
+
+/* Starts the creates that waited for this ns/id. */
+static void removal_finish(struct removal *rm)
+{
+        struct task_manager *tm = rm->tm;
+        struct create_op *op = rm->waiting;
+        removal_free(rm);
+        while (op) {
+                struct create_op *next = op->next_waiting;
+                op->next_waiting = NULL;
+                queue_job(tm, op, create_work, create_after);
+                op = next;
+        }
+}
+
+static void removal_start(struct task_manager *tm, const struct task *t, struct shim *s)
+{
+        struct removal *rm = xcalloc(1, sizeof(*rm));
+        rm->tm = tm;
+        rm->ns = xstrdup(t->ns);
+        rm->id = xstrdup(t->id);
+        rm->shim = s;
+        s->removal = rm;
+        rm->next = tm->removals;
+        tm->removals = rm;
+        rm->timer = xmalloc(sizeof(*rm->timer));
+        uv_timer_init(tm->loop, rm->timer);
+        rm->timer->data = rm;
+        tm->jobs++;
+        uv_timer_start(rm->timer, removal_timeout, SHUTDOWN_TIMEOUT_MS, 0);
+}
+
+static void retire_work(uv_work_t *w)
+{
+        struct delete_op *op = w->data;
+        op->r = runtime_bundle_retire(op->bundle, &op->err);
+}
+
+static void retire_after(uv_work_t *w, int status)
+{
+        (void)status;
+        struct delete_op *op = w->data;
+        struct task_manager *tm = op->tm;
+        free(w);
+        if (job_end(tm)) {
+                delete_cancel(op);
+                tm_release(tm);
+                return;
+        }
         struct task *t = op->task;
-        queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, false, delete_cleanup_done, op);
+        if (op->r < 0)
+                log_fields(LOG_LEVEL_WARN,
+                           (struct log_field[]){{"id", t->id}, {"error", error_str(op->err)}, {NULL, NULL}},
+                           "cleanup of task bundle");
+        op->cb(0, &op->res, NULL, op->userdata);
+        task_free(t);
+        /* The trashed copy goes in the background; rmdir alone costs milliseconds on some filesystems. */
+        if (op->r > 0)
+                queue_cleanup(tm, TAKE_PTR(op->bundle), NULL, false, NULL, NULL);
+        runtime_bundle_free(op->bundle);
+        error_free(&op->err);
+        free(op);
 }
 
 static void delete_reply_cb(int r, ProtobufCMessage *resp, const struct error *e, void *userdata)
 {
         struct delete_op *op = userdata;
+        struct task_manager *tm = op->tm;
+        if (tm->closing) {
+                if (resp)
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                delete_cancel(op);
+                return;
+        }
         struct task *t = op->task;
         if (r < 0) {
                 if (r == -ECONNRESET || r == -ECANCELED) {
                         /* The shim went away under us: clean up as for a dead shim. */
-                        queue_cleanup(t->tm, TAKE_PTR(t->bundle), t->binary, true, delete_cleanup_done, op);
+                        queue_cleanup(tm, TAKE_PTR(t->bundle), t->binary, true, delete_cleanup_done, op);
                         return;
                 }
                 t->state = TASK_READY;
@@ -669,16 +910,22 @@ static void delete_reply_cb(int r, ProtobufCMessage *resp, const struct error *e
                 op->res.exited_at_nsec = dr->exited_at->nanos;
         }
         protobuf_c_message_free_unpacked(resp, NULL);
-        struct shim *s = t->shim;
+        /* Shut the shim down if this was its last task. Its exit is awaited by a removal record, not by the
+         * caller (containerd waits for it inside Delete). */
+        struct shim *s = TAKE_PTR(t->shim);
         if (s && s->ntasks == 1 && s->connected) {
                 s->closing = true;
+                removal_start(tm, t, s);
                 Containerd__Task__V2__ShutdownRequest sr = CONTAINERD__TASK__V2__SHUTDOWN_REQUEST__INIT;
                 sr.id = t->id;
                 if (ttrpc_client_call(s->client, TASK_SERVICE, "Shutdown", &sr.base, NULL, NULL, SHUTDOWN_TIMEOUT_MS,
-                                      delete_shutdown_cb, op) >= 0)
-                        return;
-        }
-        delete_shutdown_cb(0, NULL, NULL, op);
+                                      ignore_reply, NULL) < 0)
+                        removal_shim_gone(s->removal);
+        } else if (s)
+                shim_unref_task(s);
+        /* Move the bundle aside (a rename) and answer; it is removed in the background. */
+        op->bundle = TAKE_PTR(t->bundle);
+        queue_job(tm, op, retire_work, retire_after);
 }
 
 int task_manager_delete(struct task_manager *tm, const char *ns, const char *id, task_delete_fn cb,
@@ -688,6 +935,7 @@ int task_manager_delete(struct task_manager *tm, const char *ns, const char *id,
         if (!t || t->state != TASK_READY)
                 return error_set(err, t ? EBUSY : ENOENT, "task %s", id);
         struct delete_op *op = xcalloc(1, sizeof(*op));
+        op->tm = tm;
         op->task = t;
         op->cb = cb;
         op->userdata = userdata;
@@ -713,6 +961,8 @@ int task_manager_delete(struct task_manager *tm, const char *ns, const char *id,
 
 static void dead_cleanup_done(struct cleanup_op *c)
 {
+        if (c->tm->closing)
+                return;
         struct task *t = c->data;
         struct task_manager *tm = t->tm;
         uint32_t status = c->r < 0 ? 255 : c->exit.exit_status;
@@ -756,14 +1006,27 @@ static void recover_maybe_done(struct recover_ctx *rc)
 {
         if (rc->pending > 0 || rc->scanning)
                 return;
-        if (rc->done_cb)
+        if (rc->done_cb && !rc->tm->closing)
                 rc->done_cb(rc->adopted, rc->cleaned, rc->userdata);
         free(rc);
+}
+
+static void recover_item_closing(struct recover_item *it)
+{
+        struct recover_ctx *rc = it->rc;
+        rc->pending--;
+        free(it->address);
+        free(it);
+        recover_maybe_done(rc);
 }
 
 static void recover_dead_done(struct cleanup_op *c)
 {
         struct recover_item *it = c->data;
+        if (c->tm->closing) {
+                recover_item_closing(it);
+                return;
+        }
         struct recover_ctx *rc = it->rc;
         struct task *t = it->task;
         struct task_manager *tm = t->tm;
@@ -796,6 +1059,12 @@ static void recover_connect_reply(int r, ProtobufCMessage *resp, const struct er
         (void)e;
         struct recover_item *it = userdata;
         struct recover_ctx *rc = it->rc;
+        if (rc->tm->closing) {
+                if (resp)
+                        protobuf_c_message_free_unpacked(resp, NULL);
+                recover_item_closing(it);
+                return;
+        }
         if (r < 0) {
                 recover_fail(it);
                 return;
@@ -814,6 +1083,10 @@ static void recover_connect_reply(int r, ProtobufCMessage *resp, const struct er
 static void recover_connected(struct shim *s, int r, void *data)
 {
         struct recover_item *it = data;
+        if (it->rc->tm->closing) {
+                recover_item_closing(it);
+                return;
+        }
         if (r < 0) {
                 recover_fail(it);
                 return;
@@ -833,6 +1106,8 @@ static void recover_scan_work(uv_work_t *w)
 {
         struct recover_scan *sc = w->data;
         struct task_manager *tm = sc->rc->tm;
+        /* Bundles moved aside by deletes that a crash interrupted. */
+        runtime_bundle_empty_trash(tm->state_dir, tm->root_dir);
         _cleanup_free_ char *base = xasprintf("%s/io.containerd.runtime.v2.task", tm->state_dir);
         _cleanup_closedir_ DIR *nsd = opendir(base);
         if (nsd) {
@@ -907,6 +1182,26 @@ static void recover_scan_after(uv_work_t *w, int status)
         free(w);
         struct recover_ctx *rc = sc->rc;
         struct task_manager *tm = rc->tm;
+        if (job_end(tm)) {
+                for (size_t i = 0; i < sc->n; i++) {
+                        struct recover_item *it = sc->items[i];
+                        struct task *t = it->task;
+                        runtime_bundle_free(t->bundle);
+                        free(t->ns);
+                        free(t->id);
+                        free(t->binary);
+                        free(t);
+                        if (it->log_fd >= 0)
+                                (void)close(it->log_fd);
+                        free(it->address);
+                        free(it);
+                }
+                free(sc->items);
+                free(sc);
+                free(rc);
+                tm_release(tm);
+                return;
+        }
         for (size_t i = 0; i < sc->n; i++) {
                 struct recover_item *it = sc->items[i];
                 struct task *t = it->task;
@@ -941,29 +1236,34 @@ void task_manager_recover(struct task_manager *tm, void (*done_cb)(int adopted, 
         rc->scanning = true;
         struct recover_scan *sc = xcalloc(1, sizeof(*sc));
         sc->rc = rc;
-        uv_work_t *w = xcalloc(1, sizeof(*w));
-        w->data = sc;
-        if (uv_queue_work(tm->loop, w, recover_scan_work, recover_scan_after) < 0) {
-                recover_scan_work(w);
-                recover_scan_after(w, 0);
-        }
+        queue_job(tm, sc, recover_scan_work, recover_scan_after);
 }
 
 void task_manager_free(struct task_manager *tm)
 {
         if (!tm)
                 return;
+        tm->closing = true;
+        while (tm->removals) {
+                struct removal *rm = tm->removals;
+                struct create_op *op = TAKE_PTR(rm->waiting);
+                struct shim *s = TAKE_PTR(rm->shim);
+                removal_free(rm);
+                if (s) {
+                        s->removal = NULL;
+                        shim_unref_task(s);
+                }
+                while (op) {
+                        struct create_op *next = op->next_waiting;
+                        create_cancel(op);
+                        op = next;
+                }
+        }
         while (tm->tasks) {
                 struct task *t = tm->tasks;
                 if (t->shim)
                         t->shim->closing = true;
                 task_free(t);
         }
-        free(tm->state_dir);
-        free(tm->root_dir);
-        free(tm->address);
-        free(tm->ttrpc_address);
-        free(tm->publish_binary);
-        free(tm->self_dir);
-        free(tm);
+        tm_release(tm);
 }

@@ -97,6 +97,51 @@ static void test_runtime_bundle_layout(void **s)
         runtime_bundle_free(b);
 }
 
+static void test_runtime_bundle_retire_then_same_id(void **s)
+{
+        (void)s;
+        struct runtime_bundle *b = NULL;
+        const char spec[] = "{}";
+        assert_int_equal(runtime_bundle_new(state, root, "default", "r1", spec, strlen(spec), &b, NULL), 0);
+        char *path = xstrdup(b->path), *work = xstrdup(b->work);
+        assert_int_equal(runtime_bundle_write(b, "address", "unix:///x", NULL), 0);
+        /* Moved aside at once: the id is free again, b now names the trashed copies. */
+        assert_int_equal(runtime_bundle_retire(b, NULL), 1);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(access(work, F_OK), -1);
+        char *trash = xasprintf("%s/io.containerd.runtime.v2.task/.trash/", state);
+        assert_memory_equal(b->path, trash, strlen(trash));
+        char *addr = NULL;
+        assert_int_equal(runtime_bundle_read(b, "address", &addr, NULL), 0);
+        assert_string_equal(addr, "unix:///x");
+        free(addr);
+        struct runtime_bundle *b2 = NULL;
+        assert_int_equal(runtime_bundle_new(state, root, "default", "r1", spec, strlen(spec), &b2, NULL), 0);
+        /* Removing the trashed copy leaves the new bundle alone. */
+        assert_int_equal(runtime_bundle_delete(b, NULL), 0);
+        assert_int_equal(access(b->path, F_OK), -1);
+        assert_int_equal(access(b->work, F_OK), -1);
+        assert_int_equal(access(path, F_OK), 0);
+        assert_int_equal(access(work, F_OK), 0);
+        runtime_bundle_free(b);
+
+        /* A bundle already gone: nothing to move, nothing to delete later. */
+        assert_int_equal(runtime_bundle_delete(b2, NULL), 0);
+        assert_int_equal(runtime_bundle_retire(b2, NULL), 0);
+        /* Leftovers of a crash are emptied by recovery. */
+        assert_int_equal(runtime_bundle_new(state, root, "default", "r2", spec, strlen(spec), &b, NULL), 0);
+        assert_int_equal(runtime_bundle_retire(b, NULL), 1);
+        assert_int_equal(access(b->path, F_OK), 0);
+        runtime_bundle_empty_trash(state, root);
+        assert_int_equal(access(b->path, F_OK), -1);
+        assert_int_equal(access(b->work, F_OK), -1);
+        runtime_bundle_free(b);
+        runtime_bundle_free(b2);
+        free(trash);
+        free(path);
+        free(work);
+}
+
 static void test_runtime_bundle_rejects_bad_ids(void **s)
 {
         (void)s;
@@ -249,7 +294,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_runtime_bundle_layout),
-                cmocka_unit_test(test_runtime_bundle_rejects_bad_ids),
+                cmocka_unit_test(test_runtime_bundle_retire_then_same_id),
+        cmocka_unit_test(test_runtime_bundle_rejects_bad_ids),
                 cmocka_unit_test(test_runtime_shim_binary_name),
                 cmocka_unit_test(test_runtime_shim_binary_find),
                 cmocka_unit_test(test_runtime_exec_capture),

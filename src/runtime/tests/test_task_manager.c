@@ -155,6 +155,21 @@ static int create_task(struct task_manager *tm, const char *id, char *const *arg
         return r;
 }
 
+/* True when path has no entries (or does not exist). */
+static bool dir_empty(const char *path)
+{
+        DIR *d = opendir(path);
+        if (!d)
+                return errno == ENOENT;
+        struct dirent *de;
+        int n = 0;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        n++;
+        closedir(d);
+        return n == 0;
+}
+
 static void call(struct task_manager *tm, const char *id, const char *method, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *desc, struct result *res)
 {
@@ -220,6 +235,28 @@ static void test_task_manager_run_wait_delete(void **s)
         assert_int_equal(access(bundle, F_OK), -1);
         free(bundle);
         result_reset(&res);
+
+        /* The same id again at once: Delete answered before the old shim exited, so this create waits for
+         * that exit (the shim socket name derives from ns/id) and then gets a fresh shim. */
+        char *args2[] = {"/bin/busybox", "true", NULL};
+        assert_int_equal(create_task(tm, "t1", args2, &res), 0);
+        run_until(&res);
+        assert_int_equal(res.r, 0);
+        assert_true(task_manager_exists(tm, "testns", "t1"));
+        result_reset(&res);
+        assert_int_equal(task_manager_delete(tm, "testns", "t1", on_delete, &res, NULL), 0);
+        run_until(&res);
+        assert_int_equal(res.r, 0);
+        result_reset(&res);
+        /* The bundles were moved to the trash and are removed in the background. */
+        char *trash = xasprintf("%s/state/io.containerd.runtime.v2.task/.trash", tmp);
+        char *wtrash = xasprintf("%s/root/io.containerd.runtime.v2.task/.trash", tmp);
+        for (int i = 0; i < 400 && !(dir_empty(trash) && dir_empty(wtrash)); i++)
+                uv_run(&loop, UV_RUN_ONCE); /* each trash removal is a worker job: its completion wakes us */
+        assert_true(dir_empty(trash));
+        assert_true(dir_empty(wtrash));
+        free(trash);
+        free(wtrash);
 
         /* Unknown task. */
         assert_int_equal(task_manager_call(tm, "testns", "nope", "State", &sr.base, NULL, 0, on_reply, &res, &e),
@@ -363,8 +400,9 @@ static int teardown(void **s)
         (void)s;
         remove_test_cgroups();
         ttrpc_server_close(events_server, NULL, NULL);
-        for (int i = 0; i < 10; i++)
-                uv_run(&loop, UV_RUN_NOWAIT);
+        /* Until nothing is left: the manager finishes background work (trashed bundles, shim exits) after
+         * task_manager_free() has returned. */
+        uv_run(&loop, UV_RUN_DEFAULT);
         ttrpc_server_free(events_server);
         (void)uv_loop_close(&loop);
         char *cmd = xasprintf("rm -rf '%s'", tmp);
