@@ -17,6 +17,12 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 
+/* musl defines stdin/stdout/stderr as "(stdin)"..., which breaks access to the protobuf fields of those names;
+ * this file does not use stdio's streams */
+#undef stdin
+#undef stdout
+#undef stderr
+
 #define TASK_SERVICE "containerd.task.v2.Task"
 #define MAX_EXECS 1024
 #define MAX_SPEC (1u << 20)
