@@ -68,6 +68,13 @@ struct image_registry_request {
         char errbuf[CURL_ERROR_SIZE];
         struct image_registry_request *parent; /* token request: the request waiting for it */
         char *token_key;
+        char *post_body;
+        /* a waiter whose token comes from an OAuth POST: the GET it falls back to (containerd does) */
+        bool oauth;
+        bool oauth_has_user;
+        bool token_creds; /* the token request carries credentials: "oauth" in errors, else "anonymous" */
+        char *token_get_url;
+        char *token_get_auth;
 };
 
 static void check_multi_info(struct image_registry_client *c);
@@ -429,6 +436,8 @@ static int easy_setup(struct image_registry_request *r, struct error **err)
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
         if (!strcmp(r->method, "HEAD"))
                 curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        if (r->post_body)
+                curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->post_body);
         if (r->skip_verify) {
                 curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -463,6 +472,7 @@ int image_registry_request_start(struct image_registry_client *c, const struct i
         r->host = xstrdup(spec->host);
         r->scope = xstrdup(spec->scope);
         r->extra_headers = strv_copy(spec->headers);
+        r->post_body = xstrdup(spec->body);
         r->range_start = spec->range_start;
         r->skip_verify = spec->tls.skip_verify;
         r->ca = xstrdup(spec->tls.ca_file);
@@ -523,6 +533,9 @@ static void request_free(struct image_registry_request *r)
         free(r->reason);
         free(r->www_auth);
         free(r->token_key);
+        free(r->post_body);
+        free(r->token_get_url);
+        free(r->token_get_auth);
         response_clear(&r->resp);
         error_free(&r->data_err);
         free(r);
@@ -631,6 +644,65 @@ static void restart(struct image_registry_request *r)
         }
 }
 
+/* Starts the token request r waits for (GET with optional Basic, or the OAuth POST with a form) and parks r:
+ * its easy handle is removed until the token arrives. */
+static bool start_token_request(struct image_registry_request *r, const char *url, const char *auth, const char *form)
+{
+        char *hdrs[3] = {NULL, NULL, NULL};
+        struct image_registry_request_spec spec = {0};
+        struct image_registry_request *tr = NULL;
+        size_t n = 0;
+
+        if (auth)
+                hdrs[n++] = (char *)auth;
+        if (form)
+                hdrs[n++] = (char *)"Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+        spec.method = form ? "POST" : "GET";
+        spec.url = url;
+        spec.body = form;
+        spec.headers = hdrs;
+        spec.tls = (struct image_registry_tls){r->skip_verify, r->ca, r->cert, r->key};
+        spec.on_done = token_done;
+        spec.userdata = r;
+        if (image_registry_request_start(r->c, &spec, &tr, NULL) < 0)
+                return false;
+        tr->parent = r;
+        free(r->token_key);
+        r->token_key = token_key(r->host, r->scope);
+        if (r->easy) {
+                curl_multi_remove_handle(r->c->multi, r->easy);
+                curl_easy_cleanup(r->easy);
+                r->easy = NULL;
+        }
+        return true;
+}
+
+/* application/x-www-form-urlencoded value */
+static char *form_escape(const char *v)
+{
+        CURL *e = curl_easy_init();
+        char *x = e ? curl_easy_escape(e, v, 0) : NULL;
+        char *ret = xstrdup(x ?: "");
+
+        curl_free(x);
+        if (e)
+                curl_easy_cleanup(e);
+        return ret;
+}
+
+/* containerd's FetchTokenWithOAuth form, keys sorted as Go's url.Values.Encode() sorts them */
+static char *oauth_form(const char *service, const char *scope, const char *user, const char *secret)
+{
+        _cleanup_free_ char *es = form_escape(service ?: ""), *esc = form_escape(scope ?: "");
+        _cleanup_free_ char *eu = form_escape(user), *ep = form_escape(secret);
+
+        if (!user[0])
+                return xasprintf("client_id=containerd-client&grant_type=refresh_token&refresh_token=%s%s%s&service=%s",
+                                 ep, scope ? "&scope=" : "", scope ? esc : "", es);
+        return xasprintf("client_id=containerd-client&grant_type=password&password=%s%s%s&service=%s&username=%s", ep,
+                         scope ? "&scope=" : "", scope ? esc : "", es, eu);
+}
+
 /* A 401 with a challenge: returns true when a retry (or token fetch) was started. */
 static bool handle_auth(struct image_registry_request *r)
 {
@@ -657,10 +729,7 @@ static bool handle_auth(struct image_registry_request *r)
         if (!strcmp(scheme, "bearer")) {
                 const char *realm = kv_get(params, "realm"), *service = kv_get(params, "service");
                 const char *scope = kv_get(params, "scope") ?: r->scope;
-                _cleanup_free_ char *url = NULL, *auth = NULL;
-                char *hdrs[2] = {NULL, NULL};
-                struct image_registry_request_spec spec = {0};
-                struct image_registry_request *tr = NULL;
+                _cleanup_free_ char *url = NULL, *auth = NULL, *form = NULL;
                 CURL *esc = curl_easy_init();
                 char *es = NULL, *ec = NULL;
 
@@ -678,25 +747,22 @@ static bool handle_auth(struct image_registry_request *r)
                 curl_free(es);
                 curl_free(ec);
                 curl_easy_cleanup(esc);
-                if (have_creds) {
+                if (have_creds)
                         auth = basic_header(user, secret);
-                        hdrs[0] = auth;
+                r->token_creds = have_creds;
+                if (have_creds && secret[0]) {
+                        /* credentials: the OAuth POST first, the GET if the realm does not take it (containerd's
+                         * authorizer, doBearerAuth) */
+                        form = oauth_form(service, scope, user, secret);
+                        r->oauth = true;
+                        r->oauth_has_user = user[0] != 0;
+                        free(r->token_get_url);
+                        free(r->token_get_auth);
+                        r->token_get_url = xstrdup(url);
+                        r->token_get_auth = user[0] ? xstrdup(auth) : NULL;
+                        return start_token_request(r, realm, NULL, form);
                 }
-                spec.method = "GET";
-                spec.url = url;
-                spec.headers = hdrs;
-                spec.tls = (struct image_registry_tls){r->skip_verify, r->ca, r->cert, r->key};
-                spec.on_done = token_done;
-                spec.userdata = r;
-                if (image_registry_request_start(r->c, &spec, &tr, NULL) < 0)
-                        return false;
-                tr->parent = r;
-                r->token_key = token_key(r->host, r->scope);
-                /* park r: its easy handle is removed until the token arrives */
-                curl_multi_remove_handle(r->c->multi, r->easy);
-                curl_easy_cleanup(r->easy);
-                r->easy = NULL;
-                return true;
+                return start_token_request(r, url, auth, NULL);
         }
         return false;
 }
@@ -715,12 +781,23 @@ static void token_done(struct image_registry_request *tr, const struct image_reg
         tr->parent = NULL;
         if (e) {
                 _cleanup_free_ char *m = error_message(e);
-                error_set(&ee, e->code, "failed to fetch anonymous token: %s", m);
+                error_set(&ee, e->code, "failed to fetch %s token: %s", r->token_creds ? "oauth" : "anonymous", m);
+                goto fail;
+        }
+        if (r->oauth && (resp->status == 404 || resp->status == 401 || resp->status == 400 ||
+                         (resp->status == 405 && r->oauth_has_user))) {
+                /* registries without the POST endpoint (GCR 404, Artifactory 401, ACR 400) */
+                _cleanup_free_ char *url = TAKE_PTR(r->token_get_url);
+                _cleanup_free_ char *auth = TAKE_PTR(r->token_get_auth);
+                r->oauth = false;
+                if (start_token_request(r, url, auth, NULL))
+                        return;
+                error_set(&ee, EIO, "failed to start the token request");
                 goto fail;
         }
         if (resp->status < 200 || resp->status >= 300) {
-                image_registry_status_error("GET", resp, &ee);
-                error_wrap(&ee, "failed to fetch %s token", r->c->creds ? "oauth" : "anonymous");
+                image_registry_status_error(r->oauth ? "POST" : "GET", resp, &ee);
+                error_wrap(&ee, "failed to fetch %s token", r->token_creds ? "oauth" : "anonymous");
                 goto fail;
         }
         if (json_load_bounded(resp->body ?: "", resp->body_len, IMAGE_REGISTRY_MAX_BODY, 16, &j, &ee) < 0 ||

@@ -54,7 +54,8 @@ typedef void (*image_registry_done_fn)(struct image_registry_request *req, const
                                        const struct error *err, void *userdata);
 
 struct image_registry_request_spec {
-        const char *method;   /* "GET" or "HEAD" */
+        const char *method;   /* "GET", "HEAD" or "POST" (with body) */
+        const char *body;     /* POST body (NUL-terminated, copied), or NULL */
         const char *url;      /* full URL */
         const char *host;     /* credential/token cache key, e.g. "127.0.0.1:5000" */
         const char *scope;    /* default token scope, e.g. "repository:test/busybox:pull"; may be NULL */

@@ -1,7 +1,9 @@
 """Bearer token flow against Debian's docker-registry configured with `auth: token:` (realm, service,
-issuer, rootcertbundle), with a token server written here: it checks Basic credentials and issues RS256
-JWTs signed by a self-signed certificate (x5c header) that the registry trusts. krill pulls with
-credentials, and fails with the registry's message without them."""
+issuer, rootcertbundle), with a token server written here: it issues RS256 JWTs signed by a self-signed
+certificate (x5c header) that the registry trusts, from docker's OAuth POST endpoint (grant_type=password,
+form-encoded) and from the GET endpoint with Basic credentials. With credentials krill uses the POST first,
+as containerd does, and falls back to the GET when the realm has no POST (404); without credentials it
+fails with the registry's message."""
 
 import base64
 import http.server
@@ -35,35 +37,51 @@ class TokenServer:
                              stdout=subprocess.PIPE).stdout
         self.x5c = base64.b64encode(der).decode()
         self.service, self.issuer = service, issuer
-        self.requests = []
+        self.requests = []  # (method, {param: [values]})
+        self.post_status = None  # e.g. 404: a realm without the OAuth POST endpoint
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
 
-            def do_GET(self):
-                outer.requests.append(self.path)
-                want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
-                if self.headers.get("Authorization") != want:
-                    body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}).encode()
-                    self.send_response(401)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-                access = []
-                for s in q.get("scope", []):
-                    typ, name, actions = s.split(":")
-                    access.append({"type": typ, "name": name, "actions": actions.split(",")})
-                body = json.dumps({"token": outer.sign(access), "expires_in": 300}).encode()
-                self.send_response(200)
+            def reply(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def access(self, q):
+                access = []
+                for s in q.get("scope", []):
+                    for one in s.split(" "):
+                        typ, name, actions = one.split(":")
+                        access.append({"type": typ, "name": name, "actions": actions.split(",")})
+                return access
+
+            def do_GET(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                outer.requests.append(("GET", q))
+                want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    return self.reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
+                self.reply(200, {"token": outer.sign(self.access(q)), "expires_in": 300})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                q = urllib.parse.parse_qs(self.rfile.read(n).decode())
+                outer.requests.append(("POST", q))
+                if outer.post_status:
+                    return self.reply(outer.post_status, {"errors": [{"code": "NOT_FOUND", "message": "no"}]})
+                ok = (self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded") and
+                      q.get("grant_type") == ["password"] and q.get("username") == [USER] and
+                      q.get("password") == [PASSWORD] and q.get("client_id") == ["containerd-client"])
+                if not ok:
+                    return self.reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
+                self.reply(200, {"access_token": outer.sign(self.access(q)), "expires_in": 300,
+                                 "refresh_token": "refresh-" + USER})
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.realm = "http://127.0.0.1:%d/token" % self.srv.server_address[1]
@@ -139,7 +157,37 @@ def test_pull_bearer_token_registry(token_registry, image_archive, tmp_path):
     out = json.loads(r.stdout)
     assert out["chain_id"].startswith("sha256:")
     issued = ts.requests[n:]
-    assert issued and all("service=krill-registry" in p and "scope=repository%3Atest%2Fbusybox%3Apull" in p
-                          for p in issued)
-    # one token serves the whole pull (cached per host and scope)
-    assert len(issued) == 1, issued
+    # the OAuth POST, with the challenge's service and scope; one token serves the whole pull (cached per
+    # host and scope)
+    assert [m for m, _ in issued] == ["POST"], issued
+    assert issued[0][1]["service"] == ["krill-registry"]
+    assert issued[0][1]["scope"] == ["repository:test/busybox:pull"]
+
+
+def test_pull_bearer_oauth_post_unsupported_falls_back_to_get(token_registry, image_archive, tmp_path):
+    reg, ts = token_registry
+    tool = require_binary(os.path.join(build_dir(), "src", "image", "krill-image-pull-tool"),
+                          "krill-image-pull-tool")
+    ref = reg.push(image_archive("busybox"), "test/busybox:token")
+    ts.post_status = 404
+    n = len(ts.requests)
+    r = subprocess.run([tool, "--root", str(tmp_path / "auth"), "--plain-http", "--no-unpack", "--user",
+                        "%s:%s" % (USER, PASSWORD), ref],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    issued = ts.requests[n:]
+    assert [m for m, _ in issued] == ["POST", "GET"], issued
+    assert issued[1][1]["service"] == ["krill-registry"]
+
+
+def test_krill_cli_pull_with_token_auth(token_registry, image_archive, krilld):
+    reg, ts = token_registry
+    ref = reg.push(image_archive("busybox"), "test/busybox:token")
+    r = krilld.krill("images", "pull", "--plain-http", ref)
+    assert r.returncode == 1
+    assert "401 Unauthorized" in r.stderr and "bad credentials" in r.stderr
+    n = len(ts.requests)
+    r = krilld.krill("images", "pull", "--plain-http", "--user", "%s:%s" % (USER, PASSWORD), ref)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [m for m, _ in ts.requests[n:]] == ["POST"]
+    assert ref in krilld.ctr("images", "ls", "-q").stdout.split()

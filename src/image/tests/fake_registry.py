@@ -8,6 +8,7 @@ layer whose bytes do not match its digest, "test/redirect" answers blob GETs wit
 Prints one JSON line on stdout with the port and the digests, then serves until stdin closes."""
 
 import argparse
+import urllib.parse
 import base64
 import gzip
 import hashlib
@@ -148,11 +149,29 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.handle_req(False)
 
+    def do_POST(self):
+        # OAuth token endpoint (docker's /token with grant_type=password): only in --auth bearer-oauth;
+        # plain bearer registries answer 404 like GCR, and clients fall back to GET
+        n = int(self.headers.get("Content-Length", "0"))
+        form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+        if self.path.split("?")[0] != "/token" or self.auth != "bearer-oauth":
+            return self.err(404, "NOT_FOUND", "not found")
+        want = {"grant_type": ["password"], "username": ["u"], "password": ["p"], "service": ["fake"],
+                "client_id": ["containerd-client"]}
+        if any(form.get(k) != v for k, v in want.items()) or not form.get("scope", [""])[0].startswith("repository:"):
+            return self.err(401, "UNAUTHORIZED", "invalid credentials")
+        if self.headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
+            return self.err(400, "BAD_REQUEST", "bad content type")
+        tok = "oauth%d" % len(TOKENS)
+        TOKENS.add(tok)
+        return self.send(200, json.dumps({"access_token": tok, "expires_in": 300, "refresh_token": "r"}).encode(),
+                         {"Content-Type": "application/json"})
+
     def handle_req(self, head):
         path = self.path.split("?")[0]
         if path == "/token":
             a = self.headers.get("Authorization", "")
-            if a != "Basic " + base64.b64encode(b"u:p").decode():
+            if a != "Basic " + base64.b64encode(b"u:p").decode() or self.auth == "bearer-oauth":
                 return self.err(401, "UNAUTHORIZED", "invalid credentials", head=head)
             tok = "tok%d" % len(TOKENS)
             TOKENS.add(tok)

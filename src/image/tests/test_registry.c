@@ -294,6 +294,40 @@ static void test_registry_bearer_auth(void **state _unused_)
         env_stop(&e);
 }
 
+/* With credentials the token comes from the OAuth POST (grant_type=password); the fake refuses the GET in this
+ * mode, so a success proves the POST. Without credentials: the anonymous GET and the realm's message. */
+static void test_registry_bearer_oauth_post(void **state _unused_)
+{
+        struct env e;
+        struct image_resolver_options o = {.plain_http = true};
+        struct result r;
+        _cleanup_free_ char *ref = NULL;
+
+        env_start(&e, "bearer-oauth");
+        ref = xasprintf("%s/test/img:1", e.base);
+        resolve(&e, &o, ref, &r);
+        assert_non_null(r.err);
+        assert_non_null(strstr(error_str(r.err), "failed to fetch anonymous token"));
+        assert_non_null(strstr(error_str(r.err), "invalid credentials"));
+        result_clear(&r);
+        e.user = "u";
+        e.pass = "wrong";
+        resolve(&e, &o, ref, &r);
+        assert_non_null(r.err);
+        /* 401 from the POST falls back to the GET (Artifactory), which this realm refuses too */
+        assert_non_null(strstr(error_str(r.err), "failed to fetch oauth token"));
+        result_clear(&r);
+        e.pass = "p";
+        resolve(&e, &o, ref, &r);
+        if (r.err)
+                fail_msg("%s", error_str(r.err));
+        result_clear(&r);
+        stream_layer(&e, "test/img", &r);
+        assert_null(r.err);
+        result_clear(&r);
+        env_stop(&e);
+}
+
 static void test_registry_connection_refused(void **state _unused_)
 {
         struct env e;
@@ -420,6 +454,7 @@ int main(void)
             cmocka_unit_test(test_registry_stream_redirect),
             cmocka_unit_test(test_registry_basic_auth),
             cmocka_unit_test(test_registry_bearer_auth),
+            cmocka_unit_test(test_registry_bearer_oauth_post),
             cmocka_unit_test(test_registry_connection_refused),
             cmocka_unit_test(test_registry_hosts_toml_mirror_fallback),
         };
