@@ -265,6 +265,8 @@ static struct shim_process *find_pid(struct shim_server *s, pid_t pid)
         return NULL;
 }
 
+static void begin_shutdown(struct shim_server *s);
+
 static void on_signal(struct shim_watch *w, uint32_t events)
 {
         struct shim_server *s = w->data;
@@ -274,7 +276,11 @@ static void on_signal(struct shim_watch *w, uint32_t events)
 
         (void)events;
         while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
-                ;
+                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                        /* like the Go shim's handleExitSignals: stop serving, containers keep running */
+                        log_fields(LOG_LEVEL_DEBUG, NULL, "caught exit signal %u", si.ssi_signo);
+                        begin_shutdown(s);
+                }
         while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
                 struct shim_process *p = find_pid(s, pid);
                 if (p)
@@ -1060,6 +1066,8 @@ int shim_server_run(struct shim_config *cfg, int listen_fd)
         (void)signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
         (void)sigprocmask(SIG_BLOCK, &mask, NULL);
         s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         r = s->sfd < 0 ? -errno : shim_loop_init(&s->loop);

@@ -236,6 +236,39 @@ def test_start_group_ttrpc_shutdown(shim, workdir):
     os.close(fd2)
 
 
+def test_sigterm_stops_serving(shim, workdir):
+    """SIGTERM (or SIGINT) makes the server leave like the Go shim's handleExitSignals: it stops serving and
+    removes its socket; containers it holds would keep running."""
+    b = make_bundle(workdir, "sig")
+    before = set(pids_of(shim))
+    r, fd, _ = start(shim, workdir, "sig", b)
+    assert r.returncode == 0, r.stderr
+    path = r.stdout.decode()[len("unix://"):]
+    new = set(pids_of(shim)) - before
+    assert len(new) == 1, new
+    server = new.pop()
+    c = Ttrpc(path)
+    try:
+        code, msg, _ = c.call("Connect", _field(1, "sig"))
+        assert code == 0, msg
+    finally:
+        c.close()
+    os.kill(server, 15)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % server) as f:
+                if f.read().split(") ")[1][0] == "Z":
+                    break
+        except OSError:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("shim still running after SIGTERM")
+    assert not os.path.exists(path)
+    os.close(fd)
+
+
 def test_delete_prints_delete_response(shim, workdir):
     b = make_bundle(workdir, "gone")
     r = subprocess.run(shim_cmd(shim, workdir, "gone", "-bundle", b, "delete"), cwd=b,
