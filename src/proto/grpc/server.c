@@ -26,7 +26,9 @@
 
 #define CONN_READ_BUF (64 * 1024)
 #define CONN_WRITE_HIGH (1024 * 1024)  /* stop pulling from nghttp2 above this much unwritten output */
-#define STREAM_WINDOW (1024 * 1024)    /* SETTINGS_INITIAL_WINDOW_SIZE we advertise */
+/* SETTINGS_INITIAL_WINDOW_SIZE we advertise: a 1 MiB message (ctr's Content.Write chunk) never waits for a
+ * WINDOW_UPDATE half way; queued request data is bounded by the services (and CONN_MAX_BUFFERED) */
+#define STREAM_WINDOW (4 * 1024 * 1024)
 #define CONN_WINDOW (16 * 1024 * 1024) /* connection receive window */
 #define MAX_HEADER_BYTES (64 * 1024)   /* request header list bound per stream */
 #define MAX_METADATA 64
