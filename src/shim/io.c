@@ -469,7 +469,7 @@ int shim_stdio_after_start(struct shim_loop *loop, struct shim_stdio *io, struct
                 if (r < 0)
                         return r;
                 (void)fcntl(io->console_fd, F_SETFL, fcntl(io->console_fd, F_GETFL) | O_NONBLOCK);
-                /* each pump polls its own dup of the master: libuv allows one poll handle per fd */
+                /* each pump watches its own dup of the master: epoll takes an fd once per set */
                 if (io->tty_out_fd >= 0)
                         io->pumps[1] = pump_new(loop, io, fcntl(io->console_fd, F_DUPFD_CLOEXEC, 3),
                                                 TAKE_FD(io->tty_out_fd), true, true);
