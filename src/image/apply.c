@@ -105,11 +105,9 @@ struct applier {
         int root_fd;
         const struct image_apply_options *o;
         bool chown;
-        struct image_decompressor *dec;
-        uint8_t *buf;
+        struct image_layer_stream *stream; /* borrowed */
         struct error *read_err; /* error from the read callback, reported after libarchive fails */
         int read_r;
-        struct producer *prod;  /* decompression thread, when running */
         /* one-entry cache of the last resolved parent directory */
         char *cached_parent;
         int cached_fd;
@@ -144,157 +142,15 @@ static void cache_invalidate_under(struct applier *a, const char *path)
                 cache_drop(a);
 }
 
-/* Decompression and the sha256 of the diff ID run on their own thread, a few buffers ahead of the tar
- * reader: together they are about half of the CPU time of an apply, and the other half (file creation)
- * is syscalls on the caller's thread. */
-#define PROD_SLOTS 4
-
-struct producer {
-        pthread_t thread;
-        pthread_mutex_t mu;
-        pthread_cond_t cv;
-        struct image_decompressor *dec; /* used only by the thread until it is joined */
-        uint8_t *bufs[PROD_SLOTS];
-        size_t lens[PROD_SLOTS];
-        size_t head, count; /* filled slots: head .. head+count-1 */
-        bool held;          /* the consumer still uses slots[head] (libarchive keeps it until the next read) */
-        bool eof, stop;
-        int r;
-        struct error *err;
-};
-
-static void *producer_main(void *data)
-{
-        struct producer *p = data;
-
-        pthread_mutex_lock(&p->mu);
-        for (;;) {
-                while (p->count == PROD_SLOTS && !p->stop)
-                        pthread_cond_wait(&p->cv, &p->mu);
-                if (p->stop)
-                        break;
-                size_t slot = (p->head + p->count) % PROD_SLOTS;
-                pthread_mutex_unlock(&p->mu);
-                struct error *e = NULL;
-                ssize_t n = image_decompressor_read(p->dec, p->bufs[slot], READ_BUF_SIZE, &e);
-                pthread_mutex_lock(&p->mu);
-                if (n < 0) {
-                        p->r = (int)n;
-                        p->err = e;
-                        p->eof = true;
-                } else if (n == 0) {
-                        p->eof = true;
-                } else {
-                        p->lens[slot] = (size_t)n;
-                        p->count++;
-                }
-                pthread_cond_broadcast(&p->cv);
-                if (p->eof)
-                        break;
-        }
-        pthread_mutex_unlock(&p->mu);
-        return NULL;
-}
-
-static int producer_start(struct applier *a, struct error **err)
-{
-        struct producer *p = xcalloc(1, sizeof(*p));
-        int r;
-
-        p->dec = a->dec;
-        for (size_t i = 0; i < PROD_SLOTS; i++)
-                p->bufs[i] = xmalloc(READ_BUF_SIZE);
-        pthread_mutex_init(&p->mu, NULL);
-        pthread_cond_init(&p->cv, NULL);
-        r = pthread_create(&p->thread, NULL, producer_main, p);
-        if (r != 0) {
-                for (size_t i = 0; i < PROD_SLOTS; i++)
-                        free(p->bufs[i]);
-                pthread_mutex_destroy(&p->mu);
-                pthread_cond_destroy(&p->cv);
-                free(p);
-                return error_set(err, r, "start decompression thread");
-        }
-        a->prod = p;
-        return 0;
-}
-
-/* Stops (if still running) and joins the thread; moves its error, if any, into the applier. */
-static void producer_stop(struct applier *a)
-{
-        struct producer *p = a->prod;
-        if (!p)
-                return;
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-        if (p->r < 0 && a->read_r == 0) {
-                a->read_r = p->r;
-                a->read_err = TAKE_PTR(p->err);
-        }
-        error_free(&p->err);
-        for (size_t i = 0; i < PROD_SLOTS; i++)
-                free(p->bufs[i]);
-        pthread_mutex_destroy(&p->mu);
-        pthread_cond_destroy(&p->cv);
-        free(p);
-        a->prod = NULL;
-}
-
-/* Next buffer from the thread: > 0 bytes, 0 at the end, < 0 on error (moved into the applier). */
-static ssize_t producer_next(struct applier *a, const void **buf)
-{
-        struct producer *p = a->prod;
-        ssize_t n;
-
-        pthread_mutex_lock(&p->mu);
-        if (p->held) {
-                p->held = false;
-                p->head = (p->head + 1) % PROD_SLOTS;
-                p->count--;
-                pthread_cond_broadcast(&p->cv);
-        }
-        while (p->count == 0 && !p->eof)
-                pthread_cond_wait(&p->cv, &p->mu);
-        if (p->count > 0) {
-                *buf = p->bufs[p->head];
-                n = (ssize_t)p->lens[p->head];
-                p->held = true;
-        } else if (p->r < 0) {
-                n = p->r;
-                a->read_r = p->r;
-                a->read_err = TAKE_PTR(p->err);
-                p->r = 0;
-        } else {
-                n = 0;
-        }
-        pthread_mutex_unlock(&p->mu);
-        return n;
-}
-
 static la_ssize_t read_cb(struct archive *ar, void *data, const void **buf)
 {
-        if (((struct applier *)data)->prod) {
-                struct applier *a = data;
-                ssize_t n = producer_next(a, buf);
-                if (n < 0) {
-                        archive_set_error(ar, (int)-n, "layer stream read failed");
-                        return -1;
-                }
-                return n;
-        }
         struct applier *a = data;
-        if (!a->buf)
-                a->buf = xmalloc(READ_BUF_SIZE);
-        ssize_t n = image_decompressor_read(a->dec, a->buf, READ_BUF_SIZE, &a->read_err);
+        ssize_t n = image_layer_stream_next(a->stream, buf, &a->read_err);
         if (n < 0) {
                 a->read_r = (int)n;
                 archive_set_error(ar, (int)-n, "layer stream read failed");
                 return -1;
         }
-        *buf = a->buf;
         return n;
 }
 
@@ -1202,19 +1058,16 @@ static int finish_dirs(struct applier *a, struct error **err)
 
 static void applier_done(struct applier *a)
 {
-        producer_stop(a);
         cache_drop(a);
         for (size_t i = 0; i < a->n_dirs; i++)
                 free(a->dirs[i].path);
         free(a->dirs);
-        free(a->buf);
         strset_clear(&a->created);
         error_free(&a->read_err);
-        image_decompressor_free(a->dec);
 }
 
-int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options *opts,
-                      struct image_apply_result *res, struct error **err)
+int image_apply_layer_stream(int root_fd, struct image_layer_stream *stream, const struct image_apply_options *opts,
+                             struct image_apply_result *res, struct error **err)
 {
         static const struct image_apply_options defaults = {.allow_devices = true};
         const struct image_apply_options *o = opts ? opts : &defaults;
@@ -1223,6 +1076,7 @@ int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options
                 .root_fd = root_fd,
                 .o = o,
                 .chown = !o->no_same_owner && geteuid() == 0,
+                .stream = stream,
                 .cached_fd = -1,
                 /* overlay: every directory entries are created in is new in this upper dir (its xattrs come
                  * from this layer); a native root may hold lower directories with default ACLs */
@@ -1235,16 +1089,6 @@ int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options
         struct archive_entry *e;
         uint64_t n = 0;
         int r;
-
-        r = image_decompressor_new(blob_fd, o->max_bytes ? o->max_bytes : IMAGE_APPLY_DEFAULT_MAX_BYTES, &a.dec,
-                                   err);
-        if (r < 0)
-                return r;
-        r = producer_start(&a, err);
-        if (r < 0) {
-                applier_done(&a);
-                return r;
-        }
 
         ar = archive_read_new();
         if (!ar) {
@@ -1282,28 +1126,27 @@ int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options
         if (r < 0)
                 goto out;
         /* The diff ID covers the whole uncompressed stream, padding after the end-of-archive included. */
-        if (a.prod) {
-                const void *buf;
-                ssize_t k;
-                while ((k = producer_next(&a, &buf)) > 0)
-                        ;
-                producer_stop(&a);
-                if (k < 0 || a.read_r < 0) {
-                        r = take_read_err(&a, err);
-                        goto out;
-                }
-        } else {
-                r = image_decompressor_drain(a.dec, err);
-                if (r < 0)
-                        goto out;
+        const void *buf;
+        ssize_t k;
+        while ((k = image_layer_stream_next(stream, &buf, &a.read_err)) > 0)
+                ;
+        if (k < 0) {
+                a.read_r = (int)k;
+                r = take_read_err(&a, err);
+                goto out;
+        }
+        struct image_decompressor *dec = image_layer_stream_finish(stream);
+        if (!dec) {
+                r = error_set(err, EIO, "layer stream did not end");
+                goto out;
         }
         if (res) {
                 *res = (struct image_apply_result){
-                        .size = image_decompressor_size(a.dec),
+                        .size = image_decompressor_size(dec),
                         .entries = n,
-                        .compression = image_decompressor_compression(a.dec),
+                        .compression = image_decompressor_compression(dec),
                 };
-                r = image_decompressor_digest(a.dec, res->diff_id);
+                r = image_decompressor_digest(dec, res->diff_id);
                 if (r < 0) {
                         r = error_set(err, -r, "layer digest");
                         goto out;
@@ -1314,6 +1157,20 @@ out:
         archive_read_free(ar);
         applier_done(&a);
         return r;
+}
+
+/* The current layer's own stream only needs to stay a little ahead of the tar reader. */
+#define APPLY_AHEAD_BYTES (4u << 20)
+
+int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options *opts,
+                      struct image_apply_result *res, struct error **err)
+{
+        uint64_t max = opts && opts->max_bytes ? opts->max_bytes : IMAGE_APPLY_DEFAULT_MAX_BYTES;
+        _cleanup_layer_stream_ struct image_layer_stream *s = NULL;
+        int r = image_layer_stream_start(blob_fd, max, APPLY_AHEAD_BYTES, &s, err);
+        if (r < 0)
+                return r;
+        return image_apply_layer_stream(root_fd, s, opts, res, err);
 }
 
 int image_apply_layer_path(const char *root, int blob_fd, const struct image_apply_options *opts,

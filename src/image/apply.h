@@ -59,6 +59,12 @@ struct image_apply_result {
 int image_apply_layer(int root_fd, int blob_fd, const struct image_apply_options *opts,
                       struct image_apply_result *res, struct error **err);
 
+/* Same, reading the layer from a started stream (decompress.h; started with the max_bytes bound wanted,
+ * opts->max_bytes is not used). The stream is consumed to its end on success; free it afterwards either way.
+ * services_snapshots_unpack starts the next layer's stream while the current layer is applied. */
+int image_apply_layer_stream(int root_fd, struct image_layer_stream *stream, const struct image_apply_options *opts,
+                             struct image_apply_result *res, struct error **err);
+
 /* Same, with the root given by path (opened O_DIRECTORY). */
 int image_apply_layer_path(const char *root, int blob_fd, const struct image_apply_options *opts,
                            struct image_apply_result *res, struct error **err);

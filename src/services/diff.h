@@ -22,5 +22,14 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
                         const struct snapshot_mount *mounts, size_t nmounts, struct image_apply_result *ret,
                         struct error **err);
 
+/* The checks and the blob open of services_diff_apply (same errors): *ret_fd is a new fd on the blob. */
+int services_diff_open_layer(struct services_ctx *ctx, const char *ns, const char *media_type, const char *digest,
+                             int *ret_fd, struct error **err);
+/* The apply of services_diff_apply with the layer's bytes from a started stream (image/apply.h) of blob digest
+ * (named in errors): services_snapshots_unpack starts the next layer's stream early. */
+int services_diff_apply_stream(struct services_ctx *ctx, const char *digest, struct image_layer_stream *stream,
+                               const struct snapshot_mount *mounts, size_t nmounts, struct image_apply_result *ret,
+                               struct error **err);
+
 /* Registers /containerd.services.diff.v1.Diff/{Apply,Diff}; Apply runs on ctx->loop's worker pool. */
 void services_diff_register(struct grpc_server *s, struct services_ctx *ctx);

@@ -1,6 +1,10 @@
-/* diff.v1 gRPC adapter: Apply decodes the descriptor and mounts, runs the apply on the worker pool (it reads,
- * decompresses and writes a whole layer) and answers from the loop. Diff answers Unimplemented. */
+/* diff.v1 gRPC adapter: Apply decodes the descriptor and mounts, runs the apply on a thread of its own and
+ * answers from the loop. An apply writes a whole layer (seconds for a big one): on libuv's worker pool (4
+ * threads) a few concurrent imports would hold every worker and stall every other blocking RPC of the daemon
+ * (snapshot prepare/commit, content reads), including the other imports' steps, so images would not unpack
+ * in parallel. Diff answers Unimplemented. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.pb-c.h"
@@ -11,7 +15,7 @@
 #include "util/strv.h"
 
 struct apply_job {
-        uv_work_t work;
+        uv_async_t async; /* done: the thread finished */
         struct grpc_call *call;
         struct services_ctx *ctx;
         char *ns;
@@ -39,20 +43,17 @@ static void job_free(struct apply_job *j)
         free(j);
 }
 
-static void job_work(uv_work_t *w)
+static void job_closed(uv_handle_t *h)
 {
-        struct apply_job *j = w->data;
-        j->r = services_diff_apply(j->ctx, j->ns, j->media_type, j->digest, j->mounts, j->nmounts, &j->res, &j->err);
+        job_free(h->data);
 }
 
-static void job_done(uv_work_t *w, int status)
+static void job_done(uv_async_t *as)
 {
-        struct apply_job *j = w->data;
+        struct apply_job *j = as->data;
 
         if (grpc_call_is_done(j->call))
                 ;
-        else if (status < 0)
-                grpc_call_finish(j->call, GRPC_CANCELLED, "canceled");
         else if (j->r < 0)
                 grpc_call_fail(j->call, j->r, j->err);
         else {
@@ -64,7 +65,16 @@ static void job_done(uv_work_t *w, int status)
                 resp.applied = &d;
                 grpc_call_reply(j->call, &resp.base);
         }
-        job_free(j);
+        uv_close((uv_handle_t *)&j->async, job_closed);
+}
+
+static void *job_thread(void *data)
+{
+        struct apply_job *j = data;
+        j->r = services_diff_apply(j->ctx, j->ns, j->media_type, j->digest, j->mounts, j->nmounts, &j->res, &j->err);
+        /* the loop owns j from here on */
+        uv_async_send(&j->async);
+        return NULL;
 }
 
 static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -99,11 +109,22 @@ static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *
                         j->mounts[i].options[k] = xstrdup(m->options[k] ? m->options[k] : "");
         }
         j->call = grpc_call_ref(call);
-        j->work.data = j;
-        r = uv_queue_work(ctx->loop, &j->work, job_work, job_done);
+        j->async.data = j;
+        r = uv_async_init(ctx->loop, &j->async, job_done);
         if (r < 0) {
                 grpc_call_finish(call, GRPC_UNAVAILABLE, uv_strerror(r));
                 job_free(j);
+                return;
+        }
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&t, &attr, job_thread, j);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                grpc_call_finish(call, GRPC_UNAVAILABLE, "cannot start the apply thread");
+                uv_close((uv_handle_t *)&j->async, job_closed);
         }
 }
 

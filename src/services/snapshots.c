@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metadata/db.h"
 #include "metadata/filters.h"
@@ -321,9 +322,44 @@ static char *chain_id(const char *parent, const char *diff_id)
         return digest_from_buf(s, strlen(s));
 }
 
+/* A layer blob and its decompression thread. */
+struct unpack_stream {
+        int fd;
+        struct image_layer_stream *s;
+};
+
+static void unpack_stream_clear(struct unpack_stream *u)
+{
+        u->s = image_layer_stream_free(u->s);
+        if (u->fd >= 0)
+                (void)close(u->fd);
+        u->fd = -1;
+}
+
+/* How far the next layer's decompression may run ahead while the current layer is applied and committed.
+ * Measured on the 2-core VM (docs/unpack.md): 32 MiB cost 25% more CPU (first touch of fresh buffers) for no
+ * measurable gain; 8 MiB costs nothing and covers the next layer's start while the current one commits. */
+#define UNPACK_AHEAD_BYTES (8u << 20)
+/* The layer being applied only needs a few buffers ahead of its tar reader. */
+#define UNPACK_CURRENT_AHEAD_BYTES (4u << 20)
+
+static int unpack_stream_start(struct services_ctx *ctx, const char *ns, const struct services_unpack_layer *l,
+                               size_t ahead, struct unpack_stream *ret, struct error **err)
+{
+        int r = services_diff_open_layer(ctx, ns, l->media_type, l->digest, &ret->fd, err);
+        if (r < 0)
+                return r;
+        r = image_layer_stream_start(ret->fd, IMAGE_APPLY_DEFAULT_MAX_BYTES, ahead, &ret->s, err);
+        if (r < 0) {
+                unpack_stream_clear(ret);
+                return error_wrap(err, "apply layer %s", l->digest);
+        }
+        return 0;
+}
+
 static int unpack_one(struct services_ctx *ctx, const char *ns, const char *snapshotter,
-                      const struct services_unpack_layer *l, const char *parent, const char *chain, const char *lease,
-                      struct error **err)
+                      const struct services_unpack_layer *l, struct image_layer_stream *stream, const char *parent,
+                      const char *chain, const char *lease, struct error **err)
 {
         struct snapshot_mounts m = {0};
         struct image_apply_result res;
@@ -337,7 +373,7 @@ static int unpack_one(struct services_ctx *ctx, const char *ns, const char *snap
         r = services_snapshots_prepare(ctx, ns, snapshotter, key, parent, labels, lease, false, &m, err);
         if (r < 0)
                 return r;
-        r = services_diff_apply(ctx, ns, l->media_type, l->digest, m.v, m.n, &res, err);
+        r = services_diff_apply_stream(ctx, l->digest, stream, m.v, m.n, &res, err);
         snapshot_mounts_clear(&m);
         if (r == 0 && strcmp(res.diff_id, l->diff_id) != 0)
                 r = error_set(err, EINVAL, "wrong diff id calculated on extraction \"%s\"", l->diff_id);
@@ -355,36 +391,73 @@ static int unpack_one(struct services_ctx *ctx, const char *ns, const char *snap
         return r;
 }
 
+/* Layers are applied in order (each snapshot's parent must be committed first, as in containerd's
+ * unpacker), but the next missing layer's blob is decompressed and digested on its own thread while the
+ * current one is written and committed (image_layer_stream, bounded by UNPACK_AHEAD_BYTES). */
 int services_snapshots_unpack(struct services_ctx *ctx, const char *ns, const char *snapshotter,
                               const struct services_unpack_layer *layers, size_t n, const char *lease,
                               char **ret_chain_id, struct error **err)
 {
-        _cleanup_free_ char *parent = NULL;
-        int r;
+        _cleanup_strv_free_ char **chains = xcalloc(n + 1, sizeof(char *));
+        _cleanup_free_ bool *have = xcalloc(n + 1, sizeof(bool));
+        struct unpack_stream cur = {.fd = -1}, next = {.fd = -1};
+        size_t next_i = SIZE_MAX;
+        int r = 0;
 
         for (size_t i = 0; i < n; i++) {
                 const struct services_unpack_layer *l = &layers[i];
                 struct snapshot_info info = {0};
+                struct error *e = NULL;
                 if (!l->diff_id || digest_validate(l->diff_id, NULL) < 0)
                         return error_set(err, EINVAL, "layer %zu: invalid diff id", i);
-                _cleanup_free_ char *chain = chain_id(parent, l->diff_id);
-                struct error *e = NULL;
-                r = services_snapshots_stat(ctx, ns, snapshotter, chain, &info, &e);
+                chains[i] = chain_id(i ? chains[i - 1] : NULL, l->diff_id);
+                r = services_snapshots_stat(ctx, ns, snapshotter, chains[i], &info, &e);
                 snapshot_info_clear(&info);
                 if (r == -ENOENT) {
                         error_free(&e);
-                        r = unpack_one(ctx, ns, snapshotter, l, parent, chain, lease, err);
-                } else if (r < 0) {
+                        continue;
+                }
+                if (r < 0) {
                         if (err && !*err)
                                 *err = TAKE_PTR(e);
                         error_free(&e);
-                }
-                if (r < 0)
                         return r;
-                free(parent);
-                parent = TAKE_PTR(chain);
+                }
+                have[i] = true;
         }
+        for (size_t i = 0; i < n; i++) {
+                if (have[i])
+                        continue;
+                if (next_i == i) {
+                        cur = next;
+                        next = (struct unpack_stream){.fd = -1};
+                        next_i = SIZE_MAX;
+                } else {
+                        r = unpack_stream_start(ctx, ns, &layers[i], UNPACK_CURRENT_AHEAD_BYTES, &cur, err);
+                        if (r < 0)
+                                break;
+                }
+                size_t j = i + 1;
+                while (j < n && have[j])
+                        j++;
+                if (j < n) {
+                        /* best effort: without it the layer is simply started when its turn comes */
+                        struct error *e = NULL;
+                        if (unpack_stream_start(ctx, ns, &layers[j], UNPACK_AHEAD_BYTES, &next, &e) == 0)
+                                next_i = j;
+                        error_free(&e);
+                }
+                r = unpack_one(ctx, ns, snapshotter, &layers[i], cur.s, i ? chains[i - 1] : NULL, chains[i], lease,
+                               err);
+                unpack_stream_clear(&cur);
+                if (r < 0)
+                        break;
+        }
+        unpack_stream_clear(&cur);
+        unpack_stream_clear(&next);
+        if (r < 0)
+                return r;
         if (ret_chain_id)
-                *ret_chain_id = TAKE_PTR(parent);
+                *ret_chain_id = n ? xstrdup(chains[n - 1]) : NULL;
         return 0;
 }

@@ -718,6 +718,54 @@ static void test_overlay_modes_and_owners_exact(void **state)
         assert_string_equal(c, "2");
 }
 
+/* The threaded stream: applied through a small window it gives the same result; freed while its thread
+ * waits on a full window it stops cleanly; a corrupt stream reports its error through the apply. */
+static void test_layer_stream(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        struct image_apply_result res;
+        char want[IMAGE_DIGEST_STRLEN];
+        static const struct ent big[] = {
+                {E_FILE, "big1", NULL, 0644, 5 << 20, 0, 0, 0, NULL, NULL},
+                {E_FILE, "big2", NULL, 0644, 3 << 20, 0, 0, 0, NULL, NULL},
+                {E_END, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+        };
+        struct buf t = make_tar(big);
+        struct buf g = gzip_of(t.p, t.len);
+        sha256_hex(t.p, t.len, want);
+
+        _cleanup_close_ int fd = blob_fd(g.p, g.len);
+        struct image_layer_stream *s = NULL;
+        assert_int_equal(image_layer_stream_start(fd, 0, 0, &s, &err), 0);
+        assert_int_equal(image_apply_layer_stream(f->root_fd, s, NULL, &res, &err), 0);
+        assert_null(err);
+        assert_string_equal(res.diff_id, want);
+        assert_int_equal(res.size, t.len);
+        assert_int_equal(res.compression, IMAGE_COMPRESSION_GZIP);
+        s = image_layer_stream_free(s);
+
+        /* abandoned after one buffer: the thread is blocked on the full 2-buffer window */
+        _cleanup_close_ int fd2 = blob_fd(g.p, g.len);
+        const void *p = NULL;
+        assert_int_equal(image_layer_stream_start(fd2, 0, 2u << 20, &s, &err), 0);
+        assert_true(image_layer_stream_next(s, &p, &err) > 0);
+        assert_null(image_layer_stream_finish(s));
+        s = image_layer_stream_free(s);
+
+        /* corrupt data in the middle of the gzip stream */
+        g.p[g.len / 2] ^= 0xff;
+        g.p[g.len / 2 + 1] ^= 0xff;
+        _cleanup_close_ int fd3 = blob_fd(g.p, g.len);
+        assert_int_equal(image_layer_stream_start(fd3, 0, 4u << 20, &s, &err), 0);
+        assert_int_equal(image_apply_layer_stream(f->root_fd, s, NULL, &res, &err), -EINVAL);
+        assert_non_null(err);
+        error_free(&err);
+        s = image_layer_stream_free(s);
+        free(t.p);
+        free(g.p);
+}
+
 static void test_apply_native_whiteouts(void **state)
 {
         struct fix *f = *state;
@@ -1026,6 +1074,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_copied_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlay_hardlink_to_lower_hidden_or_escaping, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlay_modes_and_owners_exact, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_layer_stream, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_native_whiteouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_replace_file_and_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_absolute_and_dotdot_confined, setup, teardown),

@@ -18,6 +18,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "content/store.h"
 #include "metadata/content.h"
@@ -413,6 +414,106 @@ static void test_snapshots_service_unpack_helper(void **state)
         free(g2.p);
 }
 
+/* The pipelined unpack: present chains are skipped in the middle of a run, a failing layer stops the run
+ * while the next layer's decompression is already under way (its thread and buffers go, no extract
+ * snapshot stays), and two images unpack at the same time from two threads. */
+struct unpack_arg {
+        struct fix *f;
+        const char *ns;
+        struct services_unpack_layer *layers;
+        size_t n;
+        char *top;
+        int r;
+};
+
+static void *unpack_thread(void *data)
+{
+        struct unpack_arg *u = data;
+        struct error *err = NULL;
+        u->r = services_snapshots_unpack(&u->f->ctx, u->ns, u->f->snapshotter, u->layers, u->n, NULL, &u->top, &err);
+        error_free(&err);
+        return NULL;
+}
+
+static size_t count_snapshots(struct fix *f, const char *ns)
+{
+        struct error *err = NULL;
+        struct snapshot_info *list = NULL;
+        size_t n = 0;
+        assert_int_equal(services_snapshots_list(&f->ctx, ns, f->snapshotter, NULL, 0, &list, &n, &err), 0);
+        for (size_t i = 0; i < n; i++) {
+                if (strncmp(list[i].name, "extract-", 8) == 0)
+                        fail_msg("extract snapshot left: %s", list[i].name);
+                snapshot_info_clear(&list[i]);
+        }
+        free(list);
+        return n;
+}
+
+static void test_snapshots_service_unpack_pipeline(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        static const char *const l1[] = {"etc/", "etc/a=1", NULL};
+        static const char *const l2[] = {"etc/", "etc/b=2", NULL};
+        static const char *const l3[] = {"usr/", "usr/c=3", NULL};
+        struct blob t[3] = {make_layer(l1, false), make_layer(l2, false), make_layer(l3, false)};
+        struct blob g[3] = {make_layer(l1, true), make_layer(l2, true), make_layer(l3, true)};
+        char *d[3], *b[3], *b2[3];
+        for (int i = 0; i < 3; i++) {
+                d[i] = sha256_of(t[i].p, t[i].len);
+                b[i] = store_blob(f, "one", &g[i]);
+                b2[i] = store_blob(f, "two", &t[i]);
+        }
+        const char *gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+        struct services_unpack_layer layers[] = {{b[0], gz, d[0]}, {b[1], gz, d[1]}, {b[2], gz, d[2]}};
+        _cleanup_free_ char *wrong = sha256_of("nope", 4);
+        struct services_unpack_layer bad[] = {{b[0], gz, d[0]}, {b[1], gz, wrong}, {b[2], gz, d[2]}};
+
+        /* layer 2 fails while layer 3 is being decompressed ahead: layer 1 stays, nothing else */
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "one", f->snapshotter, bad, 3, NULL, NULL, &err),
+                         -EINVAL);
+        error_free(&err);
+        assert_int_equal(count_snapshots(f, "one"), 1);
+        /* layer 1 is skipped, 2 and 3 are applied (3 decompressed during 2) */
+        _cleanup_free_ char *top = NULL;
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "one", f->snapshotter, layers, 3, NULL, &top, &err), 0);
+        assert_null(err);
+        assert_int_equal(count_snapshots(f, "one"), 3);
+
+        /* two images at once: the same layers in another namespace (uncompressed), and the first image again */
+        struct services_unpack_layer plain[] = {{b2[0], IMAGE_MEDIA_TYPE_LAYER_TAR, d[0]},
+                                                {b2[1], IMAGE_MEDIA_TYPE_LAYER_TAR, d[1]},
+                                                {b2[2], IMAGE_MEDIA_TYPE_LAYER_TAR, d[2]}};
+        struct unpack_arg ua = {f, "two", plain, 3, NULL, 1}, ub = {f, "one", layers, 3, NULL, 1};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, unpack_thread, &ua), 0);
+        assert_int_equal(pthread_create(&tb, NULL, unpack_thread, &ub), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        assert_int_equal(ua.r, 0);
+        assert_int_equal(ub.r, 0);
+        assert_string_equal(ua.top, top);
+        assert_string_equal(ub.top, top);
+        assert_int_equal(count_snapshots(f, "two"), 3);
+        free(ua.top);
+        free(ub.top);
+
+        /* a container snapshot goes on the top chain */
+        struct snapshot_mounts m = {0};
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "two", f->snapshotter, "rw", top, NULL, NULL, false, &m,
+                                                    &err),
+                         0);
+        snapshot_mounts_clear(&m);
+        for (int i = 0; i < 3; i++) {
+                free(t[i].p);
+                free(g[i].p);
+                free(d[i]);
+                free(b[i]);
+                free(b2[i]);
+        }
+}
+
 /* Unpacked layers nobody refers to (no image, lease or gc.root) are garbage: GC removes the references and,
  * through snapshot_registry_gc_remove, the backend snapshots, children before parents. */
 static void test_snapshots_service_gc_removes_backend(void **state)
@@ -450,6 +551,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_snapshots_service_errors, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_native, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_pipeline, setup_overlay, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_pipeline, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_native, teardown),
         };
