@@ -23,6 +23,20 @@ static void test_sha256_vectors(void **state)
         /* 56 bytes: padding spills into a second block */
         shim_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, hex);
         assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+        /* FIPS 180-2 appendix B.3: one million 'a' */
+        {
+                char *m = malloc(1000000);
+                assert_non_null(m);
+                memset(m, 'a', 1000000);
+                shim_sha256_hex(m, 1000000, hex);
+                free(m);
+                assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+        }
+        /* block edges: 55 bytes fit one padded block, 64 need a second one */
+        shim_sha256_hex("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 55, hex);
+        assert_string_equal(hex, "d5e285683cd4efc02d021a5c62014694958901005d6f71e89e0989fac77e4072");
+        shim_sha256_hex("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 64, hex);
+        assert_string_equal(hex, "7ce100971f64e7001e8fe5a51973ecdfe1ced42befe7ee8d5fd6219506b5393c");
 }
 
 static void test_socket_path_matches_containerd(void **state)
