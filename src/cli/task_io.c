@@ -198,20 +198,24 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err)
         }
         /* a closed stdout reader must not kill us; the copy just stops */
         signal(SIGPIPE, SIG_IGN);
-        r = start_copy(out_thread, s->stdout_path, s->out_fd, -1, &s->out_opened, &s->out_tid, err);
-        if (r < 0)
-                return r;
-        s->out_started = true;
+        if (s->stdout_path) {
+                r = start_copy(out_thread, s->stdout_path, s->out_fd, -1, &s->out_opened, &s->out_tid, err);
+                if (r < 0)
+                        return r;
+                s->out_started = true;
+        }
         if (s->stderr_path) {
                 r = start_copy(out_thread, s->stderr_path, s->err_fd, -1, &s->err_opened, &s->err_tid, err);
                 if (r < 0)
                         return r;
                 s->err_started = true;
         }
-        r = start_copy(in_thread, s->stdin_path, s->in_fd, s->stop[0], &s->in_opened, &s->in_tid, err);
-        if (r < 0)
-                return r;
-        s->in_started = true;
+        if (s->stdin_path) {
+                r = start_copy(in_thread, s->stdin_path, s->in_fd, s->stop[0], &s->in_opened, &s->in_tid, err);
+                if (r < 0)
+                        return r;
+                s->in_started = true;
+        }
         return 0;
 }
 
@@ -257,6 +261,43 @@ void cli_stdio_free(struct cli_stdio *s)
                 tcsetattr(s->in_fd, TCSANOW, &s->saved);
         stdio_remove(s);
         stdio_release(s);
+}
+
+void cli_stdio_leave(struct cli_stdio *s)
+{
+        if (s)
+                stdio_release(s);
+}
+
+static bool is_fifo(const char *path)
+{
+        struct stat st;
+        return path && path[0] == '/' && stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+int cli_stdio_attach(const char *in, const char *out, const char *err_path, bool terminal, struct cli_stdio **ret)
+{
+        struct cli_stdio *s = xcalloc(1, sizeof(*s));
+        s->terminal = terminal;
+        s->in_fd = STDIN_FILENO;
+        s->out_fd = STDOUT_FILENO;
+        s->err_fd = STDERR_FILENO;
+        s->stop[0] = s->stop[1] = -1;
+        /* only FIFOs: a log URI or an empty path has nothing to attach to */
+        s->stdin_path = is_fifo(in) ? xstrdup(in) : NULL;
+        s->stdout_path = is_fifo(out) ? xstrdup(out) : NULL;
+        s->stderr_path = !terminal && is_fifo(err_path) ? xstrdup(err_path) : NULL;
+        const char *any = s->stdout_path ? s->stdout_path : s->stdin_path ? s->stdin_path : s->stderr_path;
+        if (any) {
+                const char *slash = strrchr(any, '/');
+                s->dir = xstrndup(any, (size_t)(slash - any));
+                if (!s->dir[0]) {
+                        free(s->dir);
+                        s->dir = NULL;
+                }
+        }
+        *ret = s;
+        return 0;
 }
 
 bool cli_stdio_winsize(unsigned *ret_width, unsigned *ret_height)

@@ -38,5 +38,10 @@ int cli_stdio_start(struct cli_stdio *s, struct error **err);
 /* Waits for the output copies to drain (the process exited and the shim closed its ends), restores the
  * terminal, removes the FIFOs and the dir, frees. A NULL s is a no-op. */
 void cli_stdio_free(struct cli_stdio *s);
+/* Frees s but leaves the FIFOs in place (ctr run -d leaves them for `tasks attach`). NULL is a no-op. */
+void cli_stdio_leave(struct cli_stdio *s);
+/* ctr's cio.NewAttach on a task's existing FIFO paths (from Tasks.Get): paths that are not FIFOs are skipped.
+ * cli_stdio_start copies, cli_stdio_free drains and removes the FIFOs and their dir if it is left empty. */
+int cli_stdio_attach(const char *in, const char *out, const char *err, bool terminal, struct cli_stdio **ret);
 /* Window size of our stdin terminal; false if stdin is not a terminal. */
 bool cli_stdio_winsize(unsigned *ret_width, unsigned *ret_height);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "oci/spec.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/strv.h"
 
 #define TASKS(m) "/containerd.services.tasks.v1.Tasks/" m
 #define PROCESS_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Process"
@@ -212,6 +214,21 @@ fail:
         return cli_fail(g, err);
 }
 
+/* The FIFOs `run -d` left for `tasks attach` go with the task (ctr leaves them behind in its fifo dir). Only
+ * FIFOs are removed, and their directory when that leaves it empty. */
+static void remove_fifos(char *const *paths)
+{
+        for (size_t i = 0; paths && paths[i]; i++) {
+                struct stat st;
+                const char *p = paths[i];
+                if (p[0] != '/' || lstat(p, &st) < 0 || !S_ISFIFO(st.st_mode) || unlink(p) < 0)
+                        continue;
+                _cleanup_free_ char *dir = xstrndup(p, (size_t)(strrchr(p, '/') - p));
+                if (dir[0])
+                        (void)rmdir(dir);
+        }
+}
+
 static int run_delete(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
 {
         struct grpc_client *c = NULL;
@@ -239,6 +256,10 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
                         break;
                 }
                 int st = p->status;
+                _cleanup_strv_free_ char **fifos = NULL;
+                strv_extend(&fifos, p->stdin ? p->stdin : "");
+                strv_extend(&fifos, p->stdout ? p->stdout : "");
+                strv_extend(&fifos, p->stderr ? p->stderr : "");
                 protobuf_c_message_free_unpacked(tresp, NULL);
                 if (st != CONTAINERD__V1__TYPES__STATUS__STOPPED && st != CONTAINERD__V1__TYPES__STATUS__CREATED &&
                     !force) {
@@ -262,6 +283,8 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
                 } else {
                         r = cli_run_task_delete(c, argv[i], NULL, &err);
                 }
+                if (r >= 0)
+                        remove_fifos(fifos);
                 if (r < 0)
                         rc = cli_fail(g, err);
         }
@@ -673,6 +696,181 @@ int cli_tasks_print_metrics(FILE *out, const Containerd__Types__Metric *m, struc
 }
 
 static const char *const list_aliases[] = {"ls", NULL};
+/* ctr tasks attach: the task's own FIFOs (Tasks.Get) copied to our stdio (cio.NewAttach(cio.WithStdio)), Wait,
+ * signals forwarded (or the pty resized), then the task deleted and its FIFOs removed; exits with its status. */
+static int run_attach(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        _cleanup_error_ struct error *err = NULL;
+        struct grpc_client *c = NULL;
+        ProtobufCMessage *cresp = NULL, *tresp = NULL;
+        struct cli_stdio *io = NULL;
+        struct grpc_stream *wait = NULL;
+        Container *ctr;
+        Containerd__V1__Types__Process *p;
+        int optind_, rc = 1;
+
+        int r = cli_parse_flags(g, cmd, "krill tasks attach", NULL, argc, argv, &optind_);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        const char *id = optind_ < argc ? argv[optind_] : "";
+        if (cli_connect(g, &c) < 0)
+                return 1;
+        r = get_container(c, id, &cresp, &ctr, &err);
+        if (r < 0)
+                goto fail;
+        json_t *spec = container_spec(ctr);
+        bool tty = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
+        json_decref(spec);
+        r = cli_task_get(c, id, NULL, &tresp, &p, &err);
+        if (r < 0) {
+                if (r == -ENOENT)
+                        error_wrap(&err, "no running task found");
+                goto fail;
+        }
+        /* a task in unknown state has no FIFO paths */
+        if (p->status != CONTAINERD__V1__TYPES__STATUS__UNKNOWN) {
+                cli_stdio_attach(p->stdin, p->stdout, p->stderr, tty, &io);
+                r = cli_stdio_start(io, &err);
+                if (r < 0)
+                        goto fail;
+        }
+        r = cli_run_wait_open(c, id, NULL, &wait, &err);
+        if (r < 0)
+                goto fail;
+        cli_run_catch_signals(tty);
+        uint32_t status = 0;
+        r = cli_run_wait(c, wait, id, NULL, tty, &status, &err);
+        if (r < 0)
+                goto fail;
+        rc = (int)status;
+        goto out;
+fail:
+        rc = cli_fail(g, err);
+out:
+        if (wait)
+                grpc_stream_free(wait);
+        /* ctr's deferred task.Delete: the IO drained and closed (FIFOs removed), then Tasks.Delete */
+        cli_stdio_free(io);
+        if (tresp) {
+                cli_run_task_delete(c, id, NULL, NULL);
+                protobuf_c_message_free_unpacked(tresp, NULL);
+        }
+        if (cresp)
+                protobuf_c_message_free_unpacked(cresp, NULL);
+        grpc_client_free(c);
+        return rc;
+}
+
+/* ctr tasks checkpoint: Tasks.Get, a lease, Pause (unless --exit), Tasks.Checkpoint with runc's
+ * CheckpointOptions, Resume. krill has no image writer for the checkpoint's descriptors yet: a daemon that does
+ * checkpoint gets a clear error after the pause is undone. */
+static int run_checkpoint(const struct cli_global *g, const struct cli_command *cmd, int argc, char **argv)
+{
+        _cleanup_error_ struct error *err = NULL;
+        struct grpc_client *c = NULL;
+        ProtobufCMessage *cresp = NULL, *tresp = NULL, *resp = NULL;
+        Container *ctr;
+        Containerd__V1__Types__Process *p;
+        const char *image_path = NULL, *work_path = NULL;
+        bool exit_ = false, paused = false;
+        int optind_, rc = 1;
+        const struct cli_flag flags[] = {{"exit", 0, false, &exit_, NULL},
+                                         {"image-path", 0, true, NULL, &image_path},
+                                         {"work-path", 0, true, NULL, &work_path},
+                                         {NULL, 0, false, NULL, NULL}};
+
+        int r = cli_parse_flags(g, cmd, "krill tasks checkpoint", flags, argc, argv, &optind_);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        const char *id = optind_ < argc ? argv[optind_] : "";
+        if (!*id)
+                return cli_failf(g, "container id must be provided");
+        if (cli_connect(g, &c) < 0)
+                return 1;
+        r = get_container(c, id, &cresp, &ctr, &err);
+        if (r >= 0)
+                r = cli_task_get(c, id, NULL, &tresp, &p, &err);
+        if (r < 0) {
+                if (r == -ENOENT && cresp)
+                        error_wrap(&err, "no running task found");
+                goto fail;
+        }
+        /* withCheckpointOpts: runc's CheckpointOptions{exit=1, image_path=8, work_path=9} */
+        uint8_t buf[4096];
+        size_t n = 0;
+        if (exit_) {
+                buf[n++] = 1 << 3;
+                buf[n++] = 1;
+        }
+        const struct {
+                unsigned field;
+                const char *v;
+        } strs[] = {{8, image_path}, {9, work_path}};
+        for (size_t i = 0; i < 2; i++) {
+                size_t len = strs[i].v ? strlen(strs[i].v) : 0;
+                if (!len)
+                        continue;
+                if (len > 1024) {
+                        r = error_set(&err, EINVAL, "path too long");
+                        goto fail;
+                }
+                buf[n++] = (uint8_t)(strs[i].field << 3 | 2);
+                for (size_t v = len; ; v >>= 7) {
+                        buf[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+                        if (!(v >> 7))
+                                break;
+                }
+                memcpy(buf + n, strs[i].v, len);
+                n += len;
+        }
+        const char *rt = ctr->runtime && ctr->runtime->name ? ctr->runtime->name : "";
+        bool runc = strncmp(rt, "io.containerd.runc.", 19) == 0 || strcmp(rt, "io.containerd.krill.v2") == 0;
+        Google__Protobuf__Any opts = GOOGLE__PROTOBUF__ANY__INIT;
+        opts.type_url = (char *)(runc ? "containerd.runc.v1.CheckpointOptions" : "containerd.linux.runc.CheckpointOptions");
+        opts.value.data = buf;
+        opts.value.len = n;
+        if (!exit_) {
+                Containerd__Services__Tasks__V1__PauseTaskRequest preq = CONTAINERD__SERVICES__TASKS__V1__PAUSE_TASK_REQUEST__INIT;
+                preq.container_id = (char *)id;
+                r = grpc_client_unary(c, TASKS("Pause"), NULL, &preq.base, &google__protobuf__empty__descriptor,
+                                      &resp, &err);
+                if (r < 0)
+                        goto fail;
+                protobuf_c_message_free_unpacked(resp, NULL);
+                resp = NULL;
+                paused = true;
+        }
+        Containerd__Services__Tasks__V1__CheckpointTaskRequest req =
+                CONTAINERD__SERVICES__TASKS__V1__CHECKPOINT_TASK_REQUEST__INIT;
+        req.container_id = (char *)id;
+        req.options = &opts;
+        r = grpc_client_unary(c, TASKS("Checkpoint"), NULL, &req.base,
+                              &containerd__services__tasks__v1__checkpoint_task_response__descriptor, &resp, &err);
+        if (r < 0)
+                goto fail;
+        r = error_set_literal(&err, ENOTSUP, "the daemon made a checkpoint, but krill cannot store checkpoint "
+                                             "images yet");
+fail:
+        rc = cli_fail(g, err);
+        if (paused) {
+                Containerd__Services__Tasks__V1__ResumeTaskRequest rreq =
+                        CONTAINERD__SERVICES__TASKS__V1__RESUME_TASK_REQUEST__INIT;
+                ProtobufCMessage *rr = NULL;
+                rreq.container_id = (char *)id;
+                if (grpc_client_unary(c, TASKS("Resume"), NULL, &rreq.base, &google__protobuf__empty__descriptor, &rr,
+                                      NULL) >= 0)
+                        protobuf_c_message_free_unpacked(rr, NULL);
+        }
+        if (resp)
+                protobuf_c_message_free_unpacked(resp, NULL);
+        if (tresp)
+                protobuf_c_message_free_unpacked(tresp, NULL);
+        if (cresp)
+                protobuf_c_message_free_unpacked(cresp, NULL);
+        grpc_client_free(c);
+        return rc;
+}
+
 static const char *const delete_aliases[] = {"del", "remove", "rm", NULL};
 static const char *const metrics_aliases[] = {"metric", NULL};
 static const char *const tasks_aliases[] = {"t", "task", NULL};
@@ -718,8 +916,17 @@ static const struct cli_command delete_cmd = {
                       "   --exec-id value  process ID to kill\n",
         .run = run_delete};
 
+static const struct cli_command attach_cmd = {.name = "attach", .usage = "attach to the IO of a running container",
+                                              .args_usage = "CONTAINER", .run = run_attach};
+static const struct cli_command checkpoint_cmd = {
+        .name = "checkpoint", .usage = "checkpoint a container", .args_usage = "[flags] CONTAINER",
+        .flags_help = "   --exit              stop the container after the checkpoint\n"
+                      "   --image-path value  path to criu image files\n"
+                      "   --work-path value   path to criu work files and logs\n",
+        .run = run_checkpoint};
+
 static const struct cli_command *const tasks_subcommands[] = {
-        &delete_cmd, &exec_cmd, &list_cmd, &kill_cmd, &pause_cmd, &ps_cmd, &resume_cmd, &start_cmd, &metrics_cmd, NULL,
+        &attach_cmd, &checkpoint_cmd, &delete_cmd, &exec_cmd, &list_cmd, &kill_cmd, &pause_cmd, &ps_cmd, &resume_cmd, &start_cmd, &metrics_cmd, NULL,
 };
 
 const struct cli_command cli_tasks_command = {

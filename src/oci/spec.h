@@ -67,3 +67,42 @@ void oci_spec_add_mount(json_t *spec, const char *type, const char *source, cons
                         char *const *options);
 /* Serialises compactly (what goes into the Any and config.json). Returns a new string. */
 char *oci_spec_dump(const json_t *spec);
+
+/* --- spec_opts.c: the rest of ctr run's options --- */
+
+/* WithAddedCapabilities / WithDroppedCapabilities: bounding, effective and permitted sets ("CAP_X" names). */
+void oci_spec_add_capabilities(json_t *spec, char *const *caps);
+void oci_spec_drop_capabilities(json_t *spec, char *const *caps);
+/* ctr's check: "capabilities must be specified with 'CAP_' prefix". */
+int oci_check_capability_names(char *const *caps, struct error **err);
+/* WithCgroup: linux.cgroupsPath; "" removes it (Go omits the empty string): the runtime picks its default. */
+void oci_spec_set_cgroups_path(json_t *spec, const char *path);
+/* noNewPrivileges (--allow-new-privs sets false). */
+void oci_spec_set_no_new_privileges(json_t *spec, bool on);
+void oci_spec_set_rootfs_propagation(json_t *spec, const char *propagation);
+/* WithRootFSPath: root.path (absolute for a --rootfs directory). */
+void oci_spec_set_root_path(json_t *spec, const char *path);
+/* WithLinuxNamespace: replaces the namespace of that type or appends it; path may be NULL. */
+void oci_spec_set_namespace(json_t *spec, const char *type, const char *path);
+/* --with-ns "nstype:path" with ctr's validation and messages. */
+int oci_parse_with_ns(const char *arg, char **ret_type, char **ret_path, struct error **err);
+void oci_spec_set_cpu_shares(json_t *spec, uint64_t shares);
+void oci_spec_set_cpu_cfs(json_t *spec, int64_t quota, uint64_t period);
+/* WithDevices(path, containerPath, permissions): a device node, or every device below a directory (ctr's
+ * getDevices: pts, shm, fd, mqueue, .lxc, .lxd-mounts, .udev skipped, console skipped), added to
+ * linux.devices with an allow rule each. */
+int oci_spec_add_devices(json_t *spec, const char *path, const char *container_path, const char *permissions,
+                         struct error **err);
+
+struct oci_id_mapping {
+        uint32_t container_id, host_id, size;
+};
+/* "container-id:host-id:size" (Go ParseUint base 0). */
+int oci_parse_id_mapping(const char *s, struct oci_id_mapping *ret, struct error **err);
+/* WithUserNamespace: a user namespace (unless present) and one uid and one gid mapping appended. */
+void oci_spec_set_user_namespace(json_t *spec, const struct oci_id_mapping *uid, const struct oci_id_mapping *gid);
+
+/* WithSpecFromFile: the whole spec read from a JSON file (bounded: 16 MiB, depth 64). */
+int oci_spec_load_file(const char *path, json_t **ret, struct error **err);
+/* seccomp.WithProfile: linux.seccomp = the JSON object in path. */
+int oci_spec_set_seccomp_profile(json_t *spec, const char *path, struct error **err);
