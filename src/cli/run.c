@@ -50,7 +50,7 @@ struct run_opts {
         uint64_t memory, shares, period;
         int64_t quota;
         double ncpus;
-        bool userns;
+        bool userns, create;
         struct oci_id_mapping uid_map, gid_map;
 };
 
@@ -71,6 +71,43 @@ static const char run_flags_help[] =
         "   --remap-labels                          provide the user namespace ID remapping to the snapshotter via label options; requires snapshotter support\n"
         "   --cpus value                            set the CFS cpu quota (default: 0)\n"
         "   --cpu-shares value                      set the cpu shares (default: 1024)\n"
+        "   --snapshotter value                     snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n"
+        "   --snapshotter-label value               labels added to the new snapshot for this container.\n"
+        "   --config value, -c value                path to the runtime-specific spec config file\n"
+        "   --cwd value                             specify the working directory of the process\n"
+        "   --env value                             specify additional container environment variables (e.g. FOO=bar)\n"
+        "   --env-file value                        specify additional container environment variables in a file(e.g. FOO=bar, one per line)\n"
+        "   --label value                           specify additional labels (e.g. foo=bar)\n"
+        "   --annotation value                      specify additional OCI annotations (e.g. foo=bar)\n"
+        "   --mount value                           specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)\n"
+        "   --net-host                              enable host networking for the container\n"
+        "   --privileged                            run privileged container\n"
+        "   --read-only                             set the containers filesystem as readonly\n"
+        "   --runtime value                         runtime name (default: \"" KRILL_DEFAULT_RUNTIME "\")\n"
+        "   --runtime-config-path value             optional runtime config path\n"
+        "   --tty, -t                               allocate a TTY for the container\n"
+        "   --with-ns value                         specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')\n"
+        "   --pid-file value                        file path to write the task's pid\n"
+        "   --gpus value                            add gpus to the container\n"
+        "   --allow-new-privs                       turn off OCI spec's NoNewPrivileges feature flag\n"
+        "   --memory-limit value                    memory limit (in bytes) for the container (default: 0)\n"
+        "   --device value                          file path to a device to add to the container; or a path to a directory tree of devices to add to the container\n"
+        "   --cap-add value                         add Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
+        "   --cap-drop value                        drop Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
+        "   --seccomp                               enable the default seccomp profile\n"
+        "   --seccomp-profile value                 file path to custom seccomp profile. seccomp must be set to true, before using seccomp-profile\n"
+        "   --apparmor-default-profile value        enable AppArmor with the default profile with the specified name, e.g. \"cri-containerd.apparmor.d\"\n"
+        "   --apparmor-profile value                enable AppArmor with an existing custom profile\n"
+        "   --rdt-class value                       name of the RDT class to associate the container with. Specifies a Class of Service (CLOS) for cache and memory bandwidth management.\n"
+        "   --rootfs                                use custom rootfs that is not managed by containerd snapshotter\n"
+        "   --no-pivot                              disable use of pivot-root (linux only)\n"
+        "   --cpu-quota value                       Limit CPU CFS quota (default: -1)\n"
+        "   --cpu-period value                      Limit CPU CFS period (default: 0)\n"
+        "   --rootfs-propagation value              set the propagation of the container rootfs\n"
+        "   --user value, -u value                  username or user id, group optional (format: <name|uid>[:<group|gid>]) (krill)\n";
+
+/* The same list without run's own flags (ctr containers create). */
+static const char create_flags_help[] =
         "   --snapshotter value                     snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n"
         "   --snapshotter-label value               labels added to the new snapshot for this container.\n"
         "   --config value, -c value                path to the runtime-specific spec config file\n"
@@ -177,11 +214,21 @@ static int parse_run_flags(const struct cli_global *g, const struct cli_command 
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
+        /* ctr containers create has ContainerFlags and the snapshotter flags only, not run's own */
+        static const int run_only[] = {O_RM, O_NULLIO, O_LOGURI, 'd', O_FIFO, O_CGROUP, O_PLATFORM, O_CNI,
+                                       O_RUNC_BIN, O_RUNC_ROOT, O_RUNC_SYSTEMD, O_UIDMAP, O_GIDMAP, O_REMAP,
+                                       O_CPUS, O_SHARES, 0};
+        bool create = cmd == &cli_containers_create_command;
         int c;
 
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:dtu:c:h", opts, NULL)) != -1) {
+        int li = -1;
+        while ((c = getopt_long(argc, argv, create ? "+:tu:c:h" : "+:dtu:c:h", opts, &li)) != -1) {
+                for (size_t i = 0; create && run_only[i] && li >= 0; i++)
+                        if (c == run_only[i])
+                                return usage_error(g, cmd, "flag provided but not defined", opts[li].name) ? -1 : -1;
+                li = -1;
                 switch (c) {
                 case O_RM: o->rm = true; break;
                 case O_NULLIO: o->null_io = true; break;
@@ -297,7 +344,7 @@ static int bad_value(struct error **err, const char *flag, const char *v)
 /* Everything ctr rejects before it creates anything, in ctr's words (plus krill's "not supported"). */
 static int check_run_opts(struct run_opts *o, struct error **err)
 {
-        o->shares = 1024;
+        o->shares = o->create ? 0 : 1024; /* ctr run's --cpu-shares default; create has no such flag */
         o->quota = -1;
         o->period = 0;
         if (o->memory_limit && !parse_u64(o->memory_limit, &o->memory))
@@ -976,7 +1023,7 @@ static int abs_path(const char *path, char **ret, struct error **err)
 }
 
 /* commands.WritePidFile: "<pid>" into .<name> beside the file (O_EXCL, O_SYNC), renamed over it. */
-static int write_pid_file(const char *path, uint32_t pid, struct error **err)
+int cli_run_write_pid_file(const char *path, uint32_t pid, struct error **err)
 {
         _cleanup_free_ char *abs = NULL;
         int ar = abs_path(path, &abs, err);
@@ -1168,6 +1215,7 @@ static int do_run(const struct cli_global *g, const struct cli_command *cmd, int
         char **args = NULL;
         int optind_, rc = 1, r;
 
+        o.create = create_only;
         r = parse_run_flags(g, cmd, argc, argv, &o, &optind_);
         if (r != 0) {
                 run_opts_done(&o);
@@ -1376,7 +1424,7 @@ static int do_run(const struct cli_global *g, const struct cli_command *cmd, int
                 }
         }
         if (o.pid_file) {
-                r = write_pid_file(o.pid_file, pid, &err);
+                r = cli_run_write_pid_file(o.pid_file, pid, &err);
                 if (r < 0) {
                         rc = cli_fail(g, err);
                         if (o.detach) /* ctr only deletes the task when it would have waited for it */
@@ -1460,7 +1508,7 @@ const struct cli_command cli_containers_create_command = {
         .name = "create",
         .usage = "create container",
         .args_usage = "[flags] Image|RootFS CONTAINER [COMMAND] [ARG...]",
-        .flags_help = run_flags_help,
+        .flags_help = create_flags_help,
         .run = run_create,
 };
 

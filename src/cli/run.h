@@ -30,5 +30,7 @@ int cli_run_wait(struct grpc_client *c, struct grpc_stream *s, const char *id, c
 /* containerd's mount.WithReadonlyTempMount for reading the user database: *ret_dir is a new temp dir with the
  * rootfs mounted read-only (root only). */
 int cli_run_temp_mount(Containerd__Types__Mount **mounts, size_t n, char **ret_dir, struct error **err);
+/* commands.WritePidFile: "<pid>" written to .<name> beside path (O_EXCL), renamed over it. */
+int cli_run_write_pid_file(const char *path, uint32_t pid, struct error **err);
 /* Unmounts, removes and frees dir (NULL is a no-op). */
 void cli_run_temp_unmount(char *dir);

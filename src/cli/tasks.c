@@ -368,6 +368,12 @@ static int run_ps(const struct cli_global *g, const struct cli_command *cmd, int
 /* Rootfs mounts of a container's snapshot (Snapshots.Mounts), as ctr's NewTask sends them. */
 static int snapshot_mounts(struct grpc_client *c, const Container *ctr, ProtobufCMessage **ret, struct error **err)
 {
+        if (!ctr->snapshot_key || !*ctr->snapshot_key) {
+                /* --rootfs / --config containers: no snapshot, no rootfs mounts */
+                *ret = protobuf_c_message_unpack(&containerd__services__snapshots__v1__mounts_response__descriptor, NULL,
+                                                 0, (const uint8_t *)"");
+                return *ret ? 0 : error_set(err, ENOMEM, "mounts");
+        }
         Containerd__Services__Snapshots__V1__MountsRequest req = CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
         req.snapshotter = ctr->snapshotter;
         req.key = ctr->snapshot_key;
@@ -387,10 +393,13 @@ static int run_start(const struct cli_global *g, const struct cli_command *cmd, 
         _cleanup_error_ struct error *err = NULL;
         struct grpc_client *c = NULL;
         const char *fifo_dir = NULL;
+        const char *log_uri = NULL, *pid_file = NULL;
         bool null_io = false, detach = false;
         int optind_, rc = 1;
         const struct cli_flag flags[] = {{"null-io", 0, false, &null_io, NULL},
+                                         {"log-uri", 0, true, NULL, &log_uri},
                                          {"fifo-dir", 0, true, NULL, &fifo_dir},
+                                         {"pid-file", 0, true, NULL, &pid_file},
                                          {"detach", 'd', false, &detach, NULL},
                                          {NULL, 0, false, NULL, NULL}};
 
@@ -423,31 +432,46 @@ static int run_start(const struct cli_global *g, const struct cli_command *cmd, 
         treq.rootfs = mr->mounts;
         treq.terminal = tty;
         treq.stdin = treq.stdout = treq.stderr = (char *)"";
-        if (!null_io && !detach) {
+        if (tty && null_io) {
+                r = error_set_literal(&err, EINVAL, "tty and null-io cannot be used together");
+                goto fail;
+        }
+        if (tty || (!null_io && !(log_uri && *log_uri))) {
+                /* tasks.NewTask's cio.NewCreator; with -d the FIFOs stay for `tasks attach` */
                 r = cli_stdio_new(fifo_dir ? fifo_dir : CLI_DEFAULT_FIFO_DIR, id, tty, &io, &err);
-                if (r >= 0)
+                if (r >= 0 && !detach)
                         r = cli_stdio_start(io, &err);
                 if (r < 0)
                         goto fail;
                 treq.stdin = io->stdin_path;
                 treq.stdout = io->stdout_path;
                 treq.stderr = io->stderr_path ? io->stderr_path : (char *)"";
+        } else if (!null_io) {
+                treq.stdout = treq.stderr = (char *)log_uri; /* cio.LogURI */
         }
         r = grpc_client_unary(c, TASKS("Create"), NULL, &treq.base,
                               &containerd__services__tasks__v1__create_task_response__descriptor, &tresp, &err);
         if (r < 0)
                 goto fail;
-        task = true;
+        task = !detach; /* ctr deletes the task on failure only when it would have waited for it */
         if (!detach) {
                 r = cli_run_wait_open(c, id, NULL, &wait, &err);
                 if (r < 0)
                         goto fail;
-                cli_run_catch_signals(tty);
         }
+        if (pid_file) {
+                r = cli_run_write_pid_file(pid_file,
+                                           ((Containerd__Services__Tasks__V1__CreateTaskResponse *)tresp)->pid, &err);
+                if (r < 0)
+                        goto fail;
+        }
+        if (!detach)
+                cli_run_catch_signals(tty);
         r = cli_run_task_start(c, id, NULL, &err);
         if (r < 0)
                 goto fail;
         if (detach) {
+                cli_stdio_leave(TAKE_PTR(io));
                 rc = 0;
                 goto out;
         }
@@ -881,7 +905,9 @@ static const struct cli_command list_cmd = {.name = "list", .aliases = list_alia
 static const struct cli_command start_cmd = {
         .name = "start", .usage = "start a container that has been created", .args_usage = "CONTAINER",
         .flags_help = "   --null-io         send all IO to /dev/null\n"
+                      "   --log-uri value   log uri\n"
                       "   --fifo-dir value  directory used for storing IO FIFOs\n"
+                      "   --pid-file value  file path to write the task's pid\n"
                       "   --detach, -d      detach from the task after it has started execution\n",
         .run = run_start};
 static const struct cli_command kill_cmd = {

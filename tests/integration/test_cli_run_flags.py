@@ -458,18 +458,24 @@ def test_seccomp_profile(env):
 def test_userns_mapping(env):
     if not os.path.exists("/proc/self/ns/user"):
         pytest.skip("no user namespaces")
+    r = env.krill("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:x", IMAGE, "t-uns2", "true")
+    c = env.ctr("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:x", IMAGE, "t-uns2", "true")
+    assert r.returncode == c.returncode == 1
+    assert r.stderr.replace("krill:", "ctr:") == c.stderr
+    r = env.krill("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:2", "--remap-labels", IMAGE, "t-uns3", "true")
+    assert r.returncode == 1 and "remap-labels is not supported" in r.stderr
+
     # WithRemappedSnapshot: a committed "<chain>-<uid>-<gid>" copy chowned by the host ids, reused
-    r = env.krill("containers", "create", "--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536", IMAGE,
-                  "t-uns0", "true")
+    r = env.krill("run", "--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536", IMAGE, "t-uns",
+                  "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/sh; touch /x && echo ok")
     try:
-        assert r.returncode == 0, r.stderr
         snaps = [ln.split() for ln in env.ctr("snapshots", "ls").stdout.splitlines()[1:]]
         remapped = [s for s in snaps if s[0].endswith("-100000-200000")]
         assert len(remapped) == 1 and remapped[0][2] == "Committed"
-        assert [s for s in snaps if s[0] == "t-uns0"][0][1] == remapped[0][0]
+        assert [s for s in snaps if s[0] == "t-uns"][0][1] == remapped[0][0]
         mnt = os.path.join(env.tmp, "uns-mnt")
         os.makedirs(mnt, exist_ok=True)
-        m = env.ctr("snapshots", "mounts", mnt, "t-uns0")
+        m = env.ctr("snapshots", "mounts", mnt, "t-uns")
         assert m.returncode == 0, m.stderr
         subprocess.run(["sh", "-c", m.stdout], check=True)
         try:
@@ -477,10 +483,18 @@ def test_userns_mapping(env):
             assert (st.st_uid, st.st_gid) == (100000, 200000)
         finally:
             subprocess.run(["umount", mnt], check=True)
+        # ctr's spec for the same flags (its task may fail the same way: the container stays)
+        env.ctr("run", "-d", "--runtime", KRILL, "--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536",
+                IMAGE, "t-uns-ctr", "sh", "-c",
+                "cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/sh; touch /x && echo ok")
+        ours, theirs = env.info("t-uns"), env.info("t-uns-ctr", tool="ctr")
+        assert normalized_spec(ours["Spec"], "t-uns") == normalized_spec(theirs["Spec"], "t-uns-ctr")
+        assert ours["Spec"]["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
     finally:
-        env.krill("containers", "rm", "t-uns0")
-    r = env.krill("run", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536", IMAGE, "t-uns",
-                  "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/sh; touch /x && echo ok")
+        env.cleanup("t-uns-ctr")
+        env.krill("tasks", "rm", "t-uns")
+        env.krill("containers", "rm", "t-uns")
+        env.ctr("snapshots", "rm", "t-uns")
     if r.returncode != 0 and "permission denied" in r.stderr:
         # krilld's bundle dir is 0700 root: containerd chowns it to the mapped root (bundle_linux.go
         # prepareBundleDirectoryPermissions); src/runtime does not yet
@@ -491,14 +505,6 @@ def test_userns_mapping(env):
     assert lines[1] == ["0", "200000", "65536"]
     assert lines[2] == ["0:0"]  # the remapped snapshot: host 100000:200000 is root inside
     assert lines[3] == ["ok"]
-    spec = compare_with_ctr(env, ["--uidmap", "0:100000:65536", "--gidmap", "0:200000:65536"])
-    assert spec["Spec"]["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    r = env.krill("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:x", IMAGE, "t-uns2", "true")
-    c = env.ctr("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:x", IMAGE, "t-uns2", "true")
-    assert r.returncode == c.returncode == 1
-    assert r.stderr.replace("krill:", "ctr:") == c.stderr
-    r = env.krill("run", "--rm", "--uidmap", "0:1:2", "--gidmap", "0:1:2", "--remap-labels", IMAGE, "t-uns3", "true")
-    assert r.returncode == 1 and "remap-labels is not supported" in r.stderr
 
 
 def test_snapshotter_label(env):
@@ -555,3 +561,42 @@ def test_tasks_checkpoint(env):
         assert env.tasks()["t-ckpt"][1] == "RUNNING"  # resumed after the failed checkpoint
     finally:
         env.cleanup("t-ckpt")
+
+
+def test_containers_create_matches_ctr(env):
+    # ctr containers create has no run-only flags (no --cpu-shares default either)
+    flags = ["--cap-add", "CAP_SYS_ADMIN", "--label", "l=1", "--cpu-quota", "10000", "--cpu-period", "20000"]
+    try:
+        r = env.krill("containers", "create", *flags, IMAGE, "t-cc1", "true")
+        assert r.returncode == 0, r.stderr
+        c = env.ctr("containers", "create", "--runtime", KRILL, *flags, IMAGE, "t-cc2", "true")
+        assert c.returncode == 0, c.stderr
+        ours, theirs = env.info("t-cc1"), env.info("t-cc2", tool="ctr")
+        assert normalized_spec(ours["Spec"], "t-cc1") == normalized_spec(theirs["Spec"], "t-cc2")
+        assert ours["Spec"]["linux"]["resources"]["cpu"] == {"quota": 10000, "period": 20000}
+        assert ours["Labels"] == theirs["Labels"]
+    finally:
+        env.krill("containers", "rm", "t-cc1", "t-cc2")
+    for flag in (["--cpus", "1"], ["-d"], ["--rm"]):
+        r = env.krill("containers", "create", *flag, IMAGE, "t-cc3", "true")
+        c = env.ctr("containers", "create", *flag, IMAGE, "t-cc3", "true")
+        assert r.returncode == c.returncode == 1
+        assert r.stdout.splitlines()[0] == c.stdout.splitlines()[0]
+
+
+def test_tasks_start_log_uri_pid_file_rootfs(env):
+    root = os.path.join(env.tmp, "rootfs-start")
+    os.makedirs(root)
+    extract_rootfs(env.busybox_oci, root)
+    log = os.path.join(env.tmp, "start.log")
+    pidf = os.path.join(env.tmp, "start.pid")
+    r = env.krill("containers", "create", "--rootfs", root, "t-start", "/bin/sh", "-c", "echo $$; echo started")
+    try:
+        assert r.returncode == 0, r.stderr
+        r = env.krill("tasks", "start", "--log-uri", "file://" + log, "--pid-file", pidf, "t-start")
+        assert (r.returncode, r.stdout) == (0, ""), r.stderr
+        pid, msg = open(log).read().split()
+        assert msg == "started"
+        assert open(pidf).read().isdigit()
+    finally:
+        env.krill("containers", "rm", "t-start")
