@@ -2,6 +2,7 @@
  * server (accept, SO_PEERCRED uid check, Request decode, dispatch, Response encode). Replies may come in any
  * order (Wait answers late), as ttrpc clients expect. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -371,10 +372,24 @@ static bool peer_allowed(struct shim_rpc *s, int fd)
         return true;
 }
 
+static void conn_new(struct shim_rpc *s, int fd)
+{
+        struct rpc_conn *c = xcalloc(1, sizeof(*c));
+
+        c->refs = 1;
+        c->srv = s;
+        shim_wqueue_init(&c->wq);
+        shim_watch_init(s->loop, &c->w, fd, on_conn, c);
+        c->next = s->conns;
+        s->conns = c;
+        s->n_conns++;
+        if (shim_watch_set(&c->w, EPOLLIN) < 0)
+                conn_close(c);
+}
+
 static void on_listen(struct shim_watch *w, uint32_t events)
 {
         struct shim_rpc *s = w->data;
-        struct rpc_conn *c;
         int fd;
 
         (void)events;
@@ -385,16 +400,13 @@ static void on_listen(struct shim_watch *w, uint32_t events)
                 close(fd);
                 return;
         }
-        c = xcalloc(1, sizeof(*c));
-        c->refs = 1;
-        c->srv = s;
-        shim_wqueue_init(&c->wq);
-        shim_watch_init(s->loop, &c->w, fd, on_conn, c);
-        c->next = s->conns;
-        s->conns = c;
-        s->n_conns++;
-        if (shim_watch_set(&c->w, EPOLLIN) < 0)
-                conn_close(c);
+        conn_new(s, fd);
+}
+
+void shim_rpc_adopt(struct shim_rpc *s, int fd)
+{
+        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        conn_new(s, fd);
 }
 
 struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service, const struct shim_method *methods,
@@ -409,7 +421,7 @@ struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *se
         s->userdata = userdata;
         s->uid = geteuid();
         shim_watch_init(l, &s->listen, listen_fd, on_listen, s);
-        if (shim_watch_set(&s->listen, EPOLLIN) < 0) {
+        if (listen_fd >= 0 && shim_watch_set(&s->listen, EPOLLIN) < 0) {
                 log_error("ttrpc: cannot watch the listening socket: %s", strerror(errno));
                 close(listen_fd);
                 free(s);
@@ -423,7 +435,8 @@ void shim_rpc_free(struct shim_rpc *s)
         if (!s)
                 return;
         shim_watch_stop(&s->listen);
-        close(s->listen.fd);
+        if (s->listen.fd >= 0)
+                close(s->listen.fd);
         while (s->conns) {
                 struct rpc_conn *c = s->conns;
                 /* the reply to Shutdown must reach the daemon: give queued bytes a short last chance */

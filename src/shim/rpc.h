@@ -64,6 +64,9 @@ struct shim_method {
  * uid differs from our euid. methods must outlive the server. */
 struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service, const struct shim_method *methods,
                               size_t n_methods, void *userdata);
+/* Tests and fuzzing (listen_fd may be -1 then): serves a connected socket as if accepted, without the uid
+ * check. Takes ownership of fd. */
+void shim_rpc_adopt(struct shim_rpc *s, int fd);
 /* Stops accepting, tries once more to write queued replies, closes every connection. Calls still referenced
  * answer into the void. NULL-safe. */
 void shim_rpc_free(struct shim_rpc *s);
