@@ -14,7 +14,33 @@
 #include "snapshot/mount.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
 #include "util/strv.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <isa-l/igzip_lib.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+static atomic_uint_fast64_t diff_seq;
+static uint64_t diff_seq_base;
+static pthread_once_t diff_seq_once = PTHREAD_ONCE_INIT;
+
+static void diff_seq_init(void)
+{
+        diff_seq_base = (uint64_t)time(NULL);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* containerd's applier accepts OCI and Docker layer media types (diff/apply/apply.go via
  * images.DiffCompression); the compression itself is detected from the data. */
@@ -146,4 +172,524 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
         if (r < 0)
                 return error_wrap(err, "apply layer %s", digest);
         return services_diff_apply_stream(ctx, digest, stream, mounts, nmounts, ret, err);
+}
+
+/* --- Diff (compare): containerd's walking differ (diff/walking + archive.WriteDiff + continuity's
+ * doubleWalkDiff), on the two trees mounted read-only. --- */
+
+#define DIFF_MAX_DEPTH 256
+#define DIFF_COPY_BUF (1u << 20)
+#define UNCOMPRESSED_LABEL "containerd.io/uncompressed"
+
+struct differ {
+        struct archive *ar;
+        struct metadata_content_writer *w;
+        struct digester *raw;     /* of the uncompressed tar: the diff ID */
+        struct isal_zstream z;
+        uint8_t *zbuf, *zlevel;
+        int r;                    /* first write error */
+        struct error *err;
+        uint8_t *copy;
+        struct strset_lite {      /* directories already written (includeParents) */
+                char **v;
+                size_t n, cap;
+        } dirs;
+        struct ino_link {         /* hard-linked inodes: the first name written carries the data */
+                dev_t dev;
+                ino_t ino;
+                char *name;
+        } *links;
+        size_t nlinks, caplinks;
+        time_t now;
+};
+
+static int zflush(struct differ *d, const uint8_t *in, size_t n, bool end)
+{
+        d->z.next_in = (uint8_t *)in;
+        d->z.avail_in = (uint32_t)n;
+        d->z.end_of_stream = end;
+        do {
+                d->z.next_out = d->zbuf;
+                d->z.avail_out = DIFF_COPY_BUF;
+                if (isal_deflate(&d->z) != COMP_OK)
+                        return error_set(&d->err, EIO, "gzip");
+                size_t out = DIFF_COPY_BUF - d->z.avail_out;
+                if (out > 0) {
+                        int r = metadata_content_writer_write(d->w, d->zbuf, out, &d->err);
+                        if (r < 0)
+                                return r;
+                }
+        } while (d->z.avail_in > 0 || d->z.avail_out == 0 || (end && d->z.internal_state.state != ZSTATE_END));
+        return 0;
+}
+
+static la_ssize_t diff_write_cb(struct archive *ar, void *data, const void *buf, size_t n)
+{
+        struct differ *d = data;
+        (void)ar;
+        if (d->r < 0)
+                return -1;
+        digester_update(d->raw, buf, n);
+        d->r = zflush(d, buf, n, false);
+        return d->r < 0 ? -1 : (la_ssize_t)n;
+}
+
+static bool dirs_has(const struct differ *d, const char *p)
+{
+        for (size_t i = d->dirs.n; i-- > 0;)
+                if (strcmp(d->dirs.v[i], p) == 0)
+                        return true;
+        return false;
+}
+
+static void dirs_add(struct differ *d, const char *p)
+{
+        if (d->dirs.n == d->dirs.cap) {
+                d->dirs.cap = d->dirs.cap ? d->dirs.cap * 2 : 64;
+                d->dirs.v = xreallocarray(d->dirs.v, d->dirs.cap, sizeof(char *));
+        }
+        d->dirs.v[d->dirs.n++] = xstrdup(p);
+}
+
+static int write_entry(struct differ *d, int rootfd, const char *name, const char *rel, const struct stat *st);
+
+static ssize_t lgetxattr_at(int dfd, const char *rel, const char *key, void *buf, size_t n)
+{
+        _cleanup_free_ char *p = xasprintf("/proc/self/fd/%d/%s", dfd, rel);
+        return lgetxattr(p, key, buf, n);
+}
+
+/* containerd's includeParents: a change's parent directories (not the root) go before it, once. */
+static int include_parents(struct differ *d, int rootfd, const char *rel)
+{
+        _cleanup_free_ char *parent = xstrdup(rel);
+        char *slash = strrchr(parent, '/');
+        if (!slash)
+                return 0;
+        *slash = '\0';
+        if (dirs_has(d, parent))
+                return 0;
+        struct stat st;
+        if (fstatat(rootfd, parent, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return error_set(&d->err, errno, "stat \"%s\"", parent);
+        return write_entry(d, rootfd, parent, parent, &st);
+}
+
+static int write_whiteout(struct differ *d, int rootfd, const char *rel)
+{
+        _cleanup_free_ char *copy = xstrdup(rel);
+        char *slash = strrchr(copy, '/');
+        _cleanup_free_ char *wh = slash ? (*slash = '\0', xasprintf("%s/.wh.%s", copy, slash + 1))
+                                        : xasprintf(".wh.%s", rel);
+        int r = include_parents(d, rootfd, wh);
+        if (r < 0)
+                return r;
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, wh);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0);
+        archive_entry_set_size(e, 0);
+        archive_entry_set_mtime(e, d->now, 0);
+        r = archive_write_header(d->ar, e) == ARCHIVE_OK ? 0 : -EIO;
+        archive_entry_free(e);
+        if (r < 0)
+                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write whiteout %s", wh);
+        return 0;
+}
+
+/* Writes rel (dfd/name, st from the upper tree, root-relative fd rootfd = dfd's root) with its data. */
+static int write_entry(struct differ *d, int rootfd, const char *name, const char *rel, const struct stat *st)
+{
+        char target[PATH_MAX];
+        const char *link = NULL;
+        int r;
+
+        if (S_ISSOCK(st->st_mode))
+                return 0;
+        r = include_parents(d, rootfd, rel);
+        if (r < 0)
+                return r;
+        (void)name;
+        struct archive_entry *e = archive_entry_new();
+        _cleanup_free_ char *tarname = S_ISDIR(st->st_mode) ? xasprintf("%s/", rel) : xstrdup(rel);
+        archive_entry_set_pathname(e, tarname);
+        archive_entry_set_mode(e, st->st_mode);
+        archive_entry_set_uid(e, st->st_uid);
+        archive_entry_set_gid(e, st->st_gid);
+        archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
+        if (S_ISLNK(st->st_mode)) {
+                ssize_t n = readlinkat(rootfd, rel, target, sizeof(target) - 1);
+                if (n < 0) {
+                        archive_entry_free(e);
+                        return error_set(&d->err, errno, "readlink \"%s\"", rel);
+                }
+                target[n] = '\0';
+                archive_entry_set_symlink(e, target);
+        }
+        if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+                archive_entry_set_rdev(e, st->st_rdev);
+        if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+                for (size_t i = 0; i < d->nlinks; i++)
+                        if (d->links[i].dev == st->st_dev && d->links[i].ino == st->st_ino) {
+                                link = d->links[i].name;
+                                break;
+                        }
+                if (!link) {
+                        if (d->nlinks == d->caplinks) {
+                                d->caplinks = d->caplinks ? d->caplinks * 2 : 16;
+                                d->links = xreallocarray(d->links, d->caplinks, sizeof(*d->links));
+                        }
+                        d->links[d->nlinks++] = (struct ino_link){st->st_dev, st->st_ino, xstrdup(rel)};
+                }
+        }
+        if (link) {
+                archive_entry_set_filetype(e, AE_IFREG);
+                archive_entry_set_hardlink(e, link);
+                archive_entry_set_size(e, 0);
+        } else if (S_ISREG(st->st_mode)) {
+                archive_entry_set_size(e, st->st_size);
+        }
+        char cap[256];
+        ssize_t cl = lgetxattr_at(rootfd, rel, "security.capability", cap, sizeof(cap));
+        if (cl > 0)
+                archive_entry_xattr_add_entry(e, "security.capability", cap, (size_t)cl);
+        if (S_ISDIR(st->st_mode))
+                dirs_add(d, rel);
+        r = archive_write_header(d->ar, e);
+        archive_entry_free(e);
+        if (r != ARCHIVE_OK)
+                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write header of \"%s\"", rel);
+        if (link || !S_ISREG(st->st_mode) || st->st_size == 0)
+                return 0;
+        _cleanup_close_ int fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return error_set(&d->err, errno, "open \"%s\"", rel);
+        int64_t left = st->st_size;
+        while (left > 0) {
+                ssize_t n = read(fd, d->copy, left < DIFF_COPY_BUF ? (size_t)left : DIFF_COPY_BUF);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return error_set(&d->err, errno, "read \"%s\"", rel);
+                if (n == 0)
+                        return error_set(&d->err, EIO, "\"%s\" shrank while being read", rel);
+                if (archive_write_data(d->ar, d->copy, (size_t)n) != n)
+                        return d->r < 0 ? d->r : error_set(&d->err, EIO, "write data of \"%s\"", rel);
+                left -= n;
+        }
+        return 0;
+}
+
+/* Names in dir fd, sorted bytewise (Go's filepath.Walk order). */
+static int list_sorted(int dfd, char ***ret, size_t *ret_n)
+{
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *dir = fdopendir(fd);
+        if (!dir) {
+                int e = errno;
+                (void)close(fd);
+                return -e;
+        }
+        char **v = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (n + 1 >= cap) {
+                        cap = cap ? cap * 2 : 32;
+                        v = xreallocarray(v, cap, sizeof(char *));
+                }
+                v[n++] = xstrdup(de->d_name);
+        }
+        closedir(dir);
+        if (n)
+                qsort(v, n, sizeof(char *), cmp_str);
+        if (!v)
+                v = xcalloc(1, sizeof(char *));
+        v[n] = NULL;
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* Regular files of equal size and second, both with zero nanoseconds (truncated times): compare bytes. */
+static int same_content(struct differ *d, int lroot, int uroot, const char *rel, off_t size)
+{
+        _cleanup_close_ int a = openat(lroot, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int b = openat(uroot, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (a < 0 || b < 0)
+                return -errno;
+        _cleanup_free_ uint8_t *bb = xmalloc(DIFF_COPY_BUF / 2);
+        for (off_t left = size; left > 0;) {
+                size_t want = left < DIFF_COPY_BUF / 2 ? (size_t)left : DIFF_COPY_BUF / 2;
+                ssize_t x = read(a, d->copy, want), y = read(b, bb, want);
+                if (x < 0 || y < 0)
+                        return -errno;
+                if (x != y || x == 0)
+                        return 0;
+                if (memcmp(d->copy, bb, (size_t)x) != 0)
+                        return 0;
+                left -= x;
+        }
+        return 1;
+}
+
+/* continuity's sameFile: same inode; else owner, mode (type included), rdev, and for non-directories size,
+ * mtime (content when both times are truncated to seconds) and symlink targets. */
+static int same_file(struct differ *d, int lroot, int uroot, const char *rel, const struct stat *a,
+                     const struct stat *b)
+{
+        if (a->st_dev == b->st_dev && a->st_ino == b->st_ino)
+                return 1;
+        if (a->st_mode != b->st_mode || a->st_uid != b->st_uid || a->st_gid != b->st_gid || a->st_rdev != b->st_rdev)
+                return 0;
+        char ca[256], cb[256];
+        ssize_t la = lgetxattr_at(lroot, rel, "security.capability", ca, sizeof(ca));
+        ssize_t lb = lgetxattr_at(uroot, rel, "security.capability", cb, sizeof(cb));
+        if ((la > 0 || lb > 0) && (la != lb || memcmp(ca, cb, (size_t)la) != 0))
+                return 0;
+        if (S_ISDIR(a->st_mode))
+                return 1;
+        if (a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec)
+                return 0;
+        if (S_ISLNK(a->st_mode)) {
+                char ta[PATH_MAX], tb[PATH_MAX];
+                ssize_t x = readlinkat(lroot, rel, ta, sizeof(ta)), y = readlinkat(uroot, rel, tb, sizeof(tb));
+                return x >= 0 && x == y && memcmp(ta, tb, (size_t)x) == 0;
+        }
+        if (a->st_mtim.tv_nsec == 0 && b->st_mtim.tv_nsec == 0) {
+                if (!S_ISREG(a->st_mode) || a->st_size == 0)
+                        return 1;
+                return same_content(d, lroot, uroot, rel, a->st_size);
+        }
+        return a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Emits the changes under rel ("" = root): lroot < 0 means nothing below exists in the lower tree. */
+static int diff_dir(struct differ *d, int lroot, int uroot, const char *rel, bool lower_has, unsigned depth)
+{
+        char **lv = NULL, **uv = NULL;
+        size_t ln = 0, un = 0, i = 0, j = 0;
+        int r;
+
+        if (depth > DIFF_MAX_DEPTH)
+                return error_set(&d->err, ELOOP, "directory tree deeper than %d levels", DIFF_MAX_DEPTH);
+        {
+                _cleanup_close_ int ufd = rel[0] ? openat(uroot, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                                 : fcntl(uroot, F_DUPFD_CLOEXEC, 3);
+                if (ufd < 0)
+                        return error_set(&d->err, errno, "open \"%s\"", rel);
+                r = list_sorted(ufd, &uv, &un);
+                if (r < 0)
+                        return error_set(&d->err, -r, "list \"%s\"", rel);
+        }
+        if (lower_has) {
+                _cleanup_close_ int lfd = rel[0] ? openat(lroot, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                                 : fcntl(lroot, F_DUPFD_CLOEXEC, 3);
+                if (lfd >= 0)
+                        r = list_sorted(lfd, &lv, &ln);
+                if (lfd < 0 || r < 0)
+                        lower_has = false;
+        }
+        r = 0;
+        while (r == 0 && (i < ln || j < un)) {
+                int c = i >= ln ? 1 : j >= un ? -1 : strcmp(lv[i], uv[j]);
+                const char *name = c < 0 ? lv[i] : uv[j];
+                _cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, name) : xstrdup(name);
+                struct stat ls, us;
+                if (c < 0) {
+                        i++;
+                        r = write_whiteout(d, uroot, p);
+                        continue;
+                }
+                j++;
+                if (fstatat(uroot, p, &us, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = error_set(&d->err, errno, "stat \"%s\"", p);
+                        break;
+                }
+                bool in_lower = false;
+                if (c == 0) {
+                        i++;
+                        in_lower = fstatat(lroot, p, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+                }
+                if (!in_lower) {
+                        r = write_entry(d, uroot, name, p, &us);
+                        if (r == 0 && S_ISDIR(us.st_mode))
+                                r = diff_dir(d, lroot, uroot, p, false, depth + 1);
+                        continue;
+                }
+                int same = same_file(d, lroot, uroot, p, &ls, &us);
+                if (same < 0) {
+                        r = error_set(&d->err, -same, "compare \"%s\"", p);
+                        break;
+                }
+                /* unchanged hard links still count as changes when a sibling link is written (continuity's
+                 * isLinked): keep it simple and write them, as containerd does for linked files */
+                if (!same || (!S_ISDIR(us.st_mode) && us.st_nlink > 1))
+                        r = write_entry(d, uroot, name, p, &us);
+                if (r == 0 && S_ISDIR(us.st_mode))
+                        r = diff_dir(d, lroot, uroot, p, S_ISDIR(ls.st_mode), depth + 1);
+        }
+        strv_free(lv);
+        strv_free(uv);
+        return r;
+}
+
+int services_diff_compare(struct services_ctx *ctx, const char *ns, const struct snapshot_mount *lower,
+                          size_t nlower, const struct snapshot_mount *upper, size_t nupper, const char *media_type,
+                          const char *ref, char *const *labels, const char *lease, struct services_diff_desc *ret,
+                          struct error **err)
+{
+        struct differ d = {.now = time(NULL)};
+        _cleanup_free_ char *base = NULL, *ldir = NULL, *udir = NULL, *uniq = NULL;
+        bool lmounted = false, umounted = false;
+        _cleanup_close_ int lfd = -1, ufd = -1;
+        int r;
+
+        if (!ctx->db || !ctx->content)
+                return error_set(err, EAGAIN, "diff service is not available");
+        if (!media_type || !media_type[0])
+                media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+        if (strcmp(media_type, "application/vnd.oci.image.layer.v1.tar+gzip") != 0)
+                return error_set(err, ENOSYS, "unsupported diff media type: %s", media_type);
+        if (nupper == 0)
+                return error_set(err, EINVAL, "no upper mounts to compare");
+        base = xasprintf("%s/tmpmounts", ctx->root ? ctx->root : "/tmp");
+        (void)mkdir(base, 0700);
+        ldir = xasprintf("%s/diff-lower-XXXXXX", base);
+        udir = xasprintf("%s/diff-upper-XXXXXX", base);
+        if (!mkdtemp(ldir))
+                return error_set(err, errno, "create temp mount dir in %s", base);
+        if (!mkdtemp(udir)) {
+                r = error_set(err, errno, "create temp mount dir in %s", base);
+                (void)rmdir(ldir);
+                return r;
+        }
+        /* both read-only (containerd: WithTempMount(lower) with the view's own ro, WithReadonlyTempMount) */
+        struct snapshot_mounts ro = {.n = nupper, .v = xcalloc(nupper + 1, sizeof(*ro.v))};
+        for (size_t i = 0; i < nupper; i++) {
+                ro.v[i].type = xstrdup(upper[i].type);
+                ro.v[i].source = xstrdup(upper[i].source);
+                size_t k = strv_length(upper[i].options);
+                ro.v[i].options = xcalloc(k + 2, sizeof(char *));
+                size_t o = 0;
+                for (size_t x = 0; x < k; x++)
+                        if (strcmp(upper[i].options[x], "rw") != 0)
+                                ro.v[i].options[o++] = xstrdup(upper[i].options[x]);
+                ro.v[i].options[o] = xstrdup("ro");
+        }
+        r = nlower ? snapshot_mount_all(lower, nlower, ldir, err) : 0;
+        if (r < 0)
+                goto out;
+        lmounted = nlower > 0;
+        r = snapshot_mount_all(ro.v, ro.n, udir, err);
+        if (r < 0)
+                goto out;
+        umounted = true;
+        lfd = open(ldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ufd = open(udir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lfd < 0 || ufd < 0) {
+                r = error_set(err, errno, "open mounted trees");
+                goto out;
+        }
+
+        if (!ref || !ref[0]) {
+                pthread_once(&diff_seq_once, diff_seq_init);
+                uniq = xasprintf("diff-%" PRIu64 "-%" PRIu64, diff_seq_base, atomic_fetch_add(&diff_seq, 1));
+                ref = uniq;
+        }
+        r = metadata_content_writer_open(ctx->db, ctx->content, ns, ref, 0, NULL, lease, &d.w, err);
+        if (r < 0)
+                goto out;
+        d.raw = digester_new();
+        d.copy = xmalloc(DIFF_COPY_BUF);
+        d.zbuf = xmalloc(DIFF_COPY_BUF);
+        d.zlevel = xmalloc(ISAL_DEF_LVL1_DEFAULT);
+        isal_deflate_init(&d.z);
+        d.z.gzip_flag = IGZIP_GZIP;
+        d.z.level = 1;
+        d.z.level_buf = d.zlevel;
+        d.z.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
+        d.ar = archive_write_new();
+        archive_write_set_format_pax_restricted(d.ar);
+        archive_write_set_bytes_per_block(d.ar, 0); /* no padding to 10 KiB records, as Go's tar */
+        if (archive_write_open(d.ar, &d, NULL, diff_write_cb, NULL) != ARCHIVE_OK) {
+                r = error_set(err, EIO, "tar writer: %s", archive_error_string(d.ar));
+                goto out;
+        }
+        r = diff_dir(&d, lfd, ufd, "", nlower > 0, 0);
+        if (r == 0 && archive_write_close(d.ar) != ARCHIVE_OK)
+                r = d.r < 0 ? d.r : error_set(&d.err, EIO, "close tar: %s", archive_error_string(d.ar));
+        if (r == 0)
+                r = zflush(&d, NULL, 0, true);
+        if (r < 0) {
+                if (err && !*err)
+                        *err = TAKE_PTR(d.err);
+                goto out;
+        }
+        {
+                _cleanup_free_ char *uncompressed = digester_digest(d.raw);
+                _cleanup_free_ char *dg = metadata_content_writer_digest(d.w);
+                int64_t size = metadata_content_writer_offset(d.w);
+                size_t nl = strv_length((char **)labels);
+                _cleanup_free_ char **all = xcalloc(nl + 3, sizeof(char *));
+                size_t o = 0;
+                for (size_t i = 0; i + 1 < nl; i += 2)
+                        if (strcmp(labels[i], UNCOMPRESSED_LABEL) != 0) {
+                                all[o++] = labels[i];
+                                all[o++] = labels[i + 1];
+                        }
+                all[o++] = UNCOMPRESSED_LABEL;
+                all[o++] = uncompressed;
+                r = metadata_content_writer_commit(d.w, size, dg, all, err);
+                if (r == -EEXIST) {
+                        error_free(err);
+                        r = 0;
+                }
+                if (r < 0)
+                        goto out;
+                *ret = (struct services_diff_desc){
+                        .media_type = xstrdup(media_type),
+                        .digest = TAKE_PTR(dg),
+                        .size = size,
+                        .uncompressed = TAKE_PTR(uncompressed),
+                };
+        }
+out:
+        if (d.ar)
+                archive_write_free(d.ar);
+        if (d.w)
+                metadata_content_writer_close(d.w);
+        digester_free(d.raw);
+        free(d.copy);
+        free(d.zbuf);
+        free(d.zlevel);
+        for (size_t i = 0; i < d.dirs.n; i++)
+                free(d.dirs.v[i]);
+        free(d.dirs.v);
+        for (size_t i = 0; i < d.nlinks; i++)
+                free(d.links[i].name);
+        free(d.links);
+        error_free(&d.err);
+        snapshot_mounts_clear(&ro);
+        lfd = lfd >= 0 ? (close(lfd), -1) : -1;
+        ufd = ufd >= 0 ? (close(ufd), -1) : -1;
+        if (umounted && snapshot_unmount(udir, 0, NULL) < 0)
+                (void)snapshot_unmount(udir, MNT_DETACH, NULL);
+        if (lmounted && snapshot_unmount(ldir, 0, NULL) < 0)
+                (void)snapshot_unmount(ldir, MNT_DETACH, NULL);
+        (void)rmdir(udir);
+        (void)rmdir(ldir);
+        return r;
+}
+
+void services_diff_desc_clear(struct services_diff_desc *d)
+{
+        free(d->media_type);
+        free(d->digest);
+        free(d->uncompressed);
+        *d = (struct services_diff_desc){0};
 }

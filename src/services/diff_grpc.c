@@ -2,7 +2,7 @@
  * answers from the loop. An apply writes a whole layer (seconds for a big one): on libuv's worker pool (4
  * threads) a few concurrent imports would hold every worker and stall every other blocking RPC of the daemon
  * (snapshot prepare/commit, content reads), including the other imports' steps, so images would not unpack
- * in parallel. Diff answers Unimplemented. */
+ * in parallel. Diff (services_diff_compare) runs the same way. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -128,9 +128,122 @@ static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *
         }
 }
 
-static void on_diff(struct grpc_call *call, _unused_ const ProtobufCMessage *req, _unused_ void *userdata)
+/* Diff runs on its own thread too: it reads two whole trees and compresses the changes. */
+struct compare_job {
+        uv_async_t async;
+        struct grpc_call *call;
+        struct services_ctx *ctx;
+        char *ns, *media_type, *ref, *lease;
+        char **labels;
+        struct snapshot_mounts left, right;
+        struct services_diff_desc res;
+        int r;
+        struct error *err;
+};
+
+static void compare_closed(uv_handle_t *h)
 {
-        grpc_call_finish(call, GRPC_UNIMPLEMENTED, "diff: creating a layer from mounts is not implemented");
+        struct compare_job *j = h->data;
+        grpc_call_unref(j->call);
+        free(j->ns);
+        free(j->media_type);
+        free(j->ref);
+        free(j->lease);
+        strv_free(j->labels);
+        snapshot_mounts_clear(&j->left);
+        snapshot_mounts_clear(&j->right);
+        services_diff_desc_clear(&j->res);
+        error_free(&j->err);
+        free(j);
+}
+
+static void compare_done(uv_async_t *as)
+{
+        struct compare_job *j = as->data;
+
+        if (grpc_call_is_done(j->call))
+                ;
+        else if (j->r < 0)
+                grpc_call_fail(j->call, j->r, j->err);
+        else {
+                Containerd__Types__Descriptor d = CONTAINERD__TYPES__DESCRIPTOR__INIT;
+                d.media_type = j->res.media_type;
+                d.digest = j->res.digest;
+                d.size = j->res.size;
+                Containerd__Services__Diff__V1__DiffResponse resp = CONTAINERD__SERVICES__DIFF__V1__DIFF_RESPONSE__INIT;
+                resp.diff = &d;
+                grpc_call_reply(j->call, &resp.base);
+        }
+        uv_close((uv_handle_t *)&j->async, compare_closed);
+}
+
+static void *compare_thread(void *data)
+{
+        struct compare_job *j = data;
+        j->r = services_diff_compare(j->ctx, j->ns, j->left.v, j->left.n, j->right.v, j->right.n, j->media_type,
+                                     j->ref, j->labels, j->lease, &j->res, &j->err);
+        uv_async_send(&j->async);
+        return NULL;
+}
+
+static void copy_mounts(struct snapshot_mounts *dst, Containerd__Types__Mount **src, size_t n)
+{
+        dst->n = n;
+        dst->v = xcalloc(n + 1, sizeof(*dst->v));
+        for (size_t i = 0; i < n; i++) {
+                const Containerd__Types__Mount *m = src[i];
+                dst->v[i].type = xstrdup(m->type ? m->type : "");
+                dst->v[i].source = xstrdup(m->source ? m->source : "");
+                dst->v[i].options = xcalloc(m->n_options + 1, sizeof(char *));
+                for (size_t k = 0; k < m->n_options; k++)
+                        dst->v[i].options[k] = xstrdup(m->options[k] ? m->options[k] : "");
+        }
+}
+
+static void on_diff(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
+{
+        const Containerd__Services__Diff__V1__DiffRequest *in = (const void *)req;
+        struct services_ctx *ctx = userdata;
+        _cleanup_error_ struct error *err = NULL;
+        const char *ns = NULL;
+
+        int r = services_call_namespace(call, &ns, &err);
+        if (r < 0) {
+                grpc_call_fail(call, r, err);
+                return;
+        }
+        struct compare_job *j = xcalloc(1, sizeof(*j));
+        j->ctx = ctx;
+        j->ns = xstrdup(ns);
+        j->media_type = xstrdup(in->media_type ? in->media_type : "");
+        j->ref = xstrdup(in->ref ? in->ref : "");
+        const char *lease = services_call_lease(call);
+        j->lease = lease ? xstrdup(lease) : NULL;
+        j->labels = xcalloc(2 * in->n_labels + 1, sizeof(char *));
+        for (size_t i = 0; i < in->n_labels; i++) {
+                j->labels[2 * i] = xstrdup(in->labels[i]->key ? in->labels[i]->key : "");
+                j->labels[2 * i + 1] = xstrdup(in->labels[i]->value ? in->labels[i]->value : "");
+        }
+        copy_mounts(&j->left, in->left, in->n_left);
+        copy_mounts(&j->right, in->right, in->n_right);
+        j->call = grpc_call_ref(call);
+        j->async.data = j;
+        r = uv_async_init(ctx->loop, &j->async, compare_done);
+        if (r < 0) {
+                grpc_call_finish(call, GRPC_UNAVAILABLE, uv_strerror(r));
+                compare_closed((uv_handle_t *)&j->async); /* not a live handle: only frees j */
+                return;
+        }
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&t, &attr, compare_thread, j);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                grpc_call_finish(call, GRPC_UNAVAILABLE, "cannot start the diff thread");
+                uv_close((uv_handle_t *)&j->async, compare_closed);
+        }
 }
 
 #define DIFF_PATH(m) "/containerd.services.diff.v1.Diff/" m

@@ -514,6 +514,83 @@ static void test_snapshots_service_unpack_pipeline(void **state)
         }
 }
 
+/* Diff (compare) on the native snapshotter: the changes of an active snapshot over its parent's view as a
+ * gzip tar in the content store, labelled with its uncompressed digest and the caller's labels. */
+static void test_snapshots_service_diff_compare(void **state)
+{
+        struct fix *f = *state;
+        struct error *err = NULL;
+        if (geteuid() != 0)
+                skip();
+        static const char *const l1[] = {"etc/", "etc/a=1", "etc/b=2", "usr/", "usr/keep=k", NULL};
+        struct blob t1 = make_layer(l1, false);
+        _cleanup_free_ char *d1 = sha256_of(t1.p, t1.len), *b1 = store_blob(f, "default", &t1);
+        struct services_unpack_layer layers[] = {{b1, IMAGE_MEDIA_TYPE_LAYER_TAR, d1}};
+        _cleanup_free_ char *top = NULL;
+        assert_int_equal(services_snapshots_unpack(&f->ctx, "default", f->snapshotter, layers, 1, NULL, &top, &err), 0);
+        struct snapshot_mounts up = {0}, low = {0};
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "default", f->snapshotter, "w", top, NULL, NULL, false,
+                                                    &up, &err),
+                         0);
+        assert_int_equal(services_snapshots_prepare(&f->ctx, "default", f->snapshotter, "v", top, NULL, NULL, true,
+                                                    &low, &err),
+                         0);
+        assert_string_equal(up.v[0].type, "bind");
+        _cleanup_free_ char *cmd = xasprintf("cd '%s' && rm etc/a && echo changed > etc/b && echo c > etc/c && "
+                                             "mkdir -p opt/d && echo z > opt/d/z",
+                                             up.v[0].source);
+        assert_int_equal(system(cmd), 0);
+        char *labels[] = {"x", "y", NULL};
+        struct services_diff_desc desc = {0};
+        assert_int_equal(services_diff_compare(&f->ctx, "default", low.v, low.n, up.v, up.n, "", "ref-1", labels, NULL,
+                                               &desc, &err),
+                         0);
+        assert_null(err);
+        assert_string_equal(desc.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+
+        /* read it back: gzip tar with exactly the changes, in walk order */
+        _cleanup_close_ int fd = -1;
+        int64_t size = 0;
+        assert_int_equal(content_blob_open(f->cs, desc.digest, &fd, &size, &err), 0);
+        assert_int_equal(size, desc.size);
+        struct archive *ar = archive_read_new();
+        archive_read_support_filter_gzip(ar);
+        archive_read_support_format_tar(ar);
+        assert_int_equal(archive_read_open_fd(ar, fd, 65536), ARCHIVE_OK);
+        static const char *const want[] = {"etc/", "etc/.wh.a", "etc/b", "etc/c", "opt/", "opt/d/", "opt/d/z", NULL};
+        struct archive_entry *e;
+        size_t i = 0;
+        while (archive_read_next_header(ar, &e) == ARCHIVE_OK) {
+                assert_non_null(want[i]);
+                assert_string_equal(archive_entry_pathname(e), want[i]);
+                i++;
+        }
+        assert_null(want[i]);
+        archive_read_free(ar);
+        struct metadata_content_info info = {0};
+        assert_int_equal(metadata_content_info(f->db, "default", desc.digest, &info, &err), 0);
+        bool saw_x = false, saw_u = false;
+        for (char **l = info.labels; l && l[0] && l[1]; l += 2) {
+                saw_x |= strcmp(l[0], "x") == 0 && strcmp(l[1], "y") == 0;
+                saw_u |= strcmp(l[0], "containerd.io/uncompressed") == 0 && strcmp(l[1], desc.uncompressed) == 0;
+        }
+        assert_true(saw_x);
+        assert_true(saw_u);
+        metadata_content_info_clear(&info);
+        /* an unsupported media type answers like containerd */
+        struct services_diff_desc d2 = {0};
+        assert_int_equal(services_diff_compare(&f->ctx, "default", low.v, low.n, up.v, up.n, "application/x-foo",
+                                               NULL, NULL, NULL, &d2, &err),
+                         -ENOSYS);
+        error_free(&err);
+        _cleanup_free_ char *tmpm = xasprintf("test -z \"$(ls -A '%s/tmpmounts')\"", f->tmp);
+        assert_int_equal(system(tmpm), 0);
+        services_diff_desc_clear(&desc);
+        snapshot_mounts_clear(&up);
+        snapshot_mounts_clear(&low);
+        free(t1.p);
+}
+
 /* Unpacked layers nobody refers to (no image, lease or gc.root) are garbage: GC removes the references and,
  * through snapshot_registry_gc_remove, the backend snapshots, children before parents. */
 static void test_snapshots_service_gc_removes_backend(void **state)
@@ -553,6 +630,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_helper, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_pipeline, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_unpack_pipeline, setup_native, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots_service_diff_compare, setup_native, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_overlay, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshots_service_gc_removes_backend, setup_native, teardown),
         };
