@@ -177,7 +177,7 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
 /* --- Diff (compare): containerd's walking differ (diff/walking + archive.WriteDiff + continuity's
  * doubleWalkDiff), on the two trees mounted read-only. --- */
 
-#define DIFF_MAX_DEPTH 256
+#define DIFF_MAX_DEPTH 200 /* two fds per level */
 #define DIFF_COPY_BUF (1u << 20)
 #define UNCOMPRESSED_LABEL "containerd.io/uncompressed"
 
@@ -190,10 +190,6 @@ struct differ {
         int r;                    /* first write error */
         struct error *err;
         uint8_t *copy;
-        struct strset_lite {      /* directories already written (includeParents) */
-                char **v;
-                size_t n, cap;
-        } dirs;
         struct ino_link {         /* hard-linked inodes: the first name written carries the data */
                 dev_t dev;
                 ino_t ino;
@@ -201,6 +197,17 @@ struct differ {
         } *links;
         size_t nlinks, caplinks;
         time_t now;
+};
+
+/* A directory of the upper tree being walked. Everything is reached through these fds with single-component
+ * *at() calls that never follow the final component, so a tree changing under the walk (an active snapshot
+ * in use) cannot point it outside the mounted tree. */
+struct frame {
+        struct frame *up;
+        const char *rel; /* "" for the root */
+        int fd;
+        struct stat st;
+        bool written;    /* its own entry is in the tar (containerd's addedDirs) */
 };
 
 static int zflush(struct differ *d, const uint8_t *in, size_t n, bool end)
@@ -234,71 +241,59 @@ static la_ssize_t diff_write_cb(struct archive *ar, void *data, const void *buf,
         return d->r < 0 ? -1 : (la_ssize_t)n;
 }
 
-static bool dirs_has(const struct differ *d, const char *p)
+static ssize_t lgetxattr_at(int dfd, const char *name, const char *key, void *buf, size_t n)
 {
-        for (size_t i = d->dirs.n; i-- > 0;)
-                if (strcmp(d->dirs.v[i], p) == 0)
-                        return true;
-        return false;
-}
-
-static void dirs_add(struct differ *d, const char *p)
-{
-        if (d->dirs.n == d->dirs.cap) {
-                d->dirs.cap = d->dirs.cap ? d->dirs.cap * 2 : 64;
-                d->dirs.v = xreallocarray(d->dirs.v, d->dirs.cap, sizeof(char *));
-        }
-        d->dirs.v[d->dirs.n++] = xstrdup(p);
-}
-
-static int write_entry(struct differ *d, int rootfd, const char *name, const char *rel, const struct stat *st);
-
-static ssize_t lgetxattr_at(int dfd, const char *rel, const char *key, void *buf, size_t n)
-{
-        _cleanup_free_ char *p = xasprintf("/proc/self/fd/%d/%s", dfd, rel);
+        _cleanup_free_ char *p = xasprintf("/proc/self/fd/%d/%s", dfd, name);
         return lgetxattr(p, key, buf, n);
 }
 
-/* containerd's includeParents: a change's parent directories (not the root) go before it, once. */
-static int include_parents(struct differ *d, int rootfd, const char *rel)
+static char *join(const char *rel, const char *name)
 {
-        _cleanup_free_ char *parent = xstrdup(rel);
-        char *slash = strrchr(parent, '/');
-        if (!slash)
-                return 0;
-        *slash = '\0';
-        if (dirs_has(d, parent))
-                return 0;
-        struct stat st;
-        if (fstatat(rootfd, parent, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return error_set(&d->err, errno, "stat \"%s\"", parent);
-        return write_entry(d, rootfd, parent, parent, &st);
+        return rel[0] ? xasprintf("%s/%s", rel, name) : xstrdup(name);
 }
 
-static int write_whiteout(struct differ *d, int rootfd, const char *rel)
+static int write_entry(struct differ *d, struct frame *parent, const char *name, const char *rel,
+                       const struct stat *st);
+
+/* containerd's includeParents: the directories above a change (not the root) go before it, once, outermost
+ * first. */
+static int include_parents(struct differ *d, struct frame *f)
 {
-        _cleanup_free_ char *copy = xstrdup(rel);
-        char *slash = strrchr(copy, '/');
-        _cleanup_free_ char *wh = slash ? (*slash = '\0', xasprintf("%s/.wh.%s", copy, slash + 1))
-                                        : xasprintf(".wh.%s", rel);
-        int r = include_parents(d, rootfd, wh);
+        if (!f || !f->up || f->written)
+                return 0;
+        f->written = true;
+        const char *slash = strrchr(f->rel, '/');
+        return write_entry(d, f->up, slash ? slash + 1 : f->rel, f->rel, &f->st);
+}
+
+static int header(struct differ *d, struct archive_entry *e, const char *rel)
+{
+        int r = archive_write_header(d->ar, e);
+        archive_entry_free(e);
+        if (r != ARCHIVE_OK)
+                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write header of \"%s\"", rel);
+        return 0;
+}
+
+static int write_whiteout(struct differ *d, struct frame *parent, const char *name)
+{
+        int r = include_parents(d, parent);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *wname = xasprintf(".wh.%s", name);
+        _cleanup_free_ char *wh = join(parent->rel, wname);
         struct archive_entry *e = archive_entry_new();
         archive_entry_set_pathname(e, wh);
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0);
         archive_entry_set_size(e, 0);
         archive_entry_set_mtime(e, d->now, 0);
-        r = archive_write_header(d->ar, e) == ARCHIVE_OK ? 0 : -EIO;
-        archive_entry_free(e);
-        if (r < 0)
-                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write whiteout %s", wh);
-        return 0;
+        return header(d, e, wh);
 }
 
-/* Writes rel (dfd/name, st from the upper tree, root-relative fd rootfd = dfd's root) with its data. */
-static int write_entry(struct differ *d, int rootfd, const char *name, const char *rel, const struct stat *st)
+/* Writes parent/name (stat st, path rel in the tar) with its data. */
+static int write_entry(struct differ *d, struct frame *parent, const char *name, const char *rel,
+                       const struct stat *st)
 {
         char target[PATH_MAX];
         const char *link = NULL;
@@ -306,10 +301,9 @@ static int write_entry(struct differ *d, int rootfd, const char *name, const cha
 
         if (S_ISSOCK(st->st_mode))
                 return 0;
-        r = include_parents(d, rootfd, rel);
+        r = include_parents(d, parent);
         if (r < 0)
                 return r;
-        (void)name;
         struct archive_entry *e = archive_entry_new();
         _cleanup_free_ char *tarname = S_ISDIR(st->st_mode) ? xasprintf("%s/", rel) : xstrdup(rel);
         archive_entry_set_pathname(e, tarname);
@@ -318,7 +312,7 @@ static int write_entry(struct differ *d, int rootfd, const char *name, const cha
         archive_entry_set_gid(e, st->st_gid);
         archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
         if (S_ISLNK(st->st_mode)) {
-                ssize_t n = readlinkat(rootfd, rel, target, sizeof(target) - 1);
+                ssize_t n = readlinkat(parent->fd, name, target, sizeof(target) - 1);
                 if (n < 0) {
                         archive_entry_free(e);
                         return error_set(&d->err, errno, "readlink \"%s\"", rel);
@@ -350,18 +344,13 @@ static int write_entry(struct differ *d, int rootfd, const char *name, const cha
                 archive_entry_set_size(e, st->st_size);
         }
         char cap[256];
-        ssize_t cl = lgetxattr_at(rootfd, rel, "security.capability", cap, sizeof(cap));
+        ssize_t cl = lgetxattr_at(parent->fd, name, "security.capability", cap, sizeof(cap));
         if (cl > 0)
                 archive_entry_xattr_add_entry(e, "security.capability", cap, (size_t)cl);
-        if (S_ISDIR(st->st_mode))
-                dirs_add(d, rel);
-        r = archive_write_header(d->ar, e);
-        archive_entry_free(e);
-        if (r != ARCHIVE_OK)
-                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write header of \"%s\"", rel);
-        if (link || !S_ISREG(st->st_mode) || st->st_size == 0)
-                return 0;
-        _cleanup_close_ int fd = openat(rootfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        r = header(d, e, rel);
+        if (r < 0 || link || !S_ISREG(st->st_mode) || st->st_size == 0)
+                return r;
+        _cleanup_close_ int fd = openat(parent->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return error_set(&d->err, errno, "open \"%s\"", rel);
         int64_t left = st->st_size;
@@ -416,10 +405,10 @@ static int list_sorted(int dfd, char ***ret, size_t *ret_n)
 }
 
 /* Regular files of equal size and second, both with zero nanoseconds (truncated times): compare bytes. */
-static int same_content(struct differ *d, int lroot, int uroot, const char *rel, off_t size)
+static int same_content(struct differ *d, int lfd, int ufd, const char *name, off_t size)
 {
-        _cleanup_close_ int a = openat(lroot, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_close_ int b = openat(uroot, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int a = openat(lfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int b = openat(ufd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (a < 0 || b < 0)
                 return -errno;
         _cleanup_free_ uint8_t *bb = xmalloc(DIFF_COPY_BUF / 2);
@@ -437,18 +426,17 @@ static int same_content(struct differ *d, int lroot, int uroot, const char *rel,
         return 1;
 }
 
-/* continuity's sameFile: same inode; else owner, mode (type included), rdev, and for non-directories size,
- * mtime (content when both times are truncated to seconds) and symlink targets. */
-static int same_file(struct differ *d, int lroot, int uroot, const char *rel, const struct stat *a,
-                     const struct stat *b)
+/* continuity's sameFile: same inode; else owner, mode (type included), rdev, capabilities, and for
+ * non-directories size, mtime (content when both times are truncated to seconds) and symlink targets. */
+static int same_file(struct differ *d, int lfd, int ufd, const char *name, const struct stat *a, const struct stat *b)
 {
         if (a->st_dev == b->st_dev && a->st_ino == b->st_ino)
                 return 1;
         if (a->st_mode != b->st_mode || a->st_uid != b->st_uid || a->st_gid != b->st_gid || a->st_rdev != b->st_rdev)
                 return 0;
         char ca[256], cb[256];
-        ssize_t la = lgetxattr_at(lroot, rel, "security.capability", ca, sizeof(ca));
-        ssize_t lb = lgetxattr_at(uroot, rel, "security.capability", cb, sizeof(cb));
+        ssize_t la = lgetxattr_at(lfd, name, "security.capability", ca, sizeof(ca));
+        ssize_t lb = lgetxattr_at(ufd, name, "security.capability", cb, sizeof(cb));
         if ((la > 0 || lb > 0) && (la != lb || memcmp(ca, cb, (size_t)la) != 0))
                 return 0;
         if (S_ISDIR(a->st_mode))
@@ -457,19 +445,19 @@ static int same_file(struct differ *d, int lroot, int uroot, const char *rel, co
                 return 0;
         if (S_ISLNK(a->st_mode)) {
                 char ta[PATH_MAX], tb[PATH_MAX];
-                ssize_t x = readlinkat(lroot, rel, ta, sizeof(ta)), y = readlinkat(uroot, rel, tb, sizeof(tb));
+                ssize_t x = readlinkat(lfd, name, ta, sizeof(ta)), y = readlinkat(ufd, name, tb, sizeof(tb));
                 return x >= 0 && x == y && memcmp(ta, tb, (size_t)x) == 0;
         }
         if (a->st_mtim.tv_nsec == 0 && b->st_mtim.tv_nsec == 0) {
                 if (!S_ISREG(a->st_mode) || a->st_size == 0)
                         return 1;
-                return same_content(d, lroot, uroot, rel, a->st_size);
+                return same_content(d, lfd, ufd, name, a->st_size);
         }
         return a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Emits the changes under rel ("" = root): lroot < 0 means nothing below exists in the lower tree. */
-static int diff_dir(struct differ *d, int lroot, int uroot, const char *rel, bool lower_has, unsigned depth)
+/* Emits the changes inside the upper directory uf against the lower directory lfd (-1: absent). */
+static int diff_dir(struct differ *d, struct frame *uf, int lfd, unsigned depth)
 {
         char **lv = NULL, **uv = NULL;
         size_t ln = 0, un = 0, i = 0, j = 0;
@@ -477,61 +465,63 @@ static int diff_dir(struct differ *d, int lroot, int uroot, const char *rel, boo
 
         if (depth > DIFF_MAX_DEPTH)
                 return error_set(&d->err, ELOOP, "directory tree deeper than %d levels", DIFF_MAX_DEPTH);
-        {
-                _cleanup_close_ int ufd = rel[0] ? openat(uroot, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                                                 : fcntl(uroot, F_DUPFD_CLOEXEC, 3);
-                if (ufd < 0)
-                        return error_set(&d->err, errno, "open \"%s\"", rel);
-                r = list_sorted(ufd, &uv, &un);
-                if (r < 0)
-                        return error_set(&d->err, -r, "list \"%s\"", rel);
-        }
-        if (lower_has) {
-                _cleanup_close_ int lfd = rel[0] ? openat(lroot, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                                                 : fcntl(lroot, F_DUPFD_CLOEXEC, 3);
-                if (lfd >= 0)
-                        r = list_sorted(lfd, &lv, &ln);
-                if (lfd < 0 || r < 0)
-                        lower_has = false;
-        }
-        r = 0;
+        r = list_sorted(uf->fd, &uv, &un);
+        if (r < 0)
+                return error_set(&d->err, -r, "list \"%s\"", uf->rel);
+        if (lfd >= 0 && list_sorted(lfd, &lv, &ln) < 0)
+                lfd = -1;
         while (r == 0 && (i < ln || j < un)) {
                 int c = i >= ln ? 1 : j >= un ? -1 : strcmp(lv[i], uv[j]);
                 const char *name = c < 0 ? lv[i] : uv[j];
-                _cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, name) : xstrdup(name);
                 struct stat ls, us;
                 if (c < 0) {
                         i++;
-                        r = write_whiteout(d, uroot, p);
+                        r = write_whiteout(d, uf, name);
                         continue;
                 }
                 j++;
-                if (fstatat(uroot, p, &us, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = error_set(&d->err, errno, "stat \"%s\"", p);
+                if (fstatat(uf->fd, name, &us, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = error_set(&d->err, errno, "stat \"%s/%s\"", uf->rel, name);
                         break;
                 }
                 bool in_lower = false;
                 if (c == 0) {
                         i++;
-                        in_lower = fstatat(lroot, p, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+                        in_lower = fstatat(lfd, name, &ls, AT_SYMLINK_NOFOLLOW) == 0;
                 }
+                _cleanup_free_ char *rel = join(uf->rel, name);
+                bool written = false;
                 if (!in_lower) {
-                        r = write_entry(d, uroot, name, p, &us);
-                        if (r == 0 && S_ISDIR(us.st_mode))
-                                r = diff_dir(d, lroot, uroot, p, false, depth + 1);
-                        continue;
+                        r = write_entry(d, uf, name, rel, &us);
+                        written = true;
+                } else {
+                        int same = same_file(d, lfd, uf->fd, name, &ls, &us);
+                        if (same < 0) {
+                                r = error_set(&d->err, -same, "compare \"%s\"", rel);
+                                break;
+                        }
+                        /* a hard-linked file is written even unchanged: a changed sibling may link to it
+                         * (continuity's isLinked) */
+                        if (!same || (!S_ISDIR(us.st_mode) && us.st_nlink > 1)) {
+                                r = write_entry(d, uf, name, rel, &us);
+                                written = true;
+                        }
                 }
-                int same = same_file(d, lroot, uroot, p, &ls, &us);
-                if (same < 0) {
-                        r = error_set(&d->err, -same, "compare \"%s\"", p);
+                if (r < 0 || !S_ISDIR(us.st_mode))
+                        continue;
+                struct frame child = {.up = uf, .rel = rel, .st = us, .written = written};
+                child.fd = openat(uf->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (child.fd < 0) {
+                        r = error_set(&d->err, errno, "open \"%s\"", rel);
                         break;
                 }
-                /* unchanged hard links still count as changes when a sibling link is written (continuity's
-                 * isLinked): keep it simple and write them, as containerd does for linked files */
-                if (!same || (!S_ISDIR(us.st_mode) && us.st_nlink > 1))
-                        r = write_entry(d, uroot, name, p, &us);
-                if (r == 0 && S_ISDIR(us.st_mode))
-                        r = diff_dir(d, lroot, uroot, p, S_ISDIR(ls.st_mode), depth + 1);
+                int clfd = in_lower && S_ISDIR(ls.st_mode)
+                                   ? openat(lfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                   : -1;
+                r = diff_dir(d, &child, clfd, depth + 1);
+                (void)close(child.fd);
+                if (clfd >= 0)
+                        (void)close(clfd);
         }
         strv_free(lv);
         strv_free(uv);
@@ -620,7 +610,8 @@ int services_diff_compare(struct services_ctx *ctx, const char *ns, const struct
                 r = error_set(err, EIO, "tar writer: %s", archive_error_string(d.ar));
                 goto out;
         }
-        r = diff_dir(&d, lfd, ufd, "", nlower > 0, 0);
+        struct frame root = {.rel = "", .fd = ufd, .written = true};
+        r = diff_dir(&d, &root, lfd, 0);
         if (r == 0 && archive_write_close(d.ar) != ARCHIVE_OK)
                 r = d.r < 0 ? d.r : error_set(&d.err, EIO, "close tar: %s", archive_error_string(d.ar));
         if (r == 0)
@@ -667,9 +658,6 @@ out:
         free(d.copy);
         free(d.zbuf);
         free(d.zlevel);
-        for (size_t i = 0; i < d.dirs.n; i++)
-                free(d.dirs.v[i]);
-        free(d.dirs.v);
         for (size_t i = 0; i < d.nlinks; i++)
                 free(d.links[i].name);
         free(d.links);
