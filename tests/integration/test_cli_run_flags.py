@@ -39,7 +39,9 @@ class Env:
         self.d = d
         self.build = build
         self.tmp = tmp
-        self.cli = require_binary(os.path.join(build, "src", "cli", "krill"), "krill CLI")
+        # KRILL_CLI: another krill binary (e.g. a sanitizer build) against the same krilld
+        self.cli = os.environ.get("KRILL_CLI") or require_binary(os.path.join(build, "src", "cli", "krill"),
+                                                                 "krill CLI")
         self.bundles = os.path.join(d.state, "io.containerd.runtime.v2.task", "default")
 
     def krill(self, *args, timeout=120, input=None):
@@ -217,6 +219,8 @@ def test_pid_file(env):
         assert oct(os.stat(pidf).st_mode & 0o777) == oct(0o666 & ~mask)
     finally:
         env.cleanup("t-pid")
+    # run -d left its FIFOs for `tasks attach`; `tasks rm` removed them with the task
+    assert [f for _, _, fs in os.walk(env.d.fifo_dir) for f in fs if f.startswith("t-pid-")] == []
     # foreground: the pid is written before the task starts, the file stays
     rel = "rel.pid"
     r = subprocess.run([env.cli, "--address", env.d.address, "run", "--rm", "--fifo-dir", env.d.fifo_dir,
