@@ -59,6 +59,7 @@ struct removal {
         struct task_manager *tm;
         char *ns, *id;
         struct shim *shim;         /* its task reference is kept until the connection closes */
+        struct runtime_bundle *trash; /* the moved-aside bundle, removed once the shim (its cwd) is gone */
         uv_timer_t *timer;         /* bounds that wait (containerd's shutdown timeout) */
         struct create_op *waiting; /* creates of the same ns/id */
         struct removal *next;
@@ -812,6 +813,7 @@ static void removal_free(struct removal *rm)
                 rm->timer->data = tm;
                 uv_close((uv_handle_t *)rm->timer, removal_timer_closed);
         }
+        runtime_bundle_free(rm->trash); /* only when closing: recovery empties the trash */
         free(rm->ns);
         free(rm->id);
         free(rm);
@@ -822,6 +824,8 @@ static void removal_finish(struct removal *rm)
 {
         struct task_manager *tm = rm->tm;
         struct create_op *op = rm->waiting;
+        if (rm->trash)
+                queue_cleanup(tm, TAKE_PTR(rm->trash), NULL, false, NULL, NULL);
         removal_free(rm);
         while (op) {
                 struct create_op *next = op->next_waiting;
@@ -872,9 +876,15 @@ static void retire_after(uv_work_t *w, int status)
                            "cleanup of task bundle");
         op->cb(0, &op->res, NULL, op->userdata);
         task_free(t);
-        /* The trashed copy goes in the background; rmdir alone costs milliseconds on some filesystems. */
-        if (op->r > 0)
-                queue_cleanup(tm, TAKE_PTR(op->bundle), NULL, false, NULL, NULL);
+        /* The trashed copy goes in the background (rmdir alone costs milliseconds on some filesystems), once
+         * the shim, whose cwd it is, has exited. */
+        if (op->r > 0) {
+                struct removal *rm = removal_find(tm, op->bundle->ns, op->bundle->id);
+                if (rm && !rm->trash)
+                        rm->trash = TAKE_PTR(op->bundle);
+                else
+                        queue_cleanup(tm, TAKE_PTR(op->bundle), NULL, false, NULL, NULL);
+        }
         runtime_bundle_free(op->bundle);
         error_free(&op->err);
         free(op);
