@@ -25,7 +25,7 @@ struct shim_cgroup {
         int version;
         char *memory, *cpuacct, *cpu, *pids; /* v1 directories */
         char *unified;                       /* v2 directory */
-        int efd; /* v1: eventfd, v2: inotify on memory.events */
+        int efd;                             /* v1: eventfd, v2: inotify on memory.events */
         struct shim_watch oom_w;
         uint64_t oom_kills;
         void (*oom_cb)(void *);

@@ -41,7 +41,14 @@ static const char *scan_string(const char *p, const char *end)
                 if (++p >= end)
                         return NULL;
                 switch (*p) {
-                case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                case '"':
+                case '\\':
+                case '/':
+                case 'b':
+                case 'f':
+                case 'n':
+                case 'r':
+                case 't':
                         break;
                 case 'u':
                         if (end - p < 5)
@@ -212,7 +219,7 @@ int shim_json_member(const struct shim_json *obj, const char *key, struct shim_j
         /* the last duplicate wins, as with Go's encoding/json and jansson */
         while (next_member(obj, &pos, &k, &v))
                 if (memchr(k.p, '\\', k.len) ? string_equals(&k, key)
-                                               : k.len == strlen(key) + 2 && memcmp(k.p + 1, key, k.len - 2) == 0) {
+                                             : k.len == strlen(key) + 2 && memcmp(k.p + 1, key, k.len - 2) == 0) {
                         *out = v;
                         found = true;
                 }
@@ -274,11 +281,21 @@ char *shim_json_strdup(const struct shim_json *v)
                 }
                 p++;
                 switch (*p) {
-                case 'b': *o++ = '\b'; break;
-                case 'f': *o++ = '\f'; break;
-                case 'n': *o++ = '\n'; break;
-                case 'r': *o++ = '\r'; break;
-                case 't': *o++ = '\t'; break;
+                case 'b':
+                        *o++ = '\b';
+                        break;
+                case 'f':
+                        *o++ = '\f';
+                        break;
+                case 'n':
+                        *o++ = '\n';
+                        break;
+                case 'r':
+                        *o++ = '\r';
+                        break;
+                case 't':
+                        *o++ = '\t';
+                        break;
                 case 'u':
                         cp = hex4(p + 1);
                         p += 4;
@@ -298,7 +315,9 @@ char *shim_json_strdup(const struct shim_json *v)
                                 cp = 0xfffd; /* lone surrogate */
                         put_utf8(&o, cp);
                         break;
-                default: *o++ = *p; break; /* " \ / */
+                default:
+                        *o++ = *p;
+                        break; /* " \ / */
                 }
                 p++;
         }

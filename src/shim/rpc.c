@@ -87,8 +87,8 @@ bool shim_frame_feed(struct shim_frame_reader *r, const uint8_t *data, size_t n,
                 r->have += take, data += take, n -= take;
                 if (r->have < r->length)
                         return true;
-                cont = fn(userdata, r->stream_id, r->type, oversize ? NULL : r->buf, oversize ? 0 : r->length,
-                          oversize);
+                cont =
+                    fn(userdata, r->stream_id, r->type, oversize ? NULL : r->buf, oversize ? 0 : r->length, oversize);
                 r->in_body = false;
                 r->hdr_have = 0;
                 r->have = 0;
@@ -327,9 +327,11 @@ static bool conn_on_frame(void *data, uint32_t stream_id, uint8_t type, const ui
                 return true; /* ignored for forward compatibility, as server.go does */
         req = (Ttrpc__Request *)protobuf_c_message_unpack(&ttrpc__request__descriptor, NULL, len, payload);
         if (!req) {
-                conn_send_status(c, stream_id, GRPC_INVALID_ARGUMENT, "unmarshal request error: invalid protobuf encoding");
+                conn_send_status(c, stream_id, GRPC_INVALID_ARGUMENT,
+                                 "unmarshal request error: invalid protobuf encoding");
         } else if (stream_id % 2 != 1) {
-                conn_send_status(c, stream_id, GRPC_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
+                conn_send_status(c, stream_id, GRPC_INVALID_ARGUMENT,
+                                 "StreamID must be odd for client initiated streams");
         } else if (c->active_calls >= RPC_MAX_CALLS_PER_CONN) {
                 conn_send_status(c, stream_id, GRPC_RESOURCE_EXHAUSTED, "too many concurrent calls");
         } else if (c->srv) {
@@ -409,8 +411,8 @@ void shim_rpc_adopt(struct shim_rpc *s, int fd)
         conn_new(s, fd);
 }
 
-struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service, const struct shim_method *methods,
-                              size_t n_methods, void *userdata)
+struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service,
+                              const struct shim_method *methods, size_t n_methods, void *userdata)
 {
         struct shim_rpc *s = xcalloc(1, sizeof(*s));
 

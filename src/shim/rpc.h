@@ -62,8 +62,8 @@ struct shim_method {
 
 /* Serves one service on an already listening socket fd (takes ownership), rejecting peers whose SO_PEERCRED
  * uid differs from our euid. methods must outlive the server. */
-struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service, const struct shim_method *methods,
-                              size_t n_methods, void *userdata);
+struct shim_rpc *shim_rpc_new(struct shim_loop *l, int listen_fd, const char *service,
+                              const struct shim_method *methods, size_t n_methods, void *userdata);
 /* Tests and fuzzing (listen_fd may be -1 then): serves a connected socket as if accepted, without the uid
  * check. Takes ownership of fd. */
 void shim_rpc_adopt(struct shim_rpc *s, int fd);

@@ -902,7 +902,7 @@ static void h_checkpoint(struct shim_call *call, const ProtobufCMessage *msg, vo
         (void)msg;
         (void)data;
         shim_call_fail_status(call, GRPC_UNIMPLEMENTED,
-                               "checkpoint is not supported by containerd-shim-krill-v2: not implemented");
+                              "checkpoint is not supported by containerd-shim-krill-v2: not implemented");
 }
 
 static void h_resize(struct shim_call *call, const ProtobufCMessage *msg, void *data)
