@@ -14,9 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
+#include "image/tar.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 
@@ -106,7 +104,8 @@ struct applier {
         const struct image_apply_options *o;
         bool chown;
         struct image_layer_stream *stream; /* borrowed */
-        struct error *read_err; /* error from the read callback, reported after libarchive fails */
+        struct tar_reader *tar;
+        struct error *read_err; /* error from the stream, reported when the tar reader passes its code on */
         int read_r;
         /* one-entry cache of the last resolved parent directory */
         char *cached_parent;
@@ -142,16 +141,61 @@ static void cache_invalidate_under(struct applier *a, const char *path)
                 cache_drop(a);
 }
 
-static la_ssize_t read_cb(struct archive *ar, void *data, const void **buf)
+static int take_read_err(struct applier *a, struct error **err);
+
+static ssize_t read_cb(void *data, const void **buf)
 {
         struct applier *a = data;
         ssize_t n = image_layer_stream_next(a->stream, buf, &a->read_err);
-        if (n < 0) {
+        if (n < 0)
                 a->read_r = (int)n;
-                archive_set_error(ar, (int)-n, "layer stream read failed");
-                return -1;
-        }
         return n;
+}
+
+/* A failure of the tar reader: the stream's own error when the stream failed, else the reader's. */
+static int tar_failed(struct applier *a, int r, struct error **err)
+{
+        if (a->read_r < 0)
+                return take_read_err(a, err);
+        return r;
+}
+
+/* The inode type an entry creates (hard links: that of their target, decided when linking). */
+static mode_t entry_type(const struct tar_entry *e)
+{
+        switch (e->type) {
+        case TAR_DIR:
+                return S_IFDIR;
+        case TAR_SYMLINK:
+                return S_IFLNK;
+        case TAR_CHR:
+                return S_IFCHR;
+        case TAR_BLK:
+                return S_IFBLK;
+        case TAR_FIFO:
+                return S_IFIFO;
+        case TAR_REG:
+        case TAR_HARDLINK:
+                break;
+        }
+        return S_IFREG;
+}
+
+static const char *entry_hardlink(const struct tar_entry *e)
+{
+        return e->type == TAR_HARDLINK ? e->linkname : NULL;
+}
+
+static void entry_times(const struct tar_entry *e, struct timespec ts[2])
+{
+        ts[1].tv_sec = e->mtime_sec;
+        ts[1].tv_nsec = e->mtime_nsec;
+        if (e->atime_set) {
+                ts[0].tv_sec = e->atime_sec;
+                ts[0].tv_nsec = e->atime_nsec;
+        } else {
+                ts[0] = ts[1];
+        }
 }
 
 /* Moves the error of a failed stream read (decompression, size bound) to the caller. */
@@ -414,17 +458,15 @@ static int xattr_path(int parent_fd, const char *name, char **ret)
         return 0;
 }
 
-static int apply_xattrs(struct applier *a, struct archive_entry *e, int parent_fd, const char *name, int fd,
+static int apply_xattrs(struct applier *a, const struct tar_entry *e, int parent_fd, const char *name, int fd,
                         const char *path, struct error **err)
 {
-        const char *key;
-        const void *val;
-        size_t len;
         _cleanup_free_ char *proc = NULL;
 
-        if (archive_entry_xattr_reset(e) == 0)
-                return 0;
-        while (archive_entry_xattr_next(e, &key, &val, &len) == ARCHIVE_OK) {
+        for (size_t i = 0; i < e->nxattrs; i++) {
+                const char *key = e->xattrs[i].name;
+                const void *val = e->xattrs[i].value;
+                size_t len = e->xattrs[i].len;
                 int r;
                 /* Overlay's own xattrs (redirect, metacopy, opaque) come only from our whiteout
                  * conversion, never from layer content. */
@@ -453,26 +495,17 @@ static int apply_xattrs(struct applier *a, struct archive_entry *e, int parent_f
         return 0;
 }
 
-static int write_data(struct applier *a, struct archive *ar, int fd, int64_t size, const char *path,
-                      struct error **err)
+static int write_data(struct applier *a, int fd, int64_t size, const char *path, struct error **err)
 {
         const void *buf;
-        size_t len;
-        la_int64_t off;
-        int64_t end = 0;
+        ssize_t n;
+        int64_t off = 0;
 
-        for (;;) {
-                int r = archive_read_data_block(ar, &buf, &len, &off);
-                if (r == ARCHIVE_EOF)
-                        break;
-                if (r < ARCHIVE_WARN) {
-                        if (a->read_r < 0)
-                                return take_read_err(a, err);
-                        return error_set(err, EINVAL, "read data of \"%s\": %s", path, archive_error_string(ar));
-                }
+        while ((n = tar_reader_data(a->tar, &buf, err)) > 0) {
                 const uint8_t *p = buf;
+                size_t len = (size_t)n;
                 while (len > 0) {
-                        ssize_t w = pwrite(fd, p, len, off);
+                        ssize_t w = write(fd, p, len);
                         if (w < 0) {
                                 if (errno == EINTR)
                                         continue;
@@ -482,16 +515,15 @@ static int write_data(struct applier *a, struct archive *ar, int fd, int64_t siz
                         len -= (size_t)w;
                         off += w;
                 }
-                if (off > end)
-                        end = off;
         }
-        /* Sparse files: holes at the end. */
-        if (size > end && ftruncate(fd, size) < 0)
-                return error_set(err, errno, "truncate \"%s\"", path);
+        if (n < 0)
+                return tar_failed(a, (int)n, err);
+        if (off != size)
+                return error_set(err, EIO, "short data for \"%s\"", path);
         return 0;
 }
 
-static void record_dir(struct applier *a, const char *path, struct archive_entry *e)
+static void record_dir(struct applier *a, const char *path, const struct tar_entry *e)
 {
         if (a->n_dirs == a->cap_dirs) {
                 a->cap_dirs = a->cap_dirs ? a->cap_dirs * 2 : 64;
@@ -499,14 +531,7 @@ static void record_dir(struct applier *a, const char *path, struct archive_entry
         }
         struct dir_times *d = &a->dirs[a->n_dirs++];
         d->path = xstrdup(path);
-        d->ts[1].tv_sec = archive_entry_mtime(e);
-        d->ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-        if (archive_entry_atime_is_set(e)) {
-                d->ts[0].tv_sec = archive_entry_atime(e);
-                d->ts[0].tv_nsec = archive_entry_atime_nsec(e);
-        } else {
-                d->ts[0] = d->ts[1];
-        }
+        entry_times(e, d->ts);
 }
 
 #define NOT_FRESH ((mode_t)-1)
@@ -547,12 +572,12 @@ static mode_t read_umask(void)
 /* Owner, xattrs, mode (after chown, which clears setuid/setgid), times. fd is the open regular file or -1.
  * fresh: the permission bits the inode was just created with by this entry (it then has our fsuid and
  * the parent's group rules), or NOT_FRESH; a chown or chmod that would change nothing is skipped. */
-static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd, const char *name, int fd,
+static int apply_meta(struct applier *a, const struct tar_entry *e, int parent_fd, const char *name, int fd,
                       const char *path, bool is_dir, mode_t fresh, struct error **err)
 {
-        mode_t type = archive_entry_filetype(e);
-        mode_t perm = archive_entry_perm(e) & 07777;
-        la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+        mode_t type = entry_type(e);
+        mode_t perm = e->mode & 07777;
+        int64_t uid = e->uid, gid = e->gid;
         int r;
 
         if (uid < 0 || uid > UINT32_MAX - 1 || gid < 0 || gid > UINT32_MAX - 1)
@@ -571,7 +596,7 @@ static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd,
         r = apply_xattrs(a, e, parent_fd, name, fd, path, err);
         if (r < 0)
                 return r;
-        if (type != AE_IFLNK && fresh != perm) {
+        if (type != S_IFLNK && fresh != perm) {
                 r = fd >= 0 ? fchmod(fd, perm) : fchmodat(parent_fd, name, perm, 0);
                 if (r < 0)
                         return error_set(err, errno, "chmod \"%s\"", path);
@@ -581,14 +606,7 @@ static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd,
                 return 0;
         }
         struct timespec ts[2];
-        ts[1].tv_sec = archive_entry_mtime(e);
-        ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-        if (archive_entry_atime_is_set(e)) {
-                ts[0].tv_sec = archive_entry_atime(e);
-                ts[0].tv_nsec = archive_entry_atime_nsec(e);
-        } else {
-                ts[0] = ts[1];
-        }
+        entry_times(e, ts);
         if (ts[1].tv_nsec < 0 || ts[1].tv_nsec > 999999999 || ts[0].tv_nsec < 0 || ts[0].tv_nsec > 999999999)
                 return 0;
         r = fd >= 0 ? futimens(fd, ts) : utimensat(parent_fd, name, ts, AT_SYMLINK_NOFOLLOW);
@@ -598,7 +616,7 @@ static int apply_meta(struct applier *a, struct archive_entry *e, int parent_fd,
 }
 
 static int do_whiteout(struct applier *a, int parent_fd, const char *parent, const char *name,
-                       struct archive_entry *e, struct error **err)
+                       const struct tar_entry *e, struct error **err)
 {
         const char *target = name + strlen(WHITEOUT_PREFIX);
         int r;
@@ -627,7 +645,7 @@ static int do_whiteout(struct applier *a, int parent_fd, const char *parent, con
         if (mknodat(parent_fd, target, S_IFCHR | 0, makedev(0, 0)) < 0)
                 return error_set(err, errno, "create whiteout \"%s\"", tpath);
         if (a->chown) {
-                la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+                int64_t uid = e->uid, gid = e->gid;
                 if (uid >= 0 && uid < UINT32_MAX && gid >= 0 && gid < UINT32_MAX &&
                     fchownat(parent_fd, target, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
                         return error_set(err, errno, "chown whiteout \"%s\"", tpath);
@@ -635,9 +653,9 @@ static int do_whiteout(struct applier *a, int parent_fd, const char *parent, con
         return 0;
 }
 
-static int apply_root_entry(struct applier *a, struct archive_entry *e, struct error **err)
+static int apply_root_entry(struct applier *a, const struct tar_entry *e, struct error **err)
 {
-        if (archive_entry_filetype(e) != AE_IFDIR || archive_entry_hardlink(e))
+        if (e->type != TAR_DIR)
                 return error_set(err, EINVAL, "invalid tar entry: root replaced by a non-directory");
         /* The root's owner and mode come from the snapshot, its times from the layer (as containerd). */
         record_dir(a, "", e);
@@ -930,12 +948,12 @@ static int make_room(struct applier *a, int pfd, const char *name, const char *p
         return 0;
 }
 
-static int apply_entry(struct applier *a, struct archive *ar, struct archive_entry *e, struct error **err)
+static int apply_entry(struct applier *a, const struct tar_entry *e, struct error **err)
 {
-        const char *raw = archive_entry_pathname(e);
-        const char *hardlink = archive_entry_hardlink(e);
+        const char *raw = e->path;
+        const char *hardlink = entry_hardlink(e);
         const char *name;
-        mode_t type = archive_entry_filetype(e);
+        mode_t type = entry_type(e);
         int pfd, r;
 
         if (!raw || raw[0] == '\0')
@@ -956,7 +974,7 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
         if (strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
                 return do_whiteout(a, pfd, parent, name, e, err);
 
-        if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK) && !a->o->allow_devices)
+        if (!hardlink && (type == S_IFCHR || type == S_IFBLK) && !a->o->allow_devices)
                 return error_set(err, EPERM, "device node \"%s\" not allowed", path);
 
         if (!a->o->overlay)
@@ -976,41 +994,37 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
 
         /* Create first; only when the name is taken apply containerd's rule (make_room) and retry: most
          * entries are new, and a stat per entry would be wasted. */
-        mode_t perm = archive_entry_perm(e) & 07777;
+        mode_t perm = e->mode & 07777;
         for (int attempt = 0;; attempt++) {
                 mode_t cp;
                 switch (type) {
-                case AE_IFREG: {
+                case S_IFREG: {
                         cp = create_perm(a, perm, 0600);
                         _cleanup_close_ int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, cp);
                         if (fd < 0)
                                 break;
-                        int64_t size = archive_entry_size(e);
-                        if (size < 0)
-                                return error_set(err, EINVAL, "invalid size of \"%s\"", path);
-                        r = write_data(a, ar, fd, size, path, err);
+                        r = write_data(a, fd, e->size, path, err);
                         if (r < 0)
                                 return r;
                         return apply_meta(a, e, pfd, name, fd, path, false, cp, err);
                 }
-                case AE_IFDIR:
+                case S_IFDIR:
                         cp = create_perm(a, perm, 0700);
                         if (mkdirat(pfd, name, cp) < 0)
                                 break;
                         return apply_meta(a, e, pfd, name, -1, path, true, cp, err);
-                case AE_IFLNK: {
-                        const char *target = archive_entry_symlink(e);
+                case S_IFLNK: {
+                        const char *target = e->linkname;
                         if (!target || target[0] == '\0' || strlen(target) >= PATH_MAX)
                                 return error_set(err, EINVAL, "invalid symlink target for \"%s\"", path);
                         if (symlinkat(target, pfd, name) < 0)
                                 break;
                         return apply_meta(a, e, pfd, name, -1, path, false, 0777, err);
                 }
-                case AE_IFCHR:
-                case AE_IFBLK:
-                case AE_IFIFO: {
-                        dev_t dev = type == AE_IFIFO ? 0
-                                                     : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+                case S_IFCHR:
+                case S_IFBLK:
+                case S_IFIFO: {
+                        dev_t dev = type == S_IFIFO ? 0 : makedev(e->devmajor, e->devminor);
                         cp = create_perm(a, perm, 0600);
                         if (mknodat(pfd, name, type | cp, dev) < 0)
                                 break;
@@ -1023,7 +1037,7 @@ static int apply_entry(struct applier *a, struct archive *ar, struct archive_ent
                 }
                 if (errno != EEXIST || attempt > 0)
                         return error_set(err, errno, "create \"%s\"", path);
-                r = make_room(a, pfd, name, path, type == AE_IFDIR, err);
+                r = make_room(a, pfd, name, path, type == S_IFDIR, err);
                 if (r < 0)
                         return r;
                 if (r == 1)
@@ -1064,6 +1078,7 @@ static void applier_done(struct applier *a)
         free(a->dirs);
         strset_clear(&a->created);
         error_free(&a->read_err);
+        tar_reader_free(a->tar);
 }
 
 int image_apply_layer_stream(int root_fd, struct image_layer_stream *stream, const struct image_apply_options *opts,
@@ -1085,40 +1100,27 @@ int image_apply_layer_stream(int root_fd, struct image_layer_stream *stream, con
                 .euid = geteuid(),
                 .egid = getegid(),
         };
-        struct archive *ar = NULL;
-        struct archive_entry *e;
+        const struct tar_entry *e;
         uint64_t n = 0;
         int r;
 
-        ar = archive_read_new();
-        if (!ar) {
-                applier_done(&a);
-                return error_set(err, ENOMEM, "libarchive");
-        }
-        /* tar only, and no libarchive filters: decompression is ours. */
-        archive_read_support_format_tar(ar);
-        archive_read_support_format_empty(ar);
-        if (archive_read_open(ar, &a, NULL, read_cb, NULL) != ARCHIVE_OK) {
-                r = a.read_r < 0 ? take_read_err(&a, err)
-                                 : error_set(err, EINVAL, "open layer tar: %s", archive_error_string(ar));
-                goto out;
-        }
+        /* tar only (an empty stream is an empty layer); decompression is the stream's */
+        a.tar = tar_reader_new(read_cb, &a);
         for (;;) {
-                r = archive_read_next_header(ar, &e);
-                if (r == ARCHIVE_EOF)
-                        break;
-                if (r < ARCHIVE_WARN) {
-                        if (a.read_r < 0)
-                                r = take_read_err(&a, err);
-                        else
-                                r = error_set(err, EINVAL, "invalid layer tar: %s", archive_error_string(ar));
+                r = tar_reader_next(a.tar, &e, err);
+                if (r < 0) {
+                        r = tar_failed(&a, r, err);
+                        if (err && *err && a.read_r >= 0)
+                                error_wrap(err, "invalid layer tar");
                         goto out;
                 }
+                if (!e)
+                        break;
                 if (++n > max_entries) {
                         r = error_set(err, E2BIG, "layer has more than %llu entries", (unsigned long long)max_entries);
                         goto out;
                 }
-                r = apply_entry(&a, ar, e, err);
+                r = apply_entry(&a, e, err);
                 if (r < 0)
                         goto out;
         }
@@ -1154,7 +1156,6 @@ int image_apply_layer_stream(int root_fd, struct image_layer_stream *stream, con
         }
         r = 0;
 out:
-        archive_read_free(ar);
         applier_done(&a);
         return r;
 }
