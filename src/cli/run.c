@@ -54,6 +54,43 @@ struct run_opts {
         struct oci_id_mapping uid_map, gid_map;
 };
 
+/* ctr containers create: the snapshotter flags and ContainerFlags; ctr run puts its own flags first. */
+#define COMMON_FLAGS_HELP \
+        "   --snapshotter value                     snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n" \
+        "   --snapshotter-label value               labels added to the new snapshot for this container.\n" \
+        "   --config value, -c value                path to the runtime-specific spec config file\n" \
+        "   --cwd value                             specify the working directory of the process\n" \
+        "   --env value                             specify additional container environment variables (e.g. FOO=bar)\n" \
+        "   --env-file value                        specify additional container environment variables in a file(e.g. FOO=bar, one per line)\n" \
+        "   --label value                           specify additional labels (e.g. foo=bar)\n" \
+        "   --annotation value                      specify additional OCI annotations (e.g. foo=bar)\n" \
+        "   --mount value                           specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)\n" \
+        "   --net-host                              enable host networking for the container\n" \
+        "   --privileged                            run privileged container\n" \
+        "   --read-only                             set the containers filesystem as readonly\n" \
+        "   --runtime value                         runtime name (default: \"" KRILL_DEFAULT_RUNTIME "\")\n" \
+        "   --runtime-config-path value             optional runtime config path\n" \
+        "   --tty, -t                               allocate a TTY for the container\n" \
+        "   --with-ns value                         specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')\n" \
+        "   --pid-file value                        file path to write the task's pid\n" \
+        "   --gpus value                            add gpus to the container\n" \
+        "   --allow-new-privs                       turn off OCI spec's NoNewPrivileges feature flag\n" \
+        "   --memory-limit value                    memory limit (in bytes) for the container (default: 0)\n" \
+        "   --device value                          file path to a device to add to the container; or a path to a directory tree of devices to add to the container\n" \
+        "   --cap-add value                         add Linux capabilities (Set capabilities with 'CAP_' prefix)\n" \
+        "   --cap-drop value                        drop Linux capabilities (Set capabilities with 'CAP_' prefix)\n" \
+        "   --seccomp                               enable the default seccomp profile\n" \
+        "   --seccomp-profile value                 file path to custom seccomp profile. seccomp must be set to true, before using seccomp-profile\n" \
+        "   --apparmor-default-profile value        enable AppArmor with the default profile with the specified name, e.g. \"cri-containerd.apparmor.d\"\n" \
+        "   --apparmor-profile value                enable AppArmor with an existing custom profile\n" \
+        "   --rdt-class value                       name of the RDT class to associate the container with. Specifies a Class of Service (CLOS) for cache and memory bandwidth management.\n" \
+        "   --rootfs                                use custom rootfs that is not managed by containerd snapshotter\n" \
+        "   --no-pivot                              disable use of pivot-root (linux only)\n" \
+        "   --cpu-quota value                       Limit CPU CFS quota (default: -1)\n" \
+        "   --cpu-period value                      Limit CPU CFS period (default: 0)\n" \
+        "   --rootfs-propagation value              set the propagation of the container rootfs\n" \
+        "   --user value, -u value                  username or user id, group optional (format: <name|uid>[:<group|gid>]) (krill)\n"
+
 static const char run_flags_help[] =
         "   --rm                                    remove the container after running, cannot be used with --detach\n"
         "   --null-io                               send all IO to /dev/null\n"
@@ -71,77 +108,9 @@ static const char run_flags_help[] =
         "   --remap-labels                          provide the user namespace ID remapping to the snapshotter via label options; requires snapshotter support\n"
         "   --cpus value                            set the CFS cpu quota (default: 0)\n"
         "   --cpu-shares value                      set the cpu shares (default: 1024)\n"
-        "   --snapshotter value                     snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n"
-        "   --snapshotter-label value               labels added to the new snapshot for this container.\n"
-        "   --config value, -c value                path to the runtime-specific spec config file\n"
-        "   --cwd value                             specify the working directory of the process\n"
-        "   --env value                             specify additional container environment variables (e.g. FOO=bar)\n"
-        "   --env-file value                        specify additional container environment variables in a file(e.g. FOO=bar, one per line)\n"
-        "   --label value                           specify additional labels (e.g. foo=bar)\n"
-        "   --annotation value                      specify additional OCI annotations (e.g. foo=bar)\n"
-        "   --mount value                           specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)\n"
-        "   --net-host                              enable host networking for the container\n"
-        "   --privileged                            run privileged container\n"
-        "   --read-only                             set the containers filesystem as readonly\n"
-        "   --runtime value                         runtime name (default: \"" KRILL_DEFAULT_RUNTIME "\")\n"
-        "   --runtime-config-path value             optional runtime config path\n"
-        "   --tty, -t                               allocate a TTY for the container\n"
-        "   --with-ns value                         specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')\n"
-        "   --pid-file value                        file path to write the task's pid\n"
-        "   --gpus value                            add gpus to the container\n"
-        "   --allow-new-privs                       turn off OCI spec's NoNewPrivileges feature flag\n"
-        "   --memory-limit value                    memory limit (in bytes) for the container (default: 0)\n"
-        "   --device value                          file path to a device to add to the container; or a path to a directory tree of devices to add to the container\n"
-        "   --cap-add value                         add Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
-        "   --cap-drop value                        drop Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
-        "   --seccomp                               enable the default seccomp profile\n"
-        "   --seccomp-profile value                 file path to custom seccomp profile. seccomp must be set to true, before using seccomp-profile\n"
-        "   --apparmor-default-profile value        enable AppArmor with the default profile with the specified name, e.g. \"cri-containerd.apparmor.d\"\n"
-        "   --apparmor-profile value                enable AppArmor with an existing custom profile\n"
-        "   --rdt-class value                       name of the RDT class to associate the container with. Specifies a Class of Service (CLOS) for cache and memory bandwidth management.\n"
-        "   --rootfs                                use custom rootfs that is not managed by containerd snapshotter\n"
-        "   --no-pivot                              disable use of pivot-root (linux only)\n"
-        "   --cpu-quota value                       Limit CPU CFS quota (default: -1)\n"
-        "   --cpu-period value                      Limit CPU CFS period (default: 0)\n"
-        "   --rootfs-propagation value              set the propagation of the container rootfs\n"
-        "   --user value, -u value                  username or user id, group optional (format: <name|uid>[:<group|gid>]) (krill)\n";
+        COMMON_FLAGS_HELP;
 
-/* The same list without run's own flags (ctr containers create). */
-static const char create_flags_help[] =
-        "   --snapshotter value                     snapshotter name. Empty value stands for the default value. [$CONTAINERD_SNAPSHOTTER]\n"
-        "   --snapshotter-label value               labels added to the new snapshot for this container.\n"
-        "   --config value, -c value                path to the runtime-specific spec config file\n"
-        "   --cwd value                             specify the working directory of the process\n"
-        "   --env value                             specify additional container environment variables (e.g. FOO=bar)\n"
-        "   --env-file value                        specify additional container environment variables in a file(e.g. FOO=bar, one per line)\n"
-        "   --label value                           specify additional labels (e.g. foo=bar)\n"
-        "   --annotation value                      specify additional OCI annotations (e.g. foo=bar)\n"
-        "   --mount value                           specify additional container mount (e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro)\n"
-        "   --net-host                              enable host networking for the container\n"
-        "   --privileged                            run privileged container\n"
-        "   --read-only                             set the containers filesystem as readonly\n"
-        "   --runtime value                         runtime name (default: \"" KRILL_DEFAULT_RUNTIME "\")\n"
-        "   --runtime-config-path value             optional runtime config path\n"
-        "   --tty, -t                               allocate a TTY for the container\n"
-        "   --with-ns value                         specify existing Linux namespaces to join at container runtime (format '<nstype>:<path>')\n"
-        "   --pid-file value                        file path to write the task's pid\n"
-        "   --gpus value                            add gpus to the container\n"
-        "   --allow-new-privs                       turn off OCI spec's NoNewPrivileges feature flag\n"
-        "   --memory-limit value                    memory limit (in bytes) for the container (default: 0)\n"
-        "   --device value                          file path to a device to add to the container; or a path to a directory tree of devices to add to the container\n"
-        "   --cap-add value                         add Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
-        "   --cap-drop value                        drop Linux capabilities (Set capabilities with 'CAP_' prefix)\n"
-        "   --seccomp                               enable the default seccomp profile\n"
-        "   --seccomp-profile value                 file path to custom seccomp profile. seccomp must be set to true, before using seccomp-profile\n"
-        "   --apparmor-default-profile value        enable AppArmor with the default profile with the specified name, e.g. \"cri-containerd.apparmor.d\"\n"
-        "   --apparmor-profile value                enable AppArmor with an existing custom profile\n"
-        "   --rdt-class value                       name of the RDT class to associate the container with. Specifies a Class of Service (CLOS) for cache and memory bandwidth management.\n"
-        "   --rootfs                                use custom rootfs that is not managed by containerd snapshotter\n"
-        "   --no-pivot                              disable use of pivot-root (linux only)\n"
-        "   --cpu-quota value                       Limit CPU CFS quota (default: -1)\n"
-        "   --cpu-period value                      Limit CPU CFS period (default: 0)\n"
-        "   --rootfs-propagation value              set the propagation of the container rootfs\n"
-        "   --user value, -u value                  username or user id, group optional (format: <name|uid>[:<group|gid>]) (krill)\n";
+static const char create_flags_help[] = COMMON_FLAGS_HELP;
 
 static int usage_error(const struct cli_global *g, const struct cli_command *cmd, const char *what, const char *flag)
 {

@@ -47,6 +47,13 @@ static void stdio_release(struct cli_stdio *s)
 
 int cli_stdio_new(const char *fifo_dir, const char *id, bool terminal, struct cli_stdio **ret, struct error **err)
 {
+        /* cio.NewFIFOSetInDir: os.MkdirAll(root, 0700) */
+        _cleanup_free_ char *parents = xstrdup(fifo_dir);
+        for (char *p = strchr(parents + 1, '/'); p; p = strchr(p + 1, '/')) {
+                *p = '\0';
+                (void)mkdir(parents, 0700);
+                *p = '/';
+        }
         if (mkdir(fifo_dir, 0700) < 0 && errno != EEXIST) {
                 int r = -errno;
                 error_set(err, -r, "failed to create fifo dir %s", fifo_dir);

@@ -223,12 +223,15 @@ def test_pid_file(env):
     assert [f for _, _, fs in os.walk(env.d.fifo_dir) for f in fs if f.startswith("t-pid-")] == []
     # foreground: the pid is written before the task starts, the file stays
     rel = "rel.pid"
-    r = subprocess.run([env.cli, "--address", env.d.address, "run", "--rm", "--fifo-dir", env.d.fifo_dir,
+    # (and a fifo dir whose parents do not exist yet: created like ctr's MkdirAll)
+    fifos = os.path.join(env.tmp, "fifo-new", "deeper")
+    r = subprocess.run([env.cli, "--address", env.d.address, "run", "--rm", "--fifo-dir", fifos,
                         "--pid-file", rel, IMAGE, "t-pid2", "sh", "-c", "echo $$"],
                        cwd=env.tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert open(os.path.join(env.tmp, rel)).read().isdigit()
+    assert os.listdir(fifos) == []
 
 
 def test_log_uri_file(env):
