@@ -367,9 +367,6 @@ static int check_run_opts(struct run_opts *o, struct error **err)
                 return r;
         if (!o->seccomp && o->seccomp_profile && *o->seccomp_profile)
                 return error_set_literal(err, EINVAL, "seccomp must be set to true, if using a custom seccomp-profile");
-        if (o->seccomp && !(o->seccomp_profile && *o->seccomp_profile))
-                return error_set_literal(err, ENOTSUP, "the built-in default seccomp profile is not available in "
-                                                       "krill: use --seccomp --seccomp-profile FILE");
         if (o->apparmor_default && *o->apparmor_default)
                 return error_set_literal(err, ENOTSUP, "AppArmor is not supported by krill");
         if (o->apparmor_profile && *o->apparmor_profile)
@@ -562,10 +559,12 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
                 oci_spec_add_capabilities(spec, o->cap_add);
         if (o->cap_drop)
                 oci_spec_drop_capabilities(spec, o->cap_drop);
-        if (o->seccomp) {
+        if (o->seccomp && o->seccomp_profile && *o->seccomp_profile) {
                 r = oci_spec_set_seccomp_profile(spec, o->seccomp_profile, err);
                 if (r < 0)
                         goto out;
+        } else if (o->seccomp) {
+                json_object_set_new(json_object_get(spec, "linux"), "seccomp", oci_seccomp_default_profile(spec));
         }
         if (o->ncpus > 0)
                 oci_spec_set_cpus(spec, o->ncpus);

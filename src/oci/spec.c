@@ -415,48 +415,6 @@ static int current_caps(json_t **ret, struct error **err)
         return 0;
 }
 
-/* containerd's HostDevices(): every char/block device under /dev except a few virtual subtrees. */
-static void add_host_devices(json_t *devs, int dirfd, const char *prefix, int depth)
-{
-        if (depth > 8)
-                return;
-        _cleanup_closedir_ DIR *d = fdopendir(dirfd);
-        if (!d) {
-                (void)close(dirfd);
-                return;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                const char *n = de->d_name;
-                if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
-                        continue;
-                _cleanup_free_ char *path = xasprintf("%s/%s", prefix, n);
-                struct stat st;
-                if (fstatat(dirfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;
-                if (S_ISDIR(st.st_mode)) {
-                        if (strcmp(path, "/dev/pts") == 0 || strcmp(path, "/dev/shm") == 0 ||
-                            strcmp(path, "/dev/fd") == 0 || strcmp(path, "/dev/mqueue") == 0 ||
-                            strcmp(n, ".lxc") == 0 || strcmp(n, ".lxd-mounts") == 0 || strcmp(n, ".udev") == 0)
-                                continue;
-                        int sub = openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0)
-                                add_host_devices(devs, sub, path, depth + 1);
-                        continue;
-                }
-                if (strcmp(path, "/dev/console") == 0)
-                        continue;
-                if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-                        continue;
-                json_array_append_new(devs, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "path", path, "type",
-                                                      S_ISCHR(st.st_mode) ? "c" : "b", "major",
-                                                      (json_int_t)major(st.st_rdev), "minor",
-                                                      (json_int_t)minor(st.st_rdev), "fileMode",
-                                                      (json_int_t)(st.st_mode & 07777), "uid", (json_int_t)st.st_uid,
-                                                      "gid", (json_int_t)st.st_gid));
-        }
-}
-
 int oci_spec_set_privileged(json_t *spec, struct error **err)
 {
         json_t *caps = NULL;
@@ -494,10 +452,8 @@ int oci_spec_set_privileged(json_t *spec, struct error **err)
         }
         json_t *res = obj_child(linux_, "resources");
         json_object_set_new(res, "devices", json_pack("[{s:b, s:s}]", "allow", 1, "access", "rwm"));
-        int dfd = open("/dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                add_host_devices(arr_child(linux_, "devices"), dfd, "/dev", 0);
-        return 0;
+        /* WithAllDevicesAllowed, WithHostDevices */
+        return oci_spec_add_host_devices(spec, err);
 }
 
 /* --- users --- */

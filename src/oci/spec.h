@@ -94,6 +94,10 @@ void oci_spec_set_cpu_cfs(json_t *spec, int64_t quota, uint64_t period);
 int oci_spec_add_devices(json_t *spec, const char *path, const char *container_path, const char *permissions,
                          struct error **err);
 
+/* WithHostDevices: every device under /dev (getDevices' order: sorted by name, depth first) appended to
+ * linux.devices, no cgroup rules. */
+int oci_spec_add_host_devices(json_t *spec, struct error **err);
+
 struct oci_id_mapping {
         uint32_t container_id, host_id, size;
 };
@@ -106,3 +110,6 @@ void oci_spec_set_user_namespace(json_t *spec, const struct oci_id_mapping *uid,
 int oci_spec_load_file(const char *path, json_t **ret, struct error **err);
 /* seccomp.WithProfile: linux.seccomp = the JSON object in path. */
 int oci_spec_set_seccomp_profile(json_t *spec, const char *path, struct error **err);
+/* seccomp.DefaultProfile(spec): containerd's default profile for this architecture, kernel and the spec's
+ * bounding capabilities (so apply it after capability changes, as ctr does). Returns a new object. */
+json_t *oci_seccomp_default_profile(const json_t *spec);

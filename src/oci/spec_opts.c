@@ -317,6 +317,12 @@ int oci_spec_add_devices(json_t *spec, const char *path, const char *container_p
         return 0;
 }
 
+int oci_spec_add_host_devices(json_t *spec, struct error **err)
+{
+        json_t *devs = child_arr(child_obj(spec, "linux"), "devices");
+        return get_devices("/dev", NULL, devs, 0, err);
+}
+
 /* --- user namespace --- */
 
 static int parse_u32(const char *s, uint32_t *ret)

@@ -457,9 +457,22 @@ def test_seccomp_profile(env):
     c = env.ctr("run", "--rm", "--seccomp-profile", prof, IMAGE, "t-sc2", "true")
     assert r.returncode == c.returncode == 1
     assert r.stderr.replace("krill:", "ctr:") == c.stderr
-    r = env.krill("run", "--rm", "--seccomp", IMAGE, "t-sc3", "true")
-    assert r.returncode == 1
-    assert "default seccomp profile is not available" in r.stderr
+
+
+@pytest.mark.parametrize("flags", [[], ["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SYS_PTRACE"],
+                                   ["--cap-drop", "CAP_SYS_CHROOT"], ["--privileged"]],
+                         ids=["default-caps", "admin-ptrace", "no-chroot", "privileged"])
+def test_seccomp_default_profile(env, flags):
+    # containerd's DefaultProfile depends on the bounding set: compared with ctr's for the same flags
+    spec = compare_with_ctr(env, flags + ["--seccomp"])
+    sc = spec["Spec"]["linux"]["seccomp"]
+    assert sc["defaultAction"] == "SCMP_ACT_ERRNO"
+    admin = "CAP_SYS_ADMIN" in spec["Spec"]["process"]["capabilities"]["bounding"]
+    assert any(c["names"] == ["clone3"] and c.get("errnoRet") == 38 for c in sc["syscalls"]) == (not admin)
+    if not flags:
+        # the effect: unshare(2) is not in the allow list without CAP_SYS_ADMIN, mkdir is
+        out = run_out(env, "t-scd", ("--seccomp",), "sh", "-c", "unshare -U true 2>&1; echo rc=$?; mkdir /tmp/d && echo made")
+        assert "rc=1" in out and "made" in out
 
 
 def test_userns_mapping(env):

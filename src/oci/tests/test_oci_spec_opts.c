@@ -306,6 +306,63 @@ static void test_oci_files(void **state)
         json_decref(s);
 }
 
+static bool allows(json_t *profile, const char *name)
+{
+        size_t i, k;
+        json_t *c, *n;
+        json_array_foreach(json_object_get(profile, "syscalls"), i, c)
+        {
+                if (strcmp(json_string_value(json_object_get(c, "action")), "SCMP_ACT_ALLOW") != 0 ||
+                    json_object_get(c, "args"))
+                        continue;
+                json_array_foreach(json_object_get(c, "names"), k, n)
+                {
+                        if (strcmp(json_string_value(n), name) == 0)
+                                return true;
+                }
+        }
+        return false;
+}
+
+static void test_oci_seccomp_default(void **state)
+{
+        (void)state;
+        json_t *s = oci_spec_new_default("default", "c1");
+        json_t *p = oci_seccomp_default_profile(s);
+        assert_string_equal(json_string_value(json_object_get(p, "defaultAction")), "SCMP_ACT_ERRNO");
+#if defined(__x86_64__)
+        assert_string_equal(json_string_value(jget(p, "architectures.0")), "SCMP_ARCH_X86_64");
+        assert_true(allows(p, "arch_prctl"));
+#endif
+        assert_true(allows(p, "read"));
+        assert_true(allows(p, "chroot")); /* CAP_SYS_CHROOT is a default capability */
+        assert_false(allows(p, "mount"));
+        assert_false(allows(p, "unshare"));
+        assert_false(allows(p, "reboot"));
+        /* without CAP_SYS_ADMIN: clone only without namespace flags, clone3 fails with ENOSYS */
+        json_t *last = json_array_get(json_object_get(p, "syscalls"), json_array_size(json_object_get(p, "syscalls")) - 1);
+        assert_string_equal(json_string_value(jget(last, "names.0")), "clone3");
+        assert_int_equal(json_integer_value(json_object_get(last, "errnoRet")), ENOSYS);
+        json_t *personality = json_array_get(json_object_get(p, "syscalls"), 1);
+        assert_string_equal(json_string_value(jget(personality, "names.0")), "personality");
+        assert_string_equal(json_string_value(jget(personality, "args.0.op")), "SCMP_CMP_EQ");
+        json_decref(p);
+
+        char *add[] = {"CAP_SYS_ADMIN", "CAP_SYS_BOOT", NULL};
+        char *drop[] = {"CAP_SYS_CHROOT", NULL};
+        oci_spec_add_capabilities(s, add);
+        oci_spec_drop_capabilities(s, drop);
+        p = oci_seccomp_default_profile(s);
+        assert_true(allows(p, "mount"));
+        assert_true(allows(p, "clone3"));
+        assert_true(allows(p, "reboot"));
+        assert_false(allows(p, "chroot"));
+        last = json_array_get(json_object_get(p, "syscalls"), json_array_size(json_object_get(p, "syscalls")) - 1);
+        assert_null(json_object_get(last, "errnoRet"));
+        json_decref(p);
+        json_decref(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -314,6 +371,7 @@ int main(void)
                 cmocka_unit_test(test_oci_id_mappings),
                 cmocka_unit_test(test_oci_devices),
                 cmocka_unit_test(test_oci_files),
+                cmocka_unit_test(test_oci_seccomp_default),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
