@@ -505,3 +505,243 @@ ssize_t tar_reader_data(struct tar_reader *r, const void **buf, struct error **e
         r->data_left -= take;
         return (ssize_t)take;
 }
+
+/* --- writer --- */
+
+#define WBUF (64u << 10)
+
+struct tar_writer {
+        tar_sink_fn sink;
+        void *userdata;
+        uint8_t *buf;
+        size_t used;
+        uint64_t data_left, pad;
+};
+
+struct tar_writer *tar_writer_new(tar_sink_fn sink, void *userdata)
+{
+        struct tar_writer *w = xcalloc(1, sizeof(*w));
+        w->sink = sink;
+        w->userdata = userdata;
+        w->buf = xmalloc(WBUF);
+        return w;
+}
+
+void tar_writer_free(struct tar_writer *w)
+{
+        if (!w)
+                return;
+        free(w->buf);
+        free(w);
+}
+
+static int w_flush(struct tar_writer *w)
+{
+        if (w->used == 0)
+                return 0;
+        int r = w->sink(w->userdata, w->buf, w->used);
+        w->used = 0;
+        return r;
+}
+
+static int w_put(struct tar_writer *w, const void *p, size_t n)
+{
+        const uint8_t *s = p;
+        if (n >= WBUF) { /* large data goes straight through */
+                int r = w_flush(w);
+                return r < 0 ? r : w->sink(w->userdata, s, n);
+        }
+        while (n > 0) {
+                size_t take = WBUF - w->used < n ? WBUF - w->used : n;
+                memcpy(w->buf + w->used, s, take);
+                w->used += take;
+                s += take;
+                n -= take;
+                if (w->used == WBUF) {
+                        int r = w_flush(w);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int w_zeros(struct tar_writer *w, size_t n)
+{
+        static const uint8_t zero[BLOCK];
+        while (n > 0) {
+                size_t take = n < BLOCK ? n : BLOCK;
+                int r = w_put(w, zero, take);
+                if (r < 0)
+                        return r;
+                n -= take;
+        }
+        return 0;
+}
+
+/* n-1 octal digits and a NUL; false when v does not fit. */
+static bool put_octal(uint8_t *f, size_t n, uint64_t v)
+{
+        f[n - 1] = '\0';
+        for (size_t i = n - 1; i-- > 0; v >>= 3)
+                f[i] = (uint8_t)('0' + (v & 7));
+        return v == 0;
+}
+
+static void put_checksum(uint8_t *h)
+{
+        unsigned sum = 0;
+        memset(h + 148, ' ', 8);
+        for (int i = 0; i < BLOCK; i++)
+                sum += h[i];
+        put_octal(h + 148, 7, sum); /* six digits, NUL, then the space already there */
+}
+
+/* Appends "LEN key=value\n", LEN counting the whole record including its own digits. */
+static void pax_add(char **recs, size_t *len, const char *key, const void *val, size_t vlen)
+{
+        size_t base = strlen(key) + vlen + 3, digits = 1;
+        while (1) {
+                size_t total = base + digits, d = 1;
+                for (size_t t = total; t >= 10; t /= 10)
+                        d++;
+                if (d == digits)
+                        break;
+                digits = d;
+        }
+        size_t total = base + digits;
+        *recs = xrealloc(*recs, *len + total + 1);
+        int k = snprintf(*recs + *len, total + 1, "%zu %s=", total, key);
+        memcpy(*recs + *len + k, val, vlen);
+        (*recs)[*len + total - 1] = '\n';
+        *len += total;
+}
+
+static void pax_add_str(char **recs, size_t *len, const char *key, const char *val)
+{
+        pax_add(recs, len, key, val, strlen(val));
+}
+
+static void pax_add_num(char **recs, size_t *len, const char *key, int64_t v)
+{
+        char s[32];
+        snprintf(s, sizeof(s), "%lld", (long long)v);
+        pax_add_str(recs, len, key, s);
+}
+
+static int w_block_header(struct tar_writer *w, uint8_t *h)
+{
+        put_checksum(h);
+        return w_put(w, h, BLOCK);
+}
+
+int tar_writer_header(struct tar_writer *w, const struct tar_entry *e, struct error **err)
+{
+        static const char flags[] = {[TAR_REG] = '0', [TAR_HARDLINK] = '1', [TAR_SYMLINK] = '2', [TAR_CHR] = '3',
+                                     [TAR_BLK] = '4', [TAR_DIR] = '5', [TAR_FIFO] = '6'};
+        uint8_t h[BLOCK];
+        _cleanup_free_ char *recs = NULL;
+        size_t rlen = 0;
+        int r;
+
+        if (w->data_left)
+                return error_set(err, EBUSY, "tar entry data incomplete");
+        r = w_zeros(w, w->pad);
+        if (r < 0)
+                return r;
+        w->pad = 0;
+        if (!e->path || !e->path[0] || (unsigned)e->type > TAR_FIFO || e->size < 0 || e->uid < 0 || e->gid < 0 ||
+            ((e->type == TAR_HARDLINK || e->type == TAR_SYMLINK) && (!e->linkname || !e->linkname[0])))
+                return error_set(err, EINVAL, "invalid tar entry \"%s\"", e->path ? e->path : "");
+        int64_t size = e->type == TAR_REG ? e->size : 0;
+
+        memset(h, 0, sizeof(h));
+        size_t plen = strlen(e->path);
+        if (plen <= 100)
+                memcpy(h, e->path, plen);
+        else
+                pax_add_str(&recs, &rlen, "path", e->path);
+        put_octal(h + 100, 8, e->mode & 07777);
+        if (!put_octal(h + 108, 8, (uint64_t)e->uid)) {
+                put_octal(h + 108, 8, 0);
+                pax_add_num(&recs, &rlen, "uid", e->uid);
+        }
+        if (!put_octal(h + 116, 8, (uint64_t)e->gid)) {
+                put_octal(h + 116, 8, 0);
+                pax_add_num(&recs, &rlen, "gid", e->gid);
+        }
+        if (!put_octal(h + 124, 12, (uint64_t)size)) {
+                put_octal(h + 124, 12, 0);
+                pax_add_num(&recs, &rlen, "size", size);
+        }
+        if (e->mtime_sec < 0 || !put_octal(h + 136, 12, (uint64_t)e->mtime_sec)) {
+                put_octal(h + 136, 12, 0);
+                pax_add_num(&recs, &rlen, "mtime", e->mtime_sec);
+        }
+        h[156] = (uint8_t)flags[e->type];
+        if (e->type == TAR_HARDLINK || e->type == TAR_SYMLINK) {
+                size_t llen = strlen(e->linkname);
+                if (llen <= 100)
+                        memcpy(h + 157, e->linkname, llen);
+                else
+                        pax_add_str(&recs, &rlen, "linkpath", e->linkname);
+        }
+        memcpy(h + 257, "ustar\0" "00", 8);
+        put_octal(h + 329, 8, 0);
+        put_octal(h + 337, 8, 0);
+        if ((e->type == TAR_CHR || e->type == TAR_BLK) &&
+            (!put_octal(h + 329, 8, e->devmajor) || !put_octal(h + 337, 8, e->devminor)))
+                return error_set(err, EINVAL, "device numbers of \"%s\" too large for tar", e->path);
+        for (size_t i = 0; i < e->nxattrs; i++) {
+                _cleanup_free_ char *key = xasprintf("SCHILY.xattr.%s", e->xattrs[i].name);
+                pax_add(&recs, &rlen, key, e->xattrs[i].value, e->xattrs[i].len);
+        }
+        if (rlen > TAR_MAX_PAX_SIZE)
+                return error_set(err, E2BIG, "pax header of \"%s\" too large", e->path);
+
+        if (rlen) {
+                /* Go names it <dir>/PaxHeaders.0/<base>; readers ignore the name */
+                uint8_t x[BLOCK];
+                const char *base = strrchr(e->path, '/');
+                base = base && base[1] ? base + 1 : e->path;
+                memset(x, 0, sizeof(x));
+                snprintf((char *)x, 100, "PaxHeaders.0/%.80s", base);
+                put_octal(x + 100, 8, 0644);
+                put_octal(x + 108, 8, 0);
+                put_octal(x + 116, 8, 0);
+                put_octal(x + 124, 12, rlen);
+                put_octal(x + 136, 12, 0);
+                x[156] = 'x';
+                memcpy(x + 257, "ustar\0" "00", 8);
+                r = w_block_header(w, x);
+                if (r == 0)
+                        r = w_put(w, recs, rlen);
+                if (r == 0)
+                        r = w_zeros(w, padding(rlen));
+                if (r < 0)
+                        return r;
+        }
+        r = w_block_header(w, h);
+        if (r < 0)
+                return r;
+        w->data_left = (uint64_t)size;
+        w->pad = padding((uint64_t)size);
+        return 0;
+}
+
+int tar_writer_data(struct tar_writer *w, const void *buf, size_t len, struct error **err)
+{
+        if (len > w->data_left)
+                return error_set(err, EFBIG, "more tar data than the entry's size");
+        w->data_left -= len;
+        return w_put(w, buf, len);
+}
+
+int tar_writer_close(struct tar_writer *w, struct error **err)
+{
+        if (w->data_left)
+                return error_set(err, EBUSY, "tar entry data incomplete");
+        int r = w_zeros(w, w->pad + 2 * BLOCK);
+        w->pad = 0;
+        return r < 0 ? r : w_flush(w);
+}

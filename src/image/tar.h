@@ -63,3 +63,20 @@ int tar_reader_next(struct tar_reader *r, const struct tar_entry **ret, struct e
 /* The next piece of the current entry's data: > 0 bytes in *buf (borrowed until the next call), 0 when the entry's
  * data is done, or -errno (-EINVAL with err set for a stream that ends inside the data). */
 ssize_t tar_reader_data(struct tar_reader *r, const void **buf, struct error **err);
+
+/* --- writing (pax where ustar cannot hold a field, as Go's archive/tar does) --- */
+
+/* Receives the archive's bytes: 0, or -errno (passed on; the sink keeps its own error text). */
+typedef int (*tar_sink_fn)(void *userdata, const void *buf, size_t len);
+
+struct tar_writer;
+
+struct tar_writer *tar_writer_new(tar_sink_fn sink, void *userdata);
+void tar_writer_free(struct tar_writer *w);
+/* Writes an entry's header (a pax header first when a path, link target, id, size or time does not fit ustar, or
+ * xattrs are given). Regular files must then get exactly e->size bytes through tar_writer_data. -EINVAL with err set
+ * for an entry that cannot be written, -EBUSY when the previous entry's data is incomplete. */
+int tar_writer_header(struct tar_writer *w, const struct tar_entry *e, struct error **err);
+int tar_writer_data(struct tar_writer *w, const void *buf, size_t len, struct error **err);
+/* Pads the last entry, writes the end-of-archive blocks and flushes. */
+int tar_writer_close(struct tar_writer *w, struct error **err);

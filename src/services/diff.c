@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "content/store.h"
+#include "image/tar.h"
 #include "metadata/content.h"
 #include "snapshot/mount.h"
 #include "util/alloc.h"
@@ -17,8 +19,6 @@
 #include "util/digest.h"
 #include "util/strv.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <isa-l/igzip_lib.h>
@@ -182,7 +182,7 @@ int services_diff_apply(struct services_ctx *ctx, const char *ns, const char *me
 #define UNCOMPRESSED_LABEL "containerd.io/uncompressed"
 
 struct differ {
-        struct archive *ar;
+        struct tar_writer *tw;
         struct metadata_content_writer *w;
         struct digester *raw;     /* of the uncompressed tar: the diff ID */
         struct isal_zstream z;
@@ -230,15 +230,14 @@ static int zflush(struct differ *d, const uint8_t *in, size_t n, bool end)
         return 0;
 }
 
-static la_ssize_t diff_write_cb(struct archive *ar, void *data, const void *buf, size_t n)
+static int diff_sink(void *data, const void *buf, size_t n)
 {
         struct differ *d = data;
-        (void)ar;
         if (d->r < 0)
-                return -1;
+                return d->r;
         digester_update(d->raw, buf, n);
         d->r = zflush(d, buf, n, false);
-        return d->r < 0 ? -1 : (la_ssize_t)n;
+        return d->r;
 }
 
 static ssize_t lgetxattr_at(int dfd, const char *name, const char *key, void *buf, size_t n)
@@ -266,13 +265,9 @@ static int include_parents(struct differ *d, struct frame *f)
         return write_entry(d, f->up, slash ? slash + 1 : f->rel, f->rel, &f->st);
 }
 
-static int header(struct differ *d, struct archive_entry *e, const char *rel)
+static int header(struct differ *d, const struct tar_entry *e)
 {
-        int r = archive_write_header(d->ar, e);
-        archive_entry_free(e);
-        if (r != ARCHIVE_OK)
-                return d->r < 0 ? d->r : error_set(&d->err, EIO, "write header of \"%s\"", rel);
-        return 0;
+        return tar_writer_header(d->tw, e, &d->err);
 }
 
 static int write_whiteout(struct differ *d, struct frame *parent, const char *name)
@@ -282,13 +277,8 @@ static int write_whiteout(struct differ *d, struct frame *parent, const char *na
                 return r;
         _cleanup_free_ char *wname = xasprintf(".wh.%s", name);
         _cleanup_free_ char *wh = join(parent->rel, wname);
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, wh);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0);
-        archive_entry_set_size(e, 0);
-        archive_entry_set_mtime(e, d->now, 0);
-        return header(d, e, wh);
+        struct tar_entry e = {.type = TAR_REG, .path = wh, .mode = 0, .mtime_sec = d->now};
+        return header(d, &e);
 }
 
 /* Writes parent/name (stat st, path rel in the tar) with its data. */
@@ -304,24 +294,40 @@ static int write_entry(struct differ *d, struct frame *parent, const char *name,
         r = include_parents(d, parent);
         if (r < 0)
                 return r;
-        struct archive_entry *e = archive_entry_new();
         _cleanup_free_ char *tarname = S_ISDIR(st->st_mode) ? xasprintf("%s/", rel) : xstrdup(rel);
-        archive_entry_set_pathname(e, tarname);
-        archive_entry_set_mode(e, st->st_mode);
-        archive_entry_set_uid(e, st->st_uid);
-        archive_entry_set_gid(e, st->st_gid);
-        archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
-        if (S_ISLNK(st->st_mode)) {
+        struct tar_entry e = {
+                .path = tarname,
+                .mode = st->st_mode & 07777,
+                .uid = st->st_uid,
+                .gid = st->st_gid,
+                .mtime_sec = st->st_mtim.tv_sec,
+        };
+        switch (st->st_mode & S_IFMT) {
+        case S_IFDIR:
+                e.type = TAR_DIR;
+                break;
+        case S_IFLNK: {
                 ssize_t n = readlinkat(parent->fd, name, target, sizeof(target) - 1);
-                if (n < 0) {
-                        archive_entry_free(e);
+                if (n < 0)
                         return error_set(&d->err, errno, "readlink \"%s\"", rel);
-                }
                 target[n] = '\0';
-                archive_entry_set_symlink(e, target);
+                e.type = TAR_SYMLINK;
+                e.linkname = target;
+                break;
         }
-        if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
-                archive_entry_set_rdev(e, st->st_rdev);
+        case S_IFCHR:
+        case S_IFBLK:
+                e.type = S_ISCHR(st->st_mode) ? TAR_CHR : TAR_BLK;
+                e.devmajor = major(st->st_rdev);
+                e.devminor = minor(st->st_rdev);
+                break;
+        case S_IFIFO:
+                e.type = TAR_FIFO;
+                break;
+        default:
+                e.type = TAR_REG;
+                break;
+        }
         if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
                 for (size_t i = 0; i < d->nlinks; i++)
                         if (d->links[i].dev == st->st_dev && d->links[i].ino == st->st_ino) {
@@ -337,17 +343,19 @@ static int write_entry(struct differ *d, struct frame *parent, const char *name,
                 }
         }
         if (link) {
-                archive_entry_set_filetype(e, AE_IFREG);
-                archive_entry_set_hardlink(e, link);
-                archive_entry_set_size(e, 0);
+                e.type = TAR_HARDLINK;
+                e.linkname = (char *)link;
         } else if (S_ISREG(st->st_mode)) {
-                archive_entry_set_size(e, st->st_size);
+                e.size = st->st_size;
         }
-        char cap[256];
+        uint8_t cap[256];
         ssize_t cl = lgetxattr_at(parent->fd, name, "security.capability", cap, sizeof(cap));
-        if (cl > 0)
-                archive_entry_xattr_add_entry(e, "security.capability", cap, (size_t)cl);
-        r = header(d, e, rel);
+        struct tar_xattr capx = {(char *)"security.capability", cap, cl > 0 ? (size_t)cl : 0};
+        if (cl > 0) {
+                e.xattrs = &capx;
+                e.nxattrs = 1;
+        }
+        r = header(d, &e);
         if (r < 0 || link || !S_ISREG(st->st_mode) || st->st_size == 0)
                 return r;
         _cleanup_close_ int fd = openat(parent->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -362,8 +370,9 @@ static int write_entry(struct differ *d, struct frame *parent, const char *name,
                         return error_set(&d->err, errno, "read \"%s\"", rel);
                 if (n == 0)
                         return error_set(&d->err, EIO, "\"%s\" shrank while being read", rel);
-                if (archive_write_data(d->ar, d->copy, (size_t)n) != n)
-                        return d->r < 0 ? d->r : error_set(&d->err, EIO, "write data of \"%s\"", rel);
+                r = tar_writer_data(d->tw, d->copy, (size_t)n, &d->err);
+                if (r < 0)
+                        return r;
                 left -= n;
         }
         return 0;
@@ -603,17 +612,11 @@ int services_diff_compare(struct services_ctx *ctx, const char *ns, const struct
         d.z.level = 1;
         d.z.level_buf = d.zlevel;
         d.z.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
-        d.ar = archive_write_new();
-        archive_write_set_format_pax_restricted(d.ar);
-        archive_write_set_bytes_per_block(d.ar, 0); /* no padding to 10 KiB records, as Go's tar */
-        if (archive_write_open(d.ar, &d, NULL, diff_write_cb, NULL) != ARCHIVE_OK) {
-                r = error_set(err, EIO, "tar writer: %s", archive_error_string(d.ar));
-                goto out;
-        }
+        d.tw = tar_writer_new(diff_sink, &d); /* no padding to 10 KiB records, as Go's tar */
         struct frame root = {.rel = "", .fd = ufd, .written = true};
         r = diff_dir(&d, &root, lfd, 0);
-        if (r == 0 && archive_write_close(d.ar) != ARCHIVE_OK)
-                r = d.r < 0 ? d.r : error_set(&d.err, EIO, "close tar: %s", archive_error_string(d.ar));
+        if (r == 0)
+                r = tar_writer_close(d.tw, &d.err);
         if (r == 0)
                 r = zflush(&d, NULL, 0, true);
         if (r < 0) {
@@ -650,8 +653,7 @@ int services_diff_compare(struct services_ctx *ctx, const char *ns, const struct
                 };
         }
 out:
-        if (d.ar)
-                archive_write_free(d.ar);
+        tar_writer_free(d.tw);
         if (d.w)
                 metadata_content_writer_close(d.w);
         digester_free(d.raw);

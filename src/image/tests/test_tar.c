@@ -409,12 +409,107 @@ static void test_tar_pax_overrides(void **state)
         tar_reader_free(r);
 }
 
+static int mem_sink(void *ud, const void *buf, size_t n)
+{
+        return mem_write(NULL, ud, buf, n) == (la_ssize_t)n ? 0 : -EIO;
+}
+
+/* Entries written by our writer read back the same through libarchive and through our reader. */
+static void test_tar_writer_roundtrip(void **state)
+{
+        (void)state;
+        struct mem m = {0};
+        struct tar_writer *w = tar_writer_new(mem_sink, &m);
+        char longlink[300];
+        memset(longlink, 'l', sizeof(longlink) - 1);
+        longlink[sizeof(longlink) - 1] = '\0';
+        uint8_t cap[20] = {1, 0, 0, 2, 0x20, 0, 0, 0};
+        struct tar_xattr xa = {(char *)"security.capability", cap, sizeof(cap)};
+        struct tar_entry es[] = {
+            {.type = TAR_DIR, .path = (char *)"dir/", .mode = 0755, .mtime_sec = 1700000000},
+            {.type = TAR_REG, .path = (char *)"dir/file", .mode = 04755, .uid = 5, .gid = 6, .size = 70000,
+             .mtime_sec = 1700000001, .xattrs = &xa, .nxattrs = 1},
+            {.type = TAR_HARDLINK, .path = (char *)"dir/hard", .linkname = (char *)"dir/file", .mode = 0644},
+            {.type = TAR_SYMLINK, .path = (char *)"dir/sym", .linkname = longlink, .mode = 0777},
+            {.type = TAR_CHR, .path = (char *)"dev/null", .mode = 0666, .devmajor = 1, .devminor = 3},
+            {.type = TAR_FIFO, .path = (char *)"fifo", .mode = 0600},
+            {.type = TAR_REG, .path = (char *)files[8].path, .mode = 0644, .uid = 3000000000LL, .gid = 7,
+             .size = 1, .mtime_sec = -5},
+            {.type = TAR_REG, .path = (char *)".wh.gone", .mode = 0, .size = 0},
+        };
+        struct error *err = NULL;
+        for (size_t i = 0; i < sizeof(es) / sizeof(es[0]); i++) {
+                assert_int_equal(tar_writer_header(w, &es[i], &err), 0);
+                for (int64_t k = 0; k < es[i].size; k++) {
+                        uint8_t b = (uint8_t)(k * 3 + i);
+                        assert_int_equal(tar_writer_data(w, &b, 1, &err), 0);
+                }
+        }
+        /* too much data, and a header while data is missing */
+        assert_int_equal(tar_writer_data(w, "x", 1, &err), -EFBIG);
+        error_free(&err);
+        assert_int_equal(tar_writer_close(w, &err), 0);
+        tar_writer_free(w);
+        assert_int_equal(m.len % 512, 0);
+
+        /* libarchive */
+        struct archive *a = archive_read_new();
+        archive_read_support_format_tar(a);
+        assert_int_equal(archive_read_open_memory(a, m.p, m.len), ARCHIVE_OK);
+        struct archive_entry *ae;
+        size_t n = 0;
+        while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+                const struct tar_entry *e = &es[n++];
+                assert_string_equal(archive_entry_pathname(ae), e->path);
+                assert_int_equal(archive_entry_perm(ae), e->mode);
+                assert_int_equal(archive_entry_uid(ae), e->uid);
+                if (e->type == TAR_HARDLINK)
+                        assert_string_equal(archive_entry_hardlink(ae), e->linkname);
+                if (e->type == TAR_SYMLINK)
+                        assert_string_equal(archive_entry_symlink(ae), e->linkname);
+                if (e->type == TAR_CHR)
+                        assert_int_equal(archive_entry_rdevminor(ae), 3);
+                if (e->type == TAR_REG)
+                        assert_int_equal(archive_entry_size(ae), e->size);
+                assert_int_equal(archive_entry_mtime(ae), e->mtime_sec);
+        }
+        assert_int_equal(n, sizeof(es) / sizeof(es[0]));
+        archive_read_free(a);
+
+        /* ours */
+        struct src s = {m.p, m.len, 0, 333};
+        struct tar_reader *r = tar_reader_new(src_next, &s);
+        const struct tar_entry *e;
+        n = 0;
+        while (tar_reader_next(r, &e, &err) == 0 && e) {
+                const struct tar_entry *want = &es[n++];
+                assert_string_equal(e->path, want->path);
+                assert_int_equal(e->type, want->type);
+                assert_int_equal(e->uid, want->uid);
+                assert_int_equal(e->mtime_sec, want->mtime_sec);
+                assert_int_equal(e->nxattrs, want->nxattrs);
+                if (want->nxattrs)
+                        assert_memory_equal(e->xattrs[0].value, cap, sizeof(cap));
+                const void *b;
+                ssize_t k;
+                int64_t off = 0;
+                while ((k = tar_reader_data(r, &b, &err)) > 0)
+                        for (ssize_t j = 0; j < k; j++, off++)
+                                assert_int_equal(((const uint8_t *)b)[j], (uint8_t)(off * 3 + (int64_t)(n - 1)));
+                assert_int_equal(off, want->type == TAR_REG ? want->size : 0);
+        }
+        assert_int_equal(n, sizeof(es) / sizeof(es[0]));
+        tar_reader_free(r);
+        free(m.p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_tar_pax),     cmocka_unit_test(test_tar_gnu),
             cmocka_unit_test(test_tar_ustar),   cmocka_unit_test(test_tar_v7),
             cmocka_unit_test(test_tar_hostile), cmocka_unit_test(test_tar_pax_overrides),
+            cmocka_unit_test(test_tar_writer_roundtrip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
