@@ -499,8 +499,10 @@ static int build_spec(const struct cli_global *g, const struct run_opts *o, cons
                 goto labels;
         }
         spec = oci_spec_new_default(g->namespace_, id);
-        for (size_t i = 0; o->env_files && o->env_files[i]; i++) {
-                r = cli_run_read_env_file(o->env_files[i], &env, err);
+        /* --env-file is a string flag in ctr: the last one given is the one read */
+        size_t n_env_files = strv_length(o->env_files);
+        if (n_env_files > 0) {
+                r = cli_run_read_env_file(o->env_files[n_env_files - 1], &env, err);
                 if (r < 0)
                         goto out;
         }

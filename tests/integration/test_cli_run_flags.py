@@ -620,3 +620,15 @@ def test_tasks_start_log_uri_pid_file_rootfs(env):
         assert open(pidf).read().isdigit()
     finally:
         env.krill("containers", "rm", "t-start")
+
+
+def test_env_file_last_wins(env):
+    a, b = os.path.join(env.tmp, "env-a"), os.path.join(env.tmp, "env-b")
+    with open(a, "w") as f:
+        f.write("FROM_A=1\n")
+    with open(b, "w") as f:
+        f.write("FROM_B=2\n\nPATH=/bin\n")
+    spec = compare_with_ctr(env, ["--env-file", a, "--env-file", b, "--env", "X=y"])
+    e = spec["Spec"]["process"]["env"]
+    assert "FROM_B=2" in e and "X=y" in e and "PATH=/bin" in e
+    assert not any(v.startswith("FROM_A=") for v in e)
