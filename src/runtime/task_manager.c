@@ -58,10 +58,10 @@ struct create_op;
 struct removal {
         struct task_manager *tm;
         char *ns, *id;
-        struct shim *shim;         /* its task reference is kept until the connection closes */
+        struct shim *shim;            /* its task reference is kept until the connection closes */
         struct runtime_bundle *trash; /* the moved-aside bundle, removed once the shim (its cwd) is gone */
-        uv_timer_t *timer;         /* bounds that wait (containerd's shutdown timeout) */
-        struct create_op *waiting; /* creates of the same ns/id */
+        uv_timer_t *timer;            /* bounds that wait (containerd's shutdown timeout) */
+        struct create_op *waiting;    /* creates of the same ns/id */
         struct removal *next;
 };
 
