@@ -360,6 +360,11 @@ static int check_run_opts(struct run_opts *o, struct error **err)
                                                                "snapshotters have no remapping labels");
                 o->userns = true;
         }
+        for (size_t i = 0; o->annotations && o->annotations[i]; i++)
+                if (!strchr(o->annotations[i], '=')) {
+                        _cleanup_free_ char *m = xasprintf("invalid key=value format annotation: %s", o->annotations[i]);
+                        return error_set_literal(err, EINVAL, m);
+                }
         int r = oci_check_capability_names(o->cap_add, err);
         if (r >= 0)
                 r = oci_check_capability_names(o->cap_drop, err);
@@ -475,7 +480,7 @@ static void set_annotations(json_t *spec, char *const *kv)
         for (size_t i = 0; kv && kv[i]; i++) {
                 const char *eq = strchr(kv[i], '=');
                 _cleanup_free_ char *k = eq ? xstrndup(kv[i], (size_t)(eq - kv[i])) : xstrdup(kv[i]);
-                oci_spec_set_annotation(spec, k, eq ? eq + 1 : "");
+                oci_spec_set_annotation(spec, k, eq ? eq + 1 : "true"); /* LabelArgs' default */
         }
 }
 
@@ -644,7 +649,7 @@ static char **container_labels(const struct run_opts *o, const struct cli_image 
                 const char *eq = strchr(o->labels[i], '=');
                 _cleanup_free_ char *k =
                         eq ? xstrndup(o->labels[i], (size_t)(eq - o->labels[i])) : xstrdup(o->labels[i]);
-                add_label(&labels, k, eq ? eq + 1 : "");
+                add_label(&labels, k, eq ? eq + 1 : "true"); /* LabelArgs */
         }
         return labels;
 }
@@ -1094,7 +1099,7 @@ static int prepare(struct grpc_client *c, const struct grpc_metadata *md, const 
         for (size_t i = 0; i < nl; i++) {
                 const char *eq = strchr(labels[i], '=');
                 strv_push(&kv, eq ? xstrndup(labels[i], (size_t)(eq - labels[i])) : xstrdup(labels[i]));
-                strv_extend(&kv, eq ? eq + 1 : "");
+                strv_extend(&kv, eq ? eq + 1 : "true"); /* LabelArgs */
         }
         for (size_t i = 0; i < nl; i++) {
                 containerd__services__snapshots__v1__prepare_snapshot_request__labels_entry__init(&e[i]);

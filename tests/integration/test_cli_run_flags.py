@@ -632,3 +632,15 @@ def test_env_file_last_wins(env):
     e = spec["Spec"]["process"]["env"]
     assert "FROM_B=2" in e and "X=y" in e and "PATH=/bin" in e
     assert not any(v.startswith("FROM_A=") for v in e)
+
+
+def test_label_and_annotation_forms(env):
+    # LabelArgs: a bare key is "true" (labels, their annotation copies, snapshot labels); a bare annotation
+    # is an error
+    spec = compare_with_ctr(env, ["--label", "bare", "--label", "k=v=w", "--annotation", "a=1"])
+    assert spec["Spec"]["annotations"] == {"bare": "true", "k": "v=w", "a": "1"}
+    assert spec["Labels"]["bare"] == "true"
+    r = env.krill("run", "--rm", "--annotation", "noval", IMAGE, "t-anno", "true")
+    c = env.ctr("run", "--rm", "--annotation", "noval", IMAGE, "t-anno", "true")
+    assert r.returncode == c.returncode == 1
+    assert r.stderr.replace("krill:", "ctr:") == c.stderr
