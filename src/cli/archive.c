@@ -1,8 +1,6 @@
 /* OCI layout and Docker save archives for `krill images import/export`; see archive.h. */
 #include "cli/archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,8 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/decompress.h"
 #include "image/platform.h"
 #include "image/ref.h"
+#include "image/tar.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -119,21 +119,52 @@ static const struct member *find_member(const struct reader *r, const char *name
         return NULL;
 }
 
-static int read_small(struct archive *a, const char *name, int64_t size, char **ret, size_t *ret_len,
-                      struct error **err)
+/* Reading the archive: a tar (plain, gzip or zstd, detected by image/decompress) through image/tar. */
+struct tar_in {
+        struct image_decompressor *dec;
+        uint8_t *buf;
+        struct error *err; /* of a failed read, handed to the caller */
+};
+
+static ssize_t tar_in_next(void *ud, const void **buf)
+{
+        struct tar_in *in = ud;
+        ssize_t n = image_decompressor_read(in->dec, in->buf, READ_CHUNK, &in->err);
+        *buf = in->buf;
+        return n;
+}
+
+/* An error of the tar reader: the decompressor's when the stream failed, else the reader's, prefixed. */
+static int tar_fail(struct tar_in *in, int r, const char *what, struct error **err)
+{
+        if (in->err) {
+                if (err && !*err)
+                        *err = TAKE_PTR(in->err);
+                return r;
+        }
+        if (err && *err)
+                return error_wrap(err, "%s", what);
+        return error_set(err, -r, "%s", what);
+}
+
+static int read_small(struct tar_reader *a, struct tar_in *in, const char *name, int64_t size, char **ret,
+                      size_t *ret_len, struct error **err)
 {
         if (size < 0 || (uint64_t)size > CLI_ARCHIVE_MAX_JSON)
                 return error_set(err, EFBIG, "%s: %lld bytes is too large", name, (long long)size);
         char *buf = xmalloc((size_t)size + 1);
         size_t got = 0;
-        while (got < (size_t)size) {
-                la_ssize_t n = archive_read_data(a, buf + got, (size_t)size - got);
+        for (;;) {
+                const void *p;
+                ssize_t n = tar_reader_data(a, &p, err);
                 if (n < 0) {
                         free(buf);
-                        return error_set(err, EIO, "read %s: %s", name, archive_error_string(a));
+                        _cleanup_free_ char *what = xasprintf("read %s", name);
+                        return tar_fail(in, (int)n, what, err);
                 }
                 if (n == 0)
                         break;
+                memcpy(buf + got, p, (size_t)n); /* the reader hands out at most the entry's size */
                 got += (size_t)n;
         }
         if (got != (size_t)size) {
@@ -163,12 +194,11 @@ static char *blob_digest_of(const char *name)
         return d;
 }
 
-static int stream_member(struct archive *a, struct reader *rd, const char *name, int64_t size,
+static int stream_member(struct tar_reader *a, struct tar_in *in, struct reader *rd, const char *name, int64_t size,
                          const struct cli_archive_sink *sink, struct error **err)
 {
         _cleanup_free_ char *expected = blob_digest_of(name);
         _cleanup_(digester_freep) struct digester *d = digester_new();
-        _cleanup_free_ unsigned char *buf = NULL;
         struct member m = {.name = xstrdup(name), .size = size};
         bool keep_json = str_endswith(name, ".json") && (uint64_t)size <= CLI_ARCHIVE_MAX_JSON &&
                          rd->kept_json + (size_t)size <= MAX_KEPT_JSON_TOTAL;
@@ -186,11 +216,13 @@ static int stream_member(struct archive *a, struct reader *rd, const char *name,
                 m.json = xmalloc((size_t)size + 1);
                 rd->kept_json += (size_t)size;
         }
-        buf = xmalloc(READ_CHUNK);
         for (;;) {
-                la_ssize_t n = archive_read_data(a, buf, READ_CHUNK);
+                const void *data;
+                ssize_t n = tar_reader_data(a, &data, err);
+                const unsigned char *buf = data;
                 if (n < 0) {
-                        r = error_set(err, EIO, "read %s: %s", name, archive_error_string(a));
+                        _cleanup_free_ char *what = xasprintf("read %s", name);
+                        r = tar_fail(in, (int)n, what, err);
                         goto fail;
                 }
                 if (n == 0)
@@ -269,43 +301,36 @@ static char *symlink_target(const char *name, const char *link)
 
 static int read_tar(int fd, struct reader *rd, const struct cli_archive_sink *sink, struct error **err)
 {
-        struct archive *a = archive_read_new();
-        struct archive_entry *e;
+        struct tar_in in = {0};
+        const struct tar_entry *e;
         size_t entries = 0;
-        int r = 0;
-
-        archive_read_support_format_tar(a);
-        archive_read_support_format_gnutar(a);
-        archive_read_support_filter_gzip(a);
-        archive_read_support_filter_zstd(a);
-        if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
-                r = error_set(err, EINVAL, "open archive: %s", archive_error_string(a));
-                archive_read_free(a);
-                return r;
-        }
+        int r = image_decompressor_new(fd, 0, &in.dec, err);
+        if (r < 0)
+                return error_wrap(err, "open archive");
+        in.buf = xmalloc(READ_CHUNK);
+        struct tar_reader *a = tar_reader_new(tar_in_next, &in);
         for (;;) {
-                int ar = archive_read_next_header(a, &e);
-                if (ar == ARCHIVE_EOF)
-                        break;
-                if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-                        r = error_set(err, EINVAL, "read archive: %s", archive_error_string(a));
+                r = tar_reader_next(a, &e, err);
+                if (r < 0) {
+                        r = tar_fail(&in, r, "read archive", err);
                         break;
                 }
+                if (!e)
+                        break;
                 if (++entries > CLI_ARCHIVE_MAX_ENTRIES) {
                         r = error_set(err, E2BIG, "archive has more than %d entries", CLI_ARCHIVE_MAX_ENTRIES);
                         break;
                 }
-                const char *raw = archive_entry_pathname(e);
-                mode_t type = archive_entry_filetype(e);
-                if (type == AE_IFDIR)
+                const char *raw = e->path;
+                if (e->type == TAR_DIR)
                         continue;
                 _cleanup_free_ char *name = cli_archive_clean_name(raw);
                 if (!name) {
                         r = error_set(err, EINVAL, "archive member \"%s\": invalid path", raw ? raw : "");
                         break;
                 }
-                if (type == AE_IFLNK) {
-                        char *t = symlink_target(name, archive_entry_symlink(e));
+                if (e->type == TAR_SYMLINK) {
+                        char *t = symlink_target(name, e->linkname);
                         if (!t) {
                                 r = error_set(err, EINVAL, "archive member \"%s\": invalid symlink target", name);
                                 break;
@@ -314,24 +339,27 @@ static int read_tar(int fd, struct reader *rd, const struct cli_archive_sink *si
                         strv_push(&rd->symlinks, t);
                         continue;
                 }
-                if (type != AE_IFREG || archive_entry_hardlink(e))
+                if (e->type != TAR_REG)
                         continue; /* like ctr: only regular files carry data */
-                int64_t size = archive_entry_size(e);
+                int64_t size = e->size;
                 if (strcmp(name, "oci-layout") == 0) {
                         free(rd->layout);
                         rd->layout = NULL;
-                        r = read_small(a, name, size, &rd->layout, &rd->layout_len, err);
+                        r = read_small(a, &in, name, size, &rd->layout, &rd->layout_len, err);
                 } else if (strcmp(name, "manifest.json") == 0) {
                         free(rd->manifest);
                         rd->manifest = NULL;
-                        r = read_small(a, name, size, &rd->manifest, &rd->manifest_len, err);
+                        r = read_small(a, &in, name, size, &rd->manifest, &rd->manifest_len, err);
                 } else {
-                        r = stream_member(a, rd, name, size, sink, err);
+                        r = stream_member(a, &in, rd, name, size, sink, err);
                 }
                 if (r < 0)
                         break;
         }
-        archive_read_free(a);
+        tar_reader_free(a);
+        image_decompressor_free(in.dec);
+        error_free(&in.err);
+        free(in.buf);
         return r;
 }
 
@@ -548,77 +576,73 @@ out:
 }
 
 struct cli_archive_writer {
-        struct archive *a;
-        int64_t left;
+        struct tar_writer *tw;
+        int fd;
+        int write_errno;
 };
 
-int cli_archive_writer_open(int fd, struct cli_archive_writer **ret, struct error **err)
+static int fd_sink(void *ud, const void *buf, size_t len)
 {
-        struct cli_archive_writer *w = xcalloc(1, sizeof(*w));
-        w->a = archive_write_new();
-        archive_write_set_format_pax_restricted(w->a);
-        archive_write_set_bytes_in_last_block(w->a, 1);
-        if (archive_write_open_fd(w->a, fd) != ARCHIVE_OK) {
-                int r = error_set(err, EIO, "open archive: %s", archive_error_string(w->a));
-                cli_archive_writer_free(w);
-                return r;
+        struct cli_archive_writer *w = ud;
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = write(w->fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        w->write_errno = errno;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
         }
-        *ret = w;
         return 0;
 }
 
-static int writer_header(struct cli_archive_writer *w, const char *name, mode_t type, mode_t perm, int64_t size,
-                         struct error **err)
+/* Errors of the fd sink carry no text of their own. */
+static int writer_fail(struct cli_archive_writer *w, int r, struct error **err)
 {
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, name);
-        archive_entry_set_filetype(e, type);
-        archive_entry_set_perm(e, perm);
-        archive_entry_set_size(e, size);
-        archive_entry_set_mtime(e, 0, 0);
-        int ar = archive_write_header(w->a, e);
-        archive_entry_free(e);
-        if (ar != ARCHIVE_OK)
-                return error_set(err, EIO, "write archive: %s", archive_error_string(w->a));
+        if (r < 0 && w->write_errno && !(err && *err))
+                return error_set(err, w->write_errno, "write archive");
+        return r;
+}
+
+int cli_archive_writer_open(int fd, struct cli_archive_writer **ret, struct error **err)
+{
+        (void)err;
+        struct cli_archive_writer *w = xcalloc(1, sizeof(*w));
+        w->fd = fd;
+        w->tw = tar_writer_new(fd_sink, w);
+        *ret = w;
         return 0;
 }
 
 int cli_archive_writer_add(struct cli_archive_writer *w, const char *name, int64_t size, struct error **err)
 {
-        if (w->left != 0)
-                return error_set(err, EINVAL, "write archive: previous member incomplete");
-        w->left = size;
-        return writer_header(w, name, AE_IFREG, 0444, size, err);
+        struct tar_entry e = {.type = TAR_REG, .path = (char *)name, .mode = 0444, .size = size};
+        return writer_fail(w, tar_writer_header(w->tw, &e, err), err);
 }
 
 int cli_archive_writer_data(struct cli_archive_writer *w, const void *buf, size_t len, struct error **err)
 {
-        if ((int64_t)len > w->left)
-                return error_set(err, EINVAL, "write archive: more data than the member size");
-        if (archive_write_data(w->a, buf, len) != (la_ssize_t)len)
-                return error_set(err, EIO, "write archive: %s", archive_error_string(w->a));
-        w->left -= (int64_t)len;
-        return 0;
+        return writer_fail(w, tar_writer_data(w->tw, buf, len, err), err);
 }
 
 int cli_archive_writer_add_dir(struct cli_archive_writer *w, const char *name, struct error **err)
 {
-        return writer_header(w, name, AE_IFDIR, 0755, 0, err);
+        struct tar_entry e = {.type = TAR_DIR, .path = (char *)name, .mode = 0755};
+        return writer_fail(w, tar_writer_header(w->tw, &e, err), err);
 }
 
 int cli_archive_writer_close(struct cli_archive_writer *w, struct error **err)
 {
-        if (w->left != 0)
-                return error_set(err, EIO, "write archive: member incomplete");
-        if (archive_write_close(w->a) != ARCHIVE_OK)
-                return error_set(err, EIO, "write archive: %s", archive_error_string(w->a));
-        return 0;
+        return writer_fail(w, tar_writer_close(w->tw, err), err);
 }
 
 void cli_archive_writer_free(struct cli_archive_writer *w)
 {
         if (!w)
                 return;
-        archive_write_free(w->a);
+        tar_writer_free(w->tw);
         free(w);
 }

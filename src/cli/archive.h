@@ -1,6 +1,6 @@
 /* Image archives on the client side, as ctr's images/archive package reads and writes them: OCI image
  * layouts (oci-layout, index.json, blobs/<alg>/<hex>) and Docker `save` archives (manifest.json, <id>.json,
- * <id>/layer.tar), streamed through libarchive's tar reader. Nothing is extracted to disk: every regular
+ * <id>/layer.tar), streamed through image/tar.h (plain, gzip or zstd). Nothing is extracted to disk: every regular
  * file goes to a caller's sink (the content store) with its sha256 computed on the way. Entry names are
  * cleaned and must stay relative and beneath the archive root ("..", absolute names are refused); sizes,
  * entry counts and JSON documents are bounded. Pure: no gRPC, no logging above debug. */
@@ -54,7 +54,7 @@ struct cli_archive_index {
 
 void cli_archive_index_done(struct cli_archive_index *idx);
 
-/* Reads the tar from fd (a plain or compressed tar; libarchive detects gzip/zstd), feeding each member
+/* Reads the tar from fd (a plain or compressed tar; image/decompress detects gzip/zstd), feeding each member
  * except oci-layout and manifest.json to sink. Returns the top-level index descriptor ctr would import:
  * index.json for an OCI layout (version 1.0.0 only), or a generated OCI index over Docker schema2
  * manifests for a Docker archive (names normalised like docker: "busybox:1" ->

@@ -732,7 +732,7 @@ int tar_writer_header(struct tar_writer *w, const struct tar_entry *e, struct er
 int tar_writer_data(struct tar_writer *w, const void *buf, size_t len, struct error **err)
 {
         if (len > w->data_left)
-                return error_set(err, EFBIG, "more tar data than the entry's size");
+                return error_set(err, EINVAL, "more tar data than the entry's size");
         w->data_left -= len;
         return w_put(w, buf, len);
 }
