@@ -366,7 +366,7 @@ struct image_layer_stream {
         size_t *lens;
         size_t nslots;
         size_t head, count; /* filled slots: head .. head+count-1 */
-        bool held;          /* the consumer still reads slots[head] (libarchive keeps it until the next read) */
+        bool held;          /* the consumer still reads slots[head] (the tar reader keeps it until the next read) */
         bool eof, stop;
         int r;
         struct error *err;
