@@ -644,3 +644,32 @@ def test_label_and_annotation_forms(env):
     c = env.ctr("run", "--rm", "--annotation", "noval", IMAGE, "t-anno", "true")
     assert r.returncode == c.returncode == 1
     assert r.stderr.replace("krill:", "ctr:") == c.stderr
+
+
+def test_tasks_attach_tty(env):
+    import pty
+    import select
+    r = env.krill("run", "-d", "-t", IMAGE, "t-att-tty", "sh", "-c", "sleep 1; echo tty-out; exit 5")
+    try:
+        assert r.returncode == 0, r.stderr
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(env.cli, [env.cli, "--address", env.d.address, "tasks", "attach", "t-att-tty"])
+        out = b""
+        while True:
+            rl, _, _ = select.select([fd], [], [], 30)
+            if not rl:
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, st = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(st) == 5, out
+        assert b"tty-out" in out
+        assert "t-att-tty" not in env.tasks()
+    finally:
+        env.cleanup("t-att-tty")
