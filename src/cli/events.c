@@ -20,6 +20,7 @@
 #include "github.com/containerd/containerd/api/services/events/v1/events.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "util/alloc.h"
+#include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -79,25 +80,6 @@ void cli_go_time_string(int64_t seconds, int32_t nanos, char *buf, size_t size)
 
 static json_t *render_message(const ProtobufCMessage *m);
 
-static char *base64(const uint8_t *d, size_t n)
-{
-        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *b = xmalloc(4 * ((n + 2) / 3) + 1), *p = b;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)d[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)d[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= d[i + 2];
-                *p++ = tbl[(v >> 18) & 63];
-                *p++ = tbl[(v >> 12) & 63];
-                *p++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-                *p++ = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        *p = '\0';
-        return b;
-}
-
 static bool is_timestamp(const ProtobufCFieldDescriptor *f)
 {
         return f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor == &google__protobuf__timestamp__descriptor;
@@ -154,7 +136,7 @@ static json_t *render_value(const ProtobufCFieldDescriptor *f, const void *p, bo
                 const ProtobufCBinaryData *b = p;
                 if (!b->len && !in_repeated)
                         return NULL;
-                char *s = base64(b->data, b->len);
+                char *s = base64_encode_new(b->data, b->len);
                 json_t *j = json_string(s);
                 free(s);
                 return j;

@@ -11,9 +11,9 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "util/alloc.h"
+#include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/strv.h"
@@ -621,10 +621,7 @@ static const char *kv_get(char *const *kv, const char *k)
 static char *basic_header(const char *user, const char *secret)
 {
         _cleanup_free_ char *plain = xasprintf("%s:%s", user, secret);
-        size_t n = strlen(plain);
-        _cleanup_free_ unsigned char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
-
-        EVP_EncodeBlock(b64, (const unsigned char *)plain, (int)n);
+        _cleanup_free_ char *b64 = base64_encode_new(plain, strlen(plain));
         return xasprintf("Authorization: Basic %s", b64);
 }
 

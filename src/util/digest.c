@@ -186,3 +186,23 @@ bool hex_is_lower(const char *s, size_t n)
                         return false;
         return true;
 }
+
+char *base64_encode_new(const void *in, size_t n)
+{
+        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const uint8_t *d = in;
+        char *b = xmalloc(4 * ((n + 2) / 3) + 1), *p = b;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)d[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)d[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= d[i + 2];
+                *p++ = tbl[(v >> 18) & 63];
+                *p++ = tbl[(v >> 12) & 63];
+                *p++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                *p++ = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        *p = '\0';
+        return b;
+}

@@ -63,5 +63,7 @@ void hex_encode(const void *in, size_t n, char *out);
 char *hex_encode_new(const void *in, size_t n);
 /* Decodes exactly 2*outlen hex characters (either case) from hex; returns 0 or -EINVAL. */
 int hex_decode(const char *hex, size_t hexlen, void *out, size_t outlen);
+/* Standard base64 (RFC 4648, with padding) of in: a new NUL-terminated string. */
+char *base64_encode_new(const void *in, size_t n);
 /* true if s[0..n) is all lowercase hex */
 bool hex_is_lower(const char *s, size_t n);

@@ -91,6 +91,21 @@ static void test_sha256_matches_openssl(void **state)
         }
 }
 
+static void test_base64(void **state)
+{
+        (void)state;
+        /* RFC 4648 section 10 */
+        const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+        const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+        for (size_t i = 0; i < 7; i++) {
+                _cleanup_free_ char *b = base64_encode_new(in[i], strlen(in[i]));
+                assert_string_equal(b, out[i]);
+        }
+        const uint8_t bin[] = {0xfb, 0xff, 0x00};
+        _cleanup_free_ char *b = base64_encode_new(bin, 3);
+        assert_string_equal(b, "+/8A");
+}
+
 static void test_digest_from_fd(void **state)
 {
         (void)state;
@@ -171,7 +186,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_digest_known_vectors),   cmocka_unit_test(test_sha256_fips_vectors),
-                cmocka_unit_test(test_sha256_matches_openssl),   cmocka_unit_test(test_digest_streaming_matches_oneshot),
+                cmocka_unit_test(test_sha256_matches_openssl), cmocka_unit_test(test_base64),   cmocka_unit_test(test_digest_streaming_matches_oneshot),
                 cmocka_unit_test(test_digest_from_fd),         cmocka_unit_test(test_digest_validate_ok),
                 cmocka_unit_test(test_digest_validate_errors), cmocka_unit_test(test_hex_roundtrip),
         };
