@@ -17,6 +17,7 @@
 #include "image/tar.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 
 #define READ_BUF_SIZE (1u << 20)
 #define WHITEOUT_PREFIX ".wh."
@@ -389,39 +390,10 @@ static int get_parent(struct applier *a, const char *parent, struct error **err)
         return fd;
 }
 
-/* Removes name in dirfd, recursively for directories, never following symlinks. */
-static int rm_rf_at(int dfd, const char *name, unsigned depth)
+/* Removes name in dirfd, recursively for directories, never following symlinks or crossing mounts. */
+static int rm_rf_at(int dfd, const char *name)
 {
-        if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-                return 0;
-        if (errno != EISDIR && errno != EPERM)
-                return -errno;
-        if (depth > PATH_MAX / 2)
-                return -ELOOP;
-        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                int e = errno;
-                (void)close(fd);
-                return -e;
-        }
-        struct dirent *de;
-        int r = 0;
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                r = rm_rf_at(dirfd(d), de->d_name, depth + 1);
-                if (r < 0)
-                        break;
-        }
-        closedir(d);
-        if (r < 0)
-                return r;
-        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        return fs_rm_rf_at(dfd, name, NULL);
 }
 
 /* Native opaque directory: remove every child of dir (cleaned path) not created by this layer. */
@@ -444,7 +416,7 @@ static int opaque_clear(struct applier *a, int dfd, const char *dir)
                 _cleanup_free_ char *p = dir[0] ? xasprintf("%s/%s", dir, de->d_name) : xstrdup(de->d_name);
                 if (strset_contains(&a->created, p))
                         continue;
-                r = rm_rf_at(dirfd(d), de->d_name, 0);
+                r = rm_rf_at(dirfd(d), de->d_name);
                 if (r < 0)
                         break;
         }
@@ -637,7 +609,7 @@ static int do_whiteout(struct applier *a, int parent_fd, const char *parent, con
                 return error_set(err, EINVAL, "invalid whiteout \"%s\"", name);
         _cleanup_free_ char *tpath = parent[0] ? xasprintf("%s/%s", parent, target) : xstrdup(target);
         cache_invalidate_under(a, tpath);
-        r = rm_rf_at(parent_fd, target, 0);
+        r = rm_rf_at(parent_fd, target);
         if (r < 0)
                 return error_set(err, -r, "remove whited-out \"%s\"", tpath);
         if (!a->o->overlay)
@@ -942,7 +914,7 @@ static int make_room(struct applier *a, int pfd, const char *name, const char *p
         if (dir && S_ISDIR(st.st_mode))
                 return 1;
         cache_invalidate_under(a, path);
-        int r = rm_rf_at(pfd, name, 0);
+        int r = rm_rf_at(pfd, name);
         if (r < 0)
                 return error_set(err, -r, "remove \"%s\"", path);
         return 0;

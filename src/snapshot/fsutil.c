@@ -16,6 +16,7 @@
 #include "snapshot/snapshot-internal.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 
 #define MAX_DEPTH 2048
 
@@ -81,43 +82,9 @@ static void ino_set_clear(struct ino_set *s)
 
 /* --- rm -rf --- */
 
-static int rm_rf(int dfd, const char *name, unsigned depth)
-{
-        if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-                return 0;
-        if (errno != EISDIR && errno != EPERM)
-                return -errno;
-        if (depth > MAX_DEPTH)
-                return -ELOOP;
-        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                int e = errno;
-                (void)close(fd);
-                return -e;
-        }
-        struct dirent *de;
-        int r = 0;
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                r = rm_rf(dirfd(d), de->d_name, depth + 1);
-                if (r < 0)
-                        break;
-        }
-        closedir(d);
-        if (r < 0)
-                return r;
-        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
-}
-
 int snap_rm_rf_at(int dir_fd, const char *name)
 {
-        return rm_rf(dir_fd, name, 0);
+        return fs_rm_rf_at(dir_fd, name, NULL);
 }
 
 /* --- disk usage --- */

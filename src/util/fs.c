@@ -451,25 +451,32 @@ int fs_is_mountpoint(int dirfd, const char *name)
         return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
 }
 
-static int rm_children(int fd, dev_t dev, const char *what, struct error **err);
+/* Deeper trees than this are refused (-ELOOP) rather than risking the stack: a container can build any depth. */
+#define RM_MAX_DEPTH 4096
 
-static int rm_entry(int dfd, const char *name, dev_t dev, const char *what, struct error **err)
+static int rm_children(int fd, dev_t dev, const char *what, unsigned depth, struct error **err);
+
+static int rm_entry(int dfd, const char *name, dev_t dev, const char *what, unsigned depth, struct error **err)
 {
+        /* Most entries are not directories: try the unlink first and look closer only when it says so. */
+        if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return error_set(err, errno, "remove %s/%s", what, name);
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : error_set(err, errno, "remove %s/%s", what, name);
-        if (!S_ISDIR(st.st_mode)) {
-                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-                        return error_set(err, errno, "remove %s/%s", what, name);
-                return 0;
-        }
+        if (!S_ISDIR(st.st_mode)) /* EPERM for a file: immutable or similar */
+                return error_set(err, EPERM, "remove %s/%s", what, name);
+        if (depth >= RM_MAX_DEPTH)
+                return error_set(err, ELOOP, "remove %s/%s: deeper than %d levels", what, name, RM_MAX_DEPTH);
         if (st.st_dev != dev || fs_is_mountpoint(dfd, name) > 0)
                 return error_set(err, EBUSY, "remove %s/%s: is a mount point", what, name);
         _cleanup_close_ int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0)
                 return errno == ENOENT ? 0 : error_set(err, errno, "remove %s/%s", what, name);
         _cleanup_free_ char *subwhat = xasprintf("%s/%s", what, name);
-        int r = rm_children(sub, dev, subwhat, err);
+        int r = rm_children(sub, dev, subwhat, depth + 1, err);
         if (r < 0)
                 return r;
         if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -477,7 +484,7 @@ static int rm_entry(int dfd, const char *name, dev_t dev, const char *what, stru
         return 0;
 }
 
-static int rm_children(int fd, dev_t dev, const char *what, struct error **err)
+static int rm_children(int fd, dev_t dev, const char *what, unsigned depth, struct error **err)
 {
         int dupfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dupfd < 0)
@@ -498,7 +505,7 @@ static int rm_children(int fd, dev_t dev, const char *what, struct error **err)
                 }
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                int r = rm_entry(dirfd(d), de->d_name, dev, what, err);
+                int r = rm_entry(dirfd(d), de->d_name, dev, what, depth, err);
                 if (r < 0 && ret == 0)
                         ret = r;
         }
@@ -510,23 +517,24 @@ int fs_rm_rf_children(int fd, struct error **err)
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return error_set(err, errno, "remove");
-        return rm_children(fd, st.st_dev, ".", err);
+        return rm_children(fd, st.st_dev, ".", 0, err);
 }
 
 int fs_rm_rf_at(int dirfd, const char *name, struct error **err)
 {
         struct stat parent;
+        if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return error_set(err, errno, "remove %s", name);
         if (fstatat(dirfd, name, &parent, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : error_set(err, errno, "remove %s", name);
-        if (!S_ISDIR(parent.st_mode)) {
-                if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-                        return error_set(err, errno, "remove %s", name);
-                return 0;
-        }
+        if (!S_ISDIR(parent.st_mode))
+                return error_set(err, EPERM, "remove %s", name);
         _cleanup_close_ int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0)
                 return errno == ENOENT ? 0 : error_set(err, errno, "remove %s", name);
-        int r = rm_children(sub, parent.st_dev, name, err);
+        int r = rm_children(sub, parent.st_dev, name, 1, err);
         if (r < 0)
                 return r;
         if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
