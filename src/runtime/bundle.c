@@ -12,6 +12,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/identifiers.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #define TASK_DIR "io.containerd.runtime.v2.task"
@@ -91,6 +92,28 @@ static void unmount_all(const char *target)
                         break;
 }
 
+/* The host gid that container gid 0 maps to (linux.gidMappings), 0 without a mapping (containerd's remappedGID). */
+static int remapped_gid(const void *spec, size_t len, gid_t *ret, struct error **err)
+{
+        json_t *doc = NULL, *linux_ = NULL, *maps = NULL, *m;
+        size_t i;
+        *ret = 0;
+        int r = json_load(spec, len, &doc, err);
+        if (r < 0)
+                return error_wrap(err, "parse spec");
+        if (json_get_object(doc, "linux", &linux_, NULL) == 0 && json_get_array(linux_, "gidMappings", &maps, NULL) == 0)
+                json_array_foreach(maps, i, m) {
+                        uint64_t cid, hid;
+                        if (json_get_uint(m, "containerID", &cid, NULL) == 0 && cid == 0 &&
+                            json_get_uint(m, "hostID", &hid, NULL) == 0 && hid < UINT32_MAX) {
+                                *ret = (gid_t)hid;
+                                break;
+                        }
+                }
+        json_decref(doc);
+        return 0;
+}
+
 int runtime_bundle_new(const char *state_dir, const char *root_dir, const char *ns, const char *id,
                        const void *spec, size_t spec_len, struct runtime_bundle **ret, struct error **err)
 {
@@ -109,6 +132,16 @@ int runtime_bundle_new(const char *state_dir, const char *root_dir, const char *
                 return error_wrap(err, "create bundle parent");
         if (mkdir(b->path, 0700) < 0)
                 return error_set(err, errno, "bundle %s", b->path);
+        /* containerd's prepareBundleDirectoryPermissions: with a user namespace, the remapped root group must be
+         * able to reach the rootfs through the bundle (runc's init runs as that root). */
+        gid_t gid;
+        r = remapped_gid(spec, spec_len, &gid, err);
+        if (r == 0 && gid != 0 && (chown(b->path, (uid_t)-1, gid) < 0 || chmod(b->path, 0710) < 0))
+                r = error_set(err, errno, "bundle %s", b->path);
+        if (r < 0) {
+                (void)rmdir(b->path);
+                return r;
+        }
 
         _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", b->path);
         _cleanup_free_ char *worklink = xasprintf("%s/work", b->path);

@@ -15,8 +15,6 @@
 static int overlay_populate(struct snap_base *b, int dir_fd, const char *parent_id, enum snapshot_kind kind,
                             struct error **err)
 {
-        (void)b;
-        (void)parent_id;
         if (mkdirat(dir_fd, "fs", 0755) < 0)
                 return error_set(err, errno, "create overlay upper dir");
         /* Views never get an upper dir mounted, but containerd creates both for every snapshot. */
@@ -26,6 +24,16 @@ static int overlay_populate(struct snap_base *b, int dir_fd, const char *parent_
         /* mkdir honours the umask: set the modes exactly. */
         if (fchmodat(dir_fd, "fs", 0755, 0) < 0 || fchmodat(dir_fd, "work", 0711, 0) < 0 || fchmod(dir_fd, 0700) < 0)
                 return error_set(err, errno, "chmod overlay snapshot dirs");
+        /* The upper dir is the merged root's inode: it takes the owner of the parent's root, as containerd does,
+         * so that a remapped (user namespace) image stays owned by its remapped root. */
+        if (parent_id && parent_id[0]) {
+                struct stat st;
+                _cleanup_free_ char *pfs = xasprintf("%s/%s/fs", b->snaps_path, parent_id);
+                if (stat(pfs, &st) < 0)
+                        return error_set(err, errno, "failed to create snapshot: failed to stat parent");
+                if ((st.st_uid != 0 || st.st_gid != 0) && fchownat(dir_fd, "fs", st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return error_set(err, errno, "failed to create snapshot: chown upper dir");
+        }
         return 0;
 }
 

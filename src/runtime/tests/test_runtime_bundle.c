@@ -46,6 +46,31 @@ static mode_t mode_of(const char *p)
         return st.st_mode;
 }
 
+/* With a user namespace the remapped root group gets into the bundle (containerd: chown :gid, 0710). */
+static void test_runtime_bundle_userns_permissions(void **s)
+{
+        (void)s;
+        struct runtime_bundle *b = NULL;
+        const char spec[] = "{\"linux\":{\"gidMappings\":[{\"containerID\":1,\"hostID\":5,\"size\":1},"
+                            "{\"containerID\":0,\"hostID\":100000,\"size\":65536}]}}";
+        if (geteuid() != 0)
+                skip();
+        assert_int_equal(runtime_bundle_new(state, root, "default", "u1", spec, strlen(spec), &b, NULL), 0);
+        struct stat st;
+        assert_int_equal(stat(b->path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0710);
+        assert_int_equal(st.st_gid, 100000);
+        assert_int_equal(runtime_bundle_delete(b, NULL), 0);
+        runtime_bundle_free(b);
+        /* a spec that is not JSON fails like containerd's json.Unmarshal, and leaves no bundle */
+        struct error *e = NULL;
+        assert_int_equal(runtime_bundle_new(state, root, "default", "u2", "{", 1, &b, &e), -EINVAL);
+        error_free(&e);
+        char *p = xasprintf("%s/io.containerd.runtime.v2.task/default/u2", state);
+        assert_int_equal(access(p, F_OK), -1);
+        free(p);
+}
+
 static void test_runtime_bundle_layout(void **s)
 {
         (void)s;
@@ -294,6 +319,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_runtime_bundle_layout),
+                cmocka_unit_test(test_runtime_bundle_userns_permissions),
                 cmocka_unit_test(test_runtime_bundle_retire_then_same_id),
         cmocka_unit_test(test_runtime_bundle_rejects_bad_ids),
                 cmocka_unit_test(test_runtime_shim_binary_name),
