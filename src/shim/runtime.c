@@ -124,6 +124,36 @@ int shim_read_pid_file(const char *path, struct error **err)
         return (int)v;
 }
 
+int shim_spec_info_parse(const char *config_json, size_t len, struct shim_spec_info *out)
+{
+        struct shim_json doc, v, el, t;
+        const char *pos = NULL;
+
+        *out = (struct shim_spec_info){.poststart = true};
+        if (!config_json || shim_json_parse(config_json, len, &doc) < 0 || doc.type != SHIM_JSON_OBJECT)
+                return -EINVAL;
+        out->poststart = false;
+        if (shim_json_member(&doc, "hooks", &v) == 0 && v.type == SHIM_JSON_OBJECT &&
+            shim_json_member(&v, "poststart", &v) == 0)
+                out->poststart = v.type != SHIM_JSON_NULL && shim_json_next(&v, &pos, &el);
+        pos = NULL;
+        if (shim_json_member(&doc, "linux", &v) == 0 && v.type == SHIM_JSON_OBJECT &&
+            shim_json_member(&v, "namespaces", &v) == 0)
+                while (shim_json_next(&v, &pos, &el)) {
+                        _cleanup_free_ char *type = NULL, *path = NULL;
+                        if (el.type != SHIM_JSON_OBJECT || shim_json_member(&el, "type", &t) < 0)
+                                continue;
+                        type = shim_json_strdup(&t);
+                        if (!type || strcmp(type, "pid") != 0)
+                                continue;
+                        if (shim_json_member(&el, "path", &t) == 0)
+                                path = shim_json_strdup(&t);
+                        /* the last pid entry wins, as runc's config conversion keeps one per type */
+                        out->private_pidns = !path || !*path;
+                }
+        return 0;
+}
+
 static void child_exec(const char *const *argv, const int fds[3])
 {
         sigset_t all;

@@ -26,6 +26,7 @@
 #define TASK_SERVICE "containerd.task.v2.Task"
 #define MAX_EXECS 1024
 #define MAX_SPEC (1u << 20)
+#define MAX_CONFIG (16u << 20)
 #define DRAIN_TIMEOUT_MS 5000
 /* Go's zero time.Time as a protobuf Timestamp, what the runc shim reports for "not exited" */
 #define GO_ZERO_TIME_SEC (-62135596800LL)
@@ -61,6 +62,7 @@ struct shim_container {
         size_t n_execs;
         struct shim_cgroup *cg;
         bool mounted;
+        struct shim_spec_info spec; /* from config.json: may start/kill skip runc? */
 };
 
 struct shim_server {
@@ -267,12 +269,24 @@ static struct shim_process *find_pid(struct shim_server *s, pid_t pid)
 
 static void begin_shutdown(struct shim_server *s);
 
+/* Reaps every exited child. Kill calls it before signalling a pid itself: a zombie is reported as finished,
+ * as runc does (it reads the zombie state from /proc), and a pid is never reused before this reaps it. */
+static void reap(struct shim_server *s)
+{
+        int wstatus;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+                struct shim_process *p = find_pid(s, pid);
+                if (p)
+                        process_exited(p, wstatus);
+        }
+}
+
 static void on_signal(struct shim_watch *w, uint32_t events)
 {
         struct shim_server *s = w->data;
         struct signalfd_siginfo si;
-        int wstatus;
-        pid_t pid;
 
         (void)events;
         while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
@@ -281,11 +295,7 @@ static void on_signal(struct shim_watch *w, uint32_t events)
                         log_fields(LOG_LEVEL_DEBUG, NULL, "caught exit signal %u", si.ssi_signo);
                         begin_shutdown(s);
                 }
-        while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-                struct shim_process *p = find_pid(s, pid);
-                if (p)
-                        process_exited(p, wstatus);
-        }
+        reap(s);
 }
 
 static void on_oom(void *data)
@@ -370,6 +380,18 @@ static void write_options(struct shim_container *c, const Containerd__Runc__V1__
         free(b.s);
 }
 
+/* An unreadable config.json leaves the conservative answer: every start and kill goes through runc. */
+static void read_spec_info(struct shim_container *c)
+{
+        _cleanup_free_ char *path = xasprintf("%s/config.json", c->bundle);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+
+        if (shim_read_file(path, MAX_CONFIG, &buf, &len, NULL) < 0)
+                buf = NULL;
+        (void)shim_spec_info_parse(buf, len, &c->spec);
+}
+
 static void h_create(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__CreateTaskRequest *req = (const void *)msg;
@@ -410,6 +432,7 @@ static void h_create(struct shim_call *call, const ProtobufCMessage *msg, void *
         c->rt.bundle = xstrdup(req->bundle);
         c->rt.systemd_cgroup = o && o->systemd_cgroup;
         write_options(c, o);
+        read_spec_info(c);
         p = c->init = process_new(c, req->id, true, req->stdin, req->stdout, req->stderr, req->terminal);
 
         if (req->n_rootfs > 0) {
@@ -688,6 +711,19 @@ static void h_state(struct shim_call *call, const ProtobufCMessage *msg, void *d
         shim_call_reply(call, &resp.base);
 }
 
+/* May Kill of the init process skip `runc kill`? Only while created or running (runc thaws a paused container
+ * for SIGKILL), and for --all only SIGKILL in a pid namespace of the container's own: init's death makes the
+ * kernel kill every other process of the namespace, the set runc would signal from the cgroup. */
+static bool kill_direct_ok(const struct shim_container *c, const struct shim_process *p,
+                           const Containerd__Task__V2__KillRequest *req)
+{
+        if (p->pid <= 0 || p->exited || (p->state != SHIM_STATE_CREATED && p->state != SHIM_STATE_RUNNING))
+                return false;
+        if (req->all)
+                return req->signal == SIGKILL && c->spec.private_pidns;
+        return true;
+}
+
 static void h_kill(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__KillRequest *req = (const void *)msg;
@@ -698,12 +734,21 @@ static void h_kill(struct shim_call *call, const ProtobufCMessage *msg, void *da
         struct shim_process *p = NULL;
         int r;
 
+        /* collect exits first: a zombie counts as finished (runc reads its state from /proc), and a pid the
+         * shim signals itself cannot be reused before the shim reaps it */
+        reap(s);
         r = lookup(s, req->id, req->exec_id, &c, &p, &e);
         if (r >= 0 && !(p->is_init && req->all))
                 r = shim_state_check(p->state, SHIM_OP_KILL, &e);
         if (r >= 0 && req->signal > 64)
                 r = error_set(&e, EINVAL, "signal %u", req->signal);
-        if (r >= 0 && p->is_init) {
+        if (r >= 0 && p->is_init && kill_direct_ok(c, p, req)) {
+                /* the shim is init's parent (subreaper): its pid stays reserved until reap() collects it, so
+                 * signalling it directly is what runc kill does, minus the Go process */
+                if (kill(p->pid, (int)req->signal) < 0)
+                        r = errno == ESRCH ? error_set(&e, ENOENT, "process already finished")
+                                           : error_set(&e, errno, "kill %d", p->pid);
+        } else if (r >= 0 && p->is_init) {
                 const char *args[6];
                 size_t n = 0;
                 sig = xasprintf("%u", req->signal);

@@ -141,6 +141,14 @@ int shim_runtime_run(const struct shim_runtime *rt, const char *what, const char
 /* From the runtime's JSON log (one object per line), returns a new string with the msg of the last entry
  * whose level is error (or fatal/panic), or NULL. Pure. */
 char *shim_runtime_last_error(const char *log, size_t len);
+/* What the shim reads from a bundle's config.json to decide whether it may skip a runc call. */
+struct shim_spec_info {
+        bool poststart;     /* hooks.poststart is a non-empty array: `runc start` (runc >= 1.2) runs it */
+        bool private_pidns; /* linux.namespaces has {"type":"pid"} without a path: killing init kills them all */
+};
+/* Parses config.json; an unreadable document gives the conservative answer (poststart true, no private pid
+ * namespace) and -EINVAL. Pure. */
+int shim_spec_info_parse(const char *config_json, size_t len, struct shim_spec_info *out);
 /* Reads a pid file ("1234", optional newline). Returns the pid or -errno. */
 int shim_read_pid_file(const char *path, struct error **err);
 void shim_runtime_clear(struct shim_runtime *rt);

@@ -1,5 +1,6 @@
 /* OCI runtime CLI runner: last error extraction from the JSON log, running a fake runtime, pid files. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -122,12 +124,43 @@ static void test_pid_file(void **state)
         free(p);
 }
 
+static void test_spec_info(void **state)
+{
+        struct shim_spec_info si;
+        const char *plain = "{\"process\":{},\"linux\":{\"namespaces\":[{\"type\":\"mount\"},{\"type\":\"pid\"}]}}";
+        const char *hooks = "{\"hooks\":{\"prestart\":[{\"path\":\"/x\"}],\"poststart\":[{\"path\":\"/bin/true\"}]},"
+                            "\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/proc/1/ns/pid\"}]}}";
+        const char *empty = "{\"hooks\":{\"poststart\":[],\"createRuntime\":[{\"path\":\"/x\"}]},\"linux\":{}}";
+        const char *nullhook = "{\"hooks\":{\"poststart\":null},\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"\"}]}}";
+        (void)state;
+
+        assert_int_equal(shim_spec_info_parse(plain, strlen(plain), &si), 0);
+        assert_false(si.poststart);
+        assert_true(si.private_pidns);
+        assert_int_equal(shim_spec_info_parse(hooks, strlen(hooks), &si), 0);
+        assert_true(si.poststart);
+        assert_false(si.private_pidns); /* joins another pid namespace */
+        assert_int_equal(shim_spec_info_parse(empty, strlen(empty), &si), 0);
+        assert_false(si.poststart);
+        assert_false(si.private_pidns); /* host pid namespace */
+        assert_int_equal(shim_spec_info_parse(nullhook, strlen(nullhook), &si), 0);
+        assert_false(si.poststart);
+        assert_true(si.private_pidns);
+        /* unreadable: the conservative answer */
+        assert_int_equal(shim_spec_info_parse("{\"hooks\":", 9, &si), -EINVAL);
+        assert_true(si.poststart);
+        assert_false(si.private_pidns);
+        assert_int_equal(shim_spec_info_parse(NULL, 0, &si), -EINVAL);
+        assert_true(si.poststart);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_last_error),
             cmocka_unit_test_setup_teardown(test_run, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
+            cmocka_unit_test(test_spec_info),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
