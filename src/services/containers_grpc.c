@@ -261,44 +261,41 @@ enum ctr_op {
 };
 
 struct ctr_job {
-        uv_work_t work;
-        struct services_ctx *ctx;
-        struct grpc_call *call;
-        struct metadata_db *db;
+        struct services_job base;
         enum ctr_op op;
-        char *ns;
         struct metadata_container in, out;
         char **paths;
         size_t npaths;
-        int r;
-        struct error *err;
 };
 
-static void job_work(uv_work_t *w)
+static void job_run(struct services_job *b)
 {
-        struct ctr_job *job = w->data;
+        struct ctr_job *job = (struct ctr_job *)b;
+        struct metadata_db *db = b->ctx->db;
         switch (job->op) {
         case CTR_CREATE:
-                job->r = metadata_container_create(job->db, job->ns, &job->in, &job->out, &job->err);
+                b->r = metadata_container_create(db, b->ns, &job->in, &job->out, &b->err);
                 break;
         case CTR_UPDATE:
-                job->r = metadata_container_update(job->db, job->ns, &job->in, job->paths, job->npaths, &job->out,
-                                                   &job->err);
+                b->r = metadata_container_update(db, b->ns, &job->in, job->paths, job->npaths, &job->out, &b->err);
                 break;
         case CTR_DELETE:
-                job->r = metadata_container_delete(job->db, job->ns, job->in.id, &job->err);
+                b->r = metadata_container_delete(db, b->ns, job->in.id, &b->err);
                 break;
         }
 }
 
-/* The events containerd's containers service publishes after a successful write (services/containers/local.go). */
-static void publish_event(struct ctr_job *job)
+/* The events containerd's containers service publishes after a successful write (services/containers/local.go).
+ * A failure to publish is logged, not returned: the write is committed. */
+static int publish_event(struct services_job *b, struct error **unused)
 {
+        struct ctr_job *job = (struct ctr_job *)b;
         _cleanup_error_ struct error *e = NULL;
         const char *topic;
         int r;
-        if (!job->ctx->events)
-                return;
+        (void)unused;
+        if (!b->ctx->events)
+                return 0;
         if (job->op == CTR_CREATE) {
                 Containerd__Events__ContainerCreate ev = CONTAINERD__EVENTS__CONTAINER_CREATE__INIT;
                 Containerd__Events__ContainerCreate__Runtime rt = CONTAINERD__EVENTS__CONTAINER_CREATE__RUNTIME__INIT;
@@ -312,7 +309,7 @@ static void publish_event(struct ctr_job *job)
                         rt.options = &opts;
                 }
                 ev.runtime = &rt;
-                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+                r = events_publish(b->ctx->events, b->ns, topic, &ev.base, &e);
         } else if (job->op == CTR_UPDATE) {
                 size_t n = metadata_labels_count(job->out.labels);
                 _cleanup_free_ Containerd__Events__ContainerUpdate__LabelsEntry *ent = xcalloc(n + 1, sizeof(*ent));
@@ -330,89 +327,59 @@ static void publish_event(struct ctr_job *job)
                 ev.n_labels = n;
                 ev.labels = ptr;
                 ev.snapshot_key = job->out.snapshot_key ? job->out.snapshot_key : "";
-                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+                r = events_publish(b->ctx->events, b->ns, topic, &ev.base, &e);
         } else {
                 Containerd__Events__ContainerDelete ev = CONTAINERD__EVENTS__CONTAINER_DELETE__INIT;
                 topic = "/containers/delete";
                 ev.id = job->in.id;
-                r = events_publish(job->ctx->events, job->ns, topic, &ev.base, &e);
+                r = events_publish(b->ctx->events, b->ns, topic, &ev.base, &e);
         }
         if (r < 0)
                 log_warn("publish %s: %s", topic, error_str(e));
+        return 0;
 }
 
-static void job_after(uv_work_t *w, int status)
+static void job_reply(struct services_job *b)
 {
-        (void)status;
-        struct ctr_job *job = w->data;
-        if (job->r >= 0) {
-                publish_event(job);
-                /* A deleted container releases its snapshot lease reference: let the GC collect it. */
-                if (job->op == CTR_DELETE)
-                        services_gc_schedule(job->ctx, NULL, NULL);
+        struct ctr_job *job = (struct ctr_job *)b;
+        struct container_msg cm;
+        container_msg_fill(&cm, &job->out);
+        if (job->op == CTR_CREATE) {
+                Containerd__Services__Containers__V1__CreateContainerResponse resp =
+                        CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_RESPONSE__INIT;
+                resp.container = &cm.m;
+                grpc_call_reply(b->call, &resp.base);
+        } else {
+                Containerd__Services__Containers__V1__UpdateContainerResponse resp =
+                        CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_RESPONSE__INIT;
+                resp.container = &cm.m;
+                grpc_call_reply(b->call, &resp.base);
         }
-        if (!grpc_call_is_done(job->call)) {
-                if (job->r < 0)
-                        grpc_call_fail(job->call, job->r, job->err);
-                else if (job->op == CTR_DELETE) {
-                        Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;
-                        grpc_call_reply(job->call, &e.base);
-                } else {
-                        struct container_msg cm;
-                        container_msg_fill(&cm, &job->out);
-                        if (job->op == CTR_CREATE) {
-                                Containerd__Services__Containers__V1__CreateContainerResponse resp =
-                                        CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_RESPONSE__INIT;
-                                resp.container = &cm.m;
-                                grpc_call_reply(job->call, &resp.base);
-                        } else {
-                                Containerd__Services__Containers__V1__UpdateContainerResponse resp =
-                                        CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_RESPONSE__INIT;
-                                resp.container = &cm.m;
-                                grpc_call_reply(job->call, &resp.base);
-                        }
-                        container_msg_done(&cm);
-                }
-        }
-        grpc_call_unref(job->call);
-        free(job->ns);
+        container_msg_done(&cm);
+}
+
+static void job_free(struct services_job *b)
+{
+        struct ctr_job *job = (struct ctr_job *)b;
         metadata_container_clear(&job->in);
-        if (job->r >= 0 && job->op != CTR_DELETE)
-                metadata_container_clear(&job->out);
+        metadata_container_clear(&job->out);
         strv_free(job->paths);
-        error_free(&job->err);
         free(job);
 }
 
-static struct ctr_job *job_new(struct grpc_call *call, void *userdata, enum ctr_op op)
+/* A deleted container releases its snapshot lease reference: the GC (collect) may take its snapshot. */
+static struct ctr_job *job_new(struct grpc_call *call, struct services_ctx *ctx, enum ctr_op op, const char **ret_ns)
 {
-        _cleanup_error_ struct error *err = NULL;
-        const char *ns;
-        struct metadata_db *db = ctx_db(call, userdata);
-        if (!db)
+        if (!services_call_db_ns(call, ctx, ret_ns))
                 return NULL;
-        int r = services_call_namespace(call, &ns, &err);
-        if (r < 0) {
-                grpc_call_fail(call, r, err);
-                return NULL;
-        }
         struct ctr_job *job = xcalloc(1, sizeof(*job));
-        job->call = grpc_call_ref(call);
-        job->ctx = userdata;
-        job->db = db;
         job->op = op;
-        job->ns = xstrdup(ns);
-        job->work.data = job;
+        job->base.run = job_run;
+        job->base.publish = publish_event;
+        job->base.reply = op == CTR_DELETE ? NULL : job_reply;
+        job->base.free = job_free;
+        job->base.collect = op == CTR_DELETE;
         return job;
-}
-
-static void queue(struct ctr_job *job, void *userdata)
-{
-        struct services_ctx *ctx = userdata;
-        if (uv_queue_work(ctx->loop, &job->work, job_work, job_after) < 0) {
-                job->r = error_set(&job->err, EIO, "queue container job");
-                job_after(&job->work, 0);
-        }
 }
 
 static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -422,11 +389,12 @@ static void on_create(struct grpc_call *call, const ProtobufCMessage *req, void 
                 grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "container is required: invalid argument");
                 return;
         }
-        struct ctr_job *job = job_new(call, userdata, CTR_CREATE);
+        const char *ns;
+        struct ctr_job *job = job_new(call, userdata, CTR_CREATE, &ns);
         if (!job)
                 return;
         container_from_msg(&job->in, in->container);
-        queue(job, userdata);
+        services_job_start(&job->base, call, userdata, ns);
 }
 
 static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -436,7 +404,8 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
                 grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "Container.ID required: invalid argument");
                 return;
         }
-        struct ctr_job *job = job_new(call, userdata, CTR_UPDATE);
+        const char *ns;
+        struct ctr_job *job = job_new(call, userdata, CTR_UPDATE, &ns);
         if (!job)
                 return;
         container_from_msg(&job->in, in->container);
@@ -446,17 +415,18 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
                         job->paths[i] = xstrdup(in->update_mask->paths[i]);
                 job->npaths = in->update_mask->n_paths;
         }
-        queue(job, userdata);
+        services_job_start(&job->base, call, userdata, ns);
 }
 
 static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
 {
         const Containerd__Services__Containers__V1__DeleteContainerRequest *in = (const void *)req;
-        struct ctr_job *job = job_new(call, userdata, CTR_DELETE);
+        const char *ns;
+        struct ctr_job *job = job_new(call, userdata, CTR_DELETE, &ns);
         if (!job)
                 return;
         job->in.id = xstrdup(in->id ? in->id : "");
-        queue(job, userdata);
+        services_job_start(&job->base, call, userdata, ns);
 }
 
 void services_containers_register(struct grpc_server *s, struct services_ctx *ctx)

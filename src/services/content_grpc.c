@@ -110,82 +110,32 @@ static bool call_ns(struct grpc_call *call, struct services_ctx *ctx, const char
         return true;
 }
 
-/* --- worker jobs --- */
-
-struct job;
-typedef void (*job_fn)(struct job *j);
+/* --- worker jobs (services_job) --- */
 
 struct job {
-        uv_work_t work;
-        struct grpc_call *call;
-        struct services_ctx *ctx;
-        char *ns;
-        job_fn run;   /* worker thread */
-        job_fn reply; /* loop, on success */
-        int r;
-        struct error *err;
-        /* payloads */
+        struct services_job base;
         struct metadata_content_info info;
         char **paths;
         size_t npaths;
         char *str;
 };
 
-static void job_free(struct job *j)
+static void job_free(struct services_job *b)
 {
-        grpc_call_unref(j->call);
-        free(j->ns);
+        struct job *j = (struct job *)b;
         metadata_content_info_clear(&j->info);
         strv_free(j->paths);
         free(j->str);
-        error_free(&j->err);
         free(j);
 }
 
-static void job_work(uv_work_t *w)
-{
-        struct job *j = w->data;
-        j->run(j);
-}
-
-static void job_after(uv_work_t *w, int status)
-{
-        struct job *j = w->data;
-        if (grpc_call_is_done(j->call))
-                ;
-        else if (status < 0)
-                grpc_call_finish(j->call, GRPC_CANCELLED, "canceled");
-        else if (j->r < 0)
-                grpc_call_fail(j->call, j->r, j->err);
-        else
-                j->reply(j);
-        job_free(j);
-}
-
-static struct job *job_new(struct grpc_call *call, struct services_ctx *ctx, const char *ns, job_fn run, job_fn reply)
+static struct job *job_new(void (*run)(struct services_job *), void (*reply)(struct services_job *))
 {
         struct job *j = xcalloc(1, sizeof(*j));
-        j->call = grpc_call_ref(call);
-        j->ctx = ctx;
-        j->ns = xstrdup(ns);
-        j->run = run;
-        j->reply = reply;
-        j->work.data = j;
+        j->base.run = run;
+        j->base.reply = reply; /* NULL: google.protobuf.Empty */
+        j->base.free = job_free;
         return j;
-}
-
-static void job_queue(struct job *j)
-{
-        if (uv_queue_work(j->ctx->loop, &j->work, job_work, job_after) < 0) {
-                grpc_call_finish(j->call, GRPC_UNAVAILABLE, "worker pool unavailable");
-                job_free(j);
-        }
-}
-
-static void reply_empty(struct job *j)
-{
-        Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
-        grpc_call_reply(j->call, &resp.base);
 }
 
 /* --- Info --- */
@@ -215,22 +165,24 @@ static void on_info(struct grpc_call *call, const ProtobufCMessage *req, void *u
 
 /* --- Update --- */
 
-static void update_run(struct job *j)
+static void update_run(struct services_job *b)
 {
+        struct job *j = (struct job *)b;
         struct metadata_content_info out = {0};
-        j->r = metadata_content_update(j->ctx->db, j->ns, &j->info, j->paths, j->npaths, &out, &j->err);
+        b->r = metadata_content_update(b->ctx->db, b->ns, &j->info, j->paths, j->npaths, &out, &b->err);
         metadata_content_info_clear(&j->info);
         j->info = out;
 }
 
-static void update_reply(struct job *j)
+static void update_reply(struct services_job *b)
 {
+        struct job *j = (struct job *)b;
         struct info_msg im;
         info_msg_fill(&im, &j->info);
         Containerd__Services__Content__V1__UpdateResponse resp =
             CONTAINERD__SERVICES__CONTENT__V1__UPDATE_RESPONSE__INIT;
         resp.info = &im.m;
-        grpc_call_reply(j->call, &resp.base);
+        grpc_call_reply(b->call, &resp.base);
         info_msg_free(&im);
 }
 
@@ -245,7 +197,7 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
                 grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "info.digest: invalid argument");
                 return;
         }
-        struct job *j = job_new(call, ctx, ns, update_run, update_reply);
+        struct job *j = job_new(update_run, update_reply);
         j->info.digest = xstrdup(in->info->digest);
         j->info.labels = labels_from_info(in->info->labels, in->info->n_labels);
         if (in->update_mask && in->update_mask->n_paths > 0) {
@@ -254,7 +206,7 @@ static void on_update(struct grpc_call *call, const ProtobufCMessage *req, void 
                 for (size_t i = 0; i < j->npaths; i++)
                         j->paths[i] = xstrdup(in->update_mask->paths[i]);
         }
-        job_queue(j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 /* --- List --- */
@@ -301,16 +253,17 @@ static void on_list(struct grpc_call *call, const ProtobufCMessage *req, void *u
 
 /* --- Delete --- */
 
-static void delete_run(struct job *j)
+static void delete_run(struct services_job *b)
 {
-        j->r = services_content_delete(j->ctx, j->ns, j->str, &j->err);
+        struct job *j = (struct job *)b;
+        b->r = services_content_delete(b->ctx, b->ns, j->str, &b->err);
 }
 
-static void delete_reply(struct job *j)
+static int delete_publish(struct services_job *b, struct error **err)
 {
-        services_content_publish_delete(j->ctx, j->ns, j->str);
-        services_gc_schedule(j->ctx, NULL, NULL);
-        reply_empty(j);
+        (void)err;
+        services_content_publish_delete(b->ctx, b->ns, ((struct job *)b)->str);
+        return 0;
 }
 
 static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -320,9 +273,11 @@ static void on_delete(struct grpc_call *call, const ProtobufCMessage *req, void 
         const char *ns;
         if (!call_ns(call, ctx, &ns))
                 return;
-        struct job *j = job_new(call, ctx, ns, delete_run, delete_reply);
+        struct job *j = job_new(delete_run, NULL);
+        j->base.publish = delete_publish;
+        j->base.collect = true;
         j->str = xstrdup(in->digest ? in->digest : "");
-        job_queue(j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 /* --- Read: server stream with backpressure --- */
@@ -478,9 +433,9 @@ static void on_list_statuses(struct grpc_call *call, const ProtobufCMessage *req
         metadata_content_statuses_free(sts, n);
 }
 
-static void abort_run(struct job *j)
+static void abort_run(struct services_job *b)
 {
-        j->r = metadata_content_abort(j->ctx->content, j->ns, j->str, &j->err);
+        b->r = metadata_content_abort(b->ctx->content, b->ns, ((struct job *)b)->str, &b->err);
 }
 
 static void on_abort(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
@@ -490,9 +445,9 @@ static void on_abort(struct grpc_call *call, const ProtobufCMessage *req, void *
         const char *ns;
         if (!call_ns(call, ctx, &ns))
                 return;
-        struct job *j = job_new(call, ctx, ns, abort_run, reply_empty);
+        struct job *j = job_new(abort_run, NULL);
         j->str = xstrdup(in->ref ? in->ref : "");
-        job_queue(j);
+        services_job_start(&j->base, call, ctx, ns);
 }
 
 /* --- Write: bidi stream, one worker step per request, strictly in order --- */
