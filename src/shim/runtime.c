@@ -2,6 +2,7 @@
  * shim is single-threaded by design (DESIGN.md section 5). Errors carry the runtime's own last error
  * message from its JSON log (STYLE.md section 11). */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -151,6 +152,98 @@ int shim_spec_info_parse(const char *config_json, size_t len, struct shim_spec_i
                         /* the last pid entry wins, as runc's config conversion keeps one per type */
                         out->private_pidns = !path || !*path;
                 }
+        return 0;
+}
+
+bool shim_runtime_is_runc(const struct shim_runtime *rt)
+{
+        const char *b = rt->binary && *rt->binary ? rt->binary : "runc";
+        const char *slash = strrchr(b, '/');
+
+        return strcmp(slash ? slash + 1 : b, "runc") == 0;
+}
+
+/* True once pid has exited (gone, or a zombie not reaped yet), what runc's exec() checks every 100 ms. */
+static bool pid_dead(pid_t pid)
+{
+        char path[64], buf[512];
+        _cleanup_close_ int fd = -1;
+        const char *rp;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT || errno == ESRCH;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return true;
+        buf[n] = '\0';
+        rp = strrchr(buf, ')');
+        return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X' || rp[2] == 'x';
+}
+
+/* Reads what is there without blocking: 1 at EOF, 0 if the writer still holds it open, -errno. */
+static int drain_fifo(int fd, size_t *got)
+{
+        char buf[64];
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n > 0) {
+                        *got += (size_t)n;
+                        continue;
+                }
+                if (n == 0)
+                        return 1;
+                if (errno == EINTR)
+                        continue;
+                return errno == EAGAIN ? 0 : -errno;
+        }
+}
+
+int shim_runc_exec_fifo(const char *root, const char *id, pid_t pid, struct error **err)
+{
+        _cleanup_free_ char *path = xasprintf("%s/%s/exec.fifo", root, id);
+        _cleanup_close_ int fd = -1;
+        size_t got = 0;
+        int r;
+
+        /* an init that is already gone: `runc start` says "cannot start a container that has stopped" */
+        if (pid_dead(pid))
+                return 1;
+        /* O_NONBLOCK: the open does not wait for runc init, and a dead init cannot hang the shim. Until a
+         * writer has come, poll reports nothing and read would say EOF, so read only after poll says so. */
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return 1;
+                return error_set(err, errno, "exec fifo: open %s", path);
+        }
+        for (;;) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                r = poll(&pfd, 1, 100);
+                if (r < 0 && errno != EINTR)
+                        return error_set(err, errno, "poll %s", path);
+                if (r > 0) {
+                        r = drain_fifo(fd, &got);
+                        if (r < 0)
+                                return error_set(err, -r, "exec fifo: read %s", path);
+                        if (r == 1)
+                                break;
+                        continue;
+                }
+                if (r == 0 && pid_dead(pid)) {
+                        /* runc: it may have run and finished between two checks; data means it started */
+                        if (drain_fifo(fd, &got) < 0 || got == 0)
+                                return error_set_literal(err, EIO, "container process is already dead");
+                        break;
+                }
+        }
+        if (got == 0)
+                return error_set_literal(err, EIO, "cannot start an already running container");
+        if (unlink(path) < 0 && errno != ENOENT)
+                return error_set(err, errno, "remove %s", path);
         return 0;
 }
 

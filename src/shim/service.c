@@ -591,7 +591,17 @@ static void h_start(struct shim_call *call, const ProtobufCMessage *msg, void *d
                 r = error_set_literal(&e, EBUSY, "cannot start an exec process: container not running");
         if (r >= 0 && p->is_init) {
                 const char *args[] = {"start", c->id, NULL};
-                r = shim_runtime_run(&c->rt, "OCI runtime start failed", args, NULL, &e);
+                r = 1;
+                /* runc start = status check + the exec.fifo read + (runc >= 1.2) poststart hooks + NOTIFY_SOCKET
+                 * handling; the state machine did the check, so without hooks or a notify socket the shim reads
+                 * the fifo itself and saves a Go process */
+                if (shim_runtime_is_runc(&c->rt) && !c->spec.poststart && !getenv("NOTIFY_SOCKET") && p->pid > 0) {
+                        r = shim_runc_exec_fifo(c->rt.root, c->id, p->pid, &e);
+                        if (r < 0)
+                                r = error_wrap(&e, "OCI runtime start failed");
+                }
+                if (r == 1)
+                        r = shim_runtime_run(&c->rt, "OCI runtime start failed", args, NULL, &e);
         } else if (r >= 0) {
                 r = start_exec(s, c, p, &e);
         }

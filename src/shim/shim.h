@@ -149,6 +149,14 @@ struct shim_spec_info {
 /* Parses config.json; an unreadable document gives the conservative answer (poststart true, no private pid
  * namespace) and -EINVAL. Pure. */
 int shim_spec_info_parse(const char *config_json, size_t len, struct shim_spec_info *out);
+/* True if the runtime binary is runc (its basename is "runc"): only runc's exec.fifo protocol is replicated. */
+bool shim_runtime_is_runc(const struct shim_runtime *rt);
+/* `runc start` without runc: opens <root>/<id>/exec.fifo for reading, reads until EOF (runc init writes one
+ * byte, then execs the user process, which closes the fifo), and removes the fifo, as runc's Exec() does.
+ * pid is the container's init; if it dies before writing, the error is runc's "container process is already
+ * dead". Returns 0, 1 if the fifo does not exist or init is gone already (the caller runs `runc start` for
+ * runc's own error), or -errno with err set. */
+int shim_runc_exec_fifo(const char *root, const char *id, pid_t pid, struct error **err);
 /* Reads a pid file ("1234", optional newline). Returns the pid or -errno. */
 int shim_read_pid_file(const char *path, struct error **err);
 void shim_runtime_clear(struct shim_runtime *rt);

@@ -1,5 +1,6 @@
-"""The shim's runc shortcuts (docs/shim.md "Fewer runc processes"): Kill signals init with kill(2), unless a
-paused container or a foreign pid namespace needs runc. A wrapper named `runc` logs each subcommand the shim runs, so the tests see which path was taken."""
+"""The shim's runc shortcuts (docs/shim.md "Fewer runc processes"): Start reads runc's exec.fifo itself and
+Kill signals init with kill(2), unless a poststart hook, a paused container or a foreign pid namespace needs
+runc. A wrapper named `runc` logs each subcommand the shim runs, so the tests see which path was taken."""
 
 import glob
 import json
@@ -62,7 +63,7 @@ def _cleanup(workdir, cids):
 
 
 def test_fast_start_and_kill(shim, workdir):
-    """`runc kill` does not run; SIGTERM reaches init (143), SIGKILL with all=true
+    """No hooks: neither `runc start` nor `runc kill` runs; SIGTERM reaches init (143), SIGKILL with all=true
     in the container's own pid namespace ends it (137), and a second Kill is containerd's not-found error."""
     require_binary(RUNC, "runc")
     binary, log = _wrapper(workdir)
@@ -83,10 +84,13 @@ def test_fast_start_and_kill(shim, workdir):
     c = Ttrpc(r.stdout.decode()[len("unix://"):])
     try:
         pid = _create(c, cids[0], bt, binary, fifos[cids[0]])
+        fifo = os.path.join(workdir, "runc", "ns1", cids[0], "exec.fifo")
+        assert os.path.exists(fifo)
         code, msg, payload = c.call("Start", _field(1, cids[0]))
         assert code == 0, msg
         assert _parse(payload)[1][0] == pid
         assert b"ready-sh" in _read_fifo(fds[0], b"ready-sh")
+        assert not os.path.exists(fifo)  # removed, as runc start does: runc now sees "running"
         st = json.loads(subprocess.run([RUNC, "--root", os.path.join(workdir, "runc", "ns1"), "state", cids[0]],
                                        stdout=subprocess.PIPE, check=True).stdout)
         assert st["status"] == "running" and st["pid"] == pid
@@ -117,7 +121,7 @@ def test_fast_start_and_kill(shim, workdir):
 
         calls = _calls(log)
         assert calls.count("create") == 2 and calls.count("delete") == 2, calls
-        assert "kill" not in calls, calls
+        assert "start" not in calls and "kill" not in calls, calls
         assert c.call("Shutdown", _field(1, cids[0]))[0] == 0
     finally:
         c.close()

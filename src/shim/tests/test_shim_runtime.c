@@ -154,6 +154,97 @@ static void test_spec_info(void **state)
         assert_true(si.poststart);
 }
 
+static void test_is_runc(void **state)
+{
+        (void)state;
+        assert_true(shim_runtime_is_runc(&(struct shim_runtime){.binary = "runc"}));
+        assert_true(shim_runtime_is_runc(&(struct shim_runtime){.binary = "/usr/sbin/runc"}));
+        assert_true(shim_runtime_is_runc(&(struct shim_runtime){.binary = NULL}));
+        assert_false(shim_runtime_is_runc(&(struct shim_runtime){.binary = "crun"}));
+        assert_false(shim_runtime_is_runc(&(struct shim_runtime){.binary = "/opt/runc-wrapper"}));
+}
+
+/* A fake runc init: opens the fifo for writing (blocks until the reader), writes what it is told, exits. */
+static pid_t fake_init(const char *fifo, const char *data, bool open_it, unsigned delay_ms)
+{
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (delay_ms)
+                        usleep(delay_ms * 1000);
+                if (open_it) {
+                        int fd = open(fifo, O_WRONLY | O_CLOEXEC);
+                        if (fd < 0)
+                                _exit(1);
+                        if (*data && write(fd, data, strlen(data)) < 0)
+                                _exit(2);
+                }
+                _exit(0);
+        }
+        return pid;
+}
+
+static void test_exec_fifo(void **state)
+{
+        struct fixture *f = *state;
+        char *dir = NULL, *fifo = NULL, *m;
+        struct error *e = NULL;
+        struct stat st;
+        int status, r;
+        pid_t pid;
+
+        assert_true(asprintf(&dir, "%s/ctr1", f->dir) > 0);
+        assert_true(asprintf(&fifo, "%s/exec.fifo", dir) > 0);
+        /* no fifo: the caller falls back to `runc start` */
+        assert_int_equal(shim_runc_exec_fifo(f->dir, "ctr1", getpid(), &e), 1);
+        assert_null(e);
+        assert_int_equal(mkdir(dir, 0700), 0);
+
+        /* the normal start: one byte, then EOF when the writer is gone; the fifo is removed */
+        assert_int_equal(mkfifo(fifo, 0622), 0);
+        pid = fake_init(fifo, "0", true, 0);
+        assert_int_equal(shim_runc_exec_fifo(f->dir, "ctr1", pid, &e), 0);
+        assert_null(e);
+        assert_int_equal(stat(fifo, &st), -1);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        /* init died before the call (a zombie not reaped yet, or reaped): runc start gives its own error */
+        assert_int_equal(mkfifo(fifo, 0622), 0);
+        pid = fake_init(fifo, "", false, 0);
+        assert_int_equal(waitid(P_PID, (id_t)pid, &(siginfo_t){0}, WEXITED | WNOWAIT), 0);
+        assert_int_equal(shim_runc_exec_fifo(f->dir, "ctr1", pid, &e), 1);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(shim_runc_exec_fifo(f->dir, "ctr1", pid, &e), 1);
+        assert_null(e);
+        /* init dies while the shim waits (it never opened the fifo): runc's error, fifo kept. On a machine slow
+         * enough to run the call after the death, the answer is the fallback above. */
+        pid = fake_init(fifo, "", false, 150);
+        r = shim_runc_exec_fifo(f->dir, "ctr1", pid, &e);
+        if (r != 1) {
+                assert_int_equal(r, -EIO);
+                m = error_message(e);
+                assert_string_equal(m, "container process is already dead");
+                free(m);
+                error_free(&e);
+        }
+        assert_int_equal(stat(fifo, &st), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+
+        /* a writer that closes without a byte: runc's "already running" */
+        pid = fake_init(fifo, "", true, 0);
+        assert_int_equal(shim_runc_exec_fifo(f->dir, "ctr1", pid, &e), -EIO);
+        m = error_message(e);
+        assert_string_equal(m, "cannot start an already running container");
+        free(m);
+        error_free(&e);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        free(dir);
+        free(fifo);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -161,6 +252,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_run, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pid_file, setup, teardown),
             cmocka_unit_test(test_spec_info),
+            cmocka_unit_test(test_is_runc),
+            cmocka_unit_test_setup_teardown(test_exec_fifo, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
