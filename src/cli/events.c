@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/events.h"
 #include "cli/cli.h"
 #include "cli/events.h"
 #include "github.com/containerd/containerd/api/events/container.pb-c.h"
@@ -23,34 +24,6 @@
 #include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/log.h"
-
-static const ProtobufCMessageDescriptor *const event_types[] = {
-        &containerd__events__container_create__descriptor,
-        &containerd__events__container_update__descriptor,
-        &containerd__events__container_delete__descriptor,
-        &containerd__events__content_delete__descriptor,
-        &containerd__services__images__v1__image_create__descriptor,
-        &containerd__services__images__v1__image_update__descriptor,
-        &containerd__services__images__v1__image_delete__descriptor,
-        &containerd__events__namespace_create__descriptor,
-        &containerd__events__namespace_update__descriptor,
-        &containerd__events__namespace_delete__descriptor,
-        &containerd__events__snapshot_prepare__descriptor,
-        &containerd__events__snapshot_commit__descriptor,
-        &containerd__events__snapshot_remove__descriptor,
-        &containerd__events__task_create__descriptor,
-        &containerd__events__task_start__descriptor,
-        &containerd__events__task_delete__descriptor,
-        &containerd__events__task_io__descriptor,
-        &containerd__events__task_exit__descriptor,
-        &containerd__events__task_oom__descriptor,
-        &containerd__events__task_exec_added__descriptor,
-        &containerd__events__task_exec_started__descriptor,
-        &containerd__events__task_paused__descriptor,
-        &containerd__events__task_resumed__descriptor,
-        &containerd__events__task_checkpointed__descriptor,
-        NULL,
-};
 
 static void format_time(int64_t seconds, int32_t nanos, bool rfc3339, char *buf, size_t size)
 {
@@ -244,22 +217,14 @@ char *cli_event_json(const char *type_url, const uint8_t *data, size_t len)
 {
         if (!type_url)
                 return NULL;
-        /* tolerate the type.googleapis.com/ style prefix too */
-        const char *slash = strrchr(type_url, '/');
-        const char *name = slash ? slash + 1 : type_url;
-        for (size_t i = 0; event_types[i]; i++) {
-                if (strcmp(event_types[i]->name, name) != 0)
-                        continue;
-                ProtobufCMessage *m = protobuf_c_message_unpack(event_types[i], NULL, len, data);
-                if (!m)
-                        return NULL;
-                json_t *j = render_message(m);
-                protobuf_c_message_free_unpacked(m, NULL);
-                char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-                json_decref(j);
-                return s;
-        }
-        return NULL;
+        ProtobufCMessage *m = api_event_unpack(type_url, data, len); /* also "type.googleapis.com/..." */
+        if (!m)
+                return NULL;
+        json_t *j = render_message(m);
+        protobuf_c_message_free_unpacked(m, NULL);
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        return s;
 }
 
 char *cli_event_line(const Containerd__Services__Events__V1__Envelope *e)

@@ -5,6 +5,7 @@
  * path joined with '.', and everything else (numbers, timestamps, repeated fields) is unhandled. */
 #include <string.h>
 
+#include "api/events.h"
 #include "events/events-internal.h"
 #include "github.com/containerd/containerd/api/events/container.pb-c.h"
 #include "github.com/containerd/containerd/api/events/content.pb-c.h"
@@ -15,42 +16,11 @@
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 
-/* containerd registers its events with typeurl under their full proto names (the api/events protos). */
-static const ProtobufCMessageDescriptor *const event_types[] = {
-    &containerd__events__container_create__descriptor,
-    &containerd__events__container_update__descriptor,
-    &containerd__events__container_delete__descriptor,
-    &containerd__events__content_delete__descriptor,
-    &containerd__services__images__v1__image_create__descriptor,
-    &containerd__services__images__v1__image_update__descriptor,
-    &containerd__services__images__v1__image_delete__descriptor,
-    &containerd__events__namespace_create__descriptor,
-    &containerd__events__namespace_update__descriptor,
-    &containerd__events__namespace_delete__descriptor,
-    &containerd__events__snapshot_prepare__descriptor,
-    &containerd__events__snapshot_commit__descriptor,
-    &containerd__events__snapshot_remove__descriptor,
-    &containerd__events__task_create__descriptor,
-    &containerd__events__task_start__descriptor,
-    &containerd__events__task_delete__descriptor,
-    &containerd__events__task_io__descriptor,
-    &containerd__events__task_exit__descriptor,
-    &containerd__events__task_oom__descriptor,
-    &containerd__events__task_exec_added__descriptor,
-    &containerd__events__task_exec_started__descriptor,
-    &containerd__events__task_paused__descriptor,
-    &containerd__events__task_resumed__descriptor,
-    &containerd__events__task_checkpointed__descriptor,
-};
-
 ProtobufCMessage *events_decode_any(const Google__Protobuf__Any *any)
 {
         if (!any || !any->type_url)
                 return NULL;
-        for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]); i++)
-                if (strcmp(event_types[i]->name, any->type_url) == 0)
-                        return protobuf_c_message_unpack(event_types[i], NULL, any->value.len, any->value.data);
-        return NULL;
+        return api_event_unpack(any->type_url, any->value.data, any->value.len);
 }
 
 /* Does key equal path[0] "." path[1] ... (strings.Join(fieldpath[1:], "."))? */
