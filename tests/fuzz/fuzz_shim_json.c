@@ -1,5 +1,6 @@
 /* Fuzzes the shim's bounded JSON reader (src/shim/json.c): parse, walk every member and element down to the
- * depth limit, decode strings and integers, and the group-id lookup on config.json. */
+ * depth limit, decode strings and integers, the group-id lookup and the hooks/pid-namespace reading of
+ * config.json. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,5 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(s);
         s = shim_json_string_member((const char *)data, size, "msg");
         free(s);
+        {
+                struct shim_spec_info si;
+                /* an unparsable document must give the conservative answer */
+                if (shim_spec_info_parse((const char *)data, size, &si) < 0 && (!si.poststart || si.private_pidns))
+                        abort();
+        }
         return 0;
 }

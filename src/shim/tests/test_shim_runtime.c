@@ -131,7 +131,8 @@ static void test_spec_info(void **state)
         const char *hooks = "{\"hooks\":{\"prestart\":[{\"path\":\"/x\"}],\"poststart\":[{\"path\":\"/bin/true\"}]},"
                             "\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/proc/1/ns/pid\"}]}}";
         const char *empty = "{\"hooks\":{\"poststart\":[],\"createRuntime\":[{\"path\":\"/x\"}]},\"linux\":{}}";
-        const char *nullhook = "{\"hooks\":{\"poststart\":null},\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"\"}]}}";
+        const char *nullhook =
+            "{\"hooks\":{\"poststart\":null},\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"\"}]}}";
         (void)state;
 
         assert_int_equal(shim_spec_info_parse(plain, strlen(plain), &si), 0);
