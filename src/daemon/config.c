@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -52,6 +53,7 @@ enum field_type {
         F_OPAQUE,   /* key names a table accepted as a whole (maps krill does not interpret) */
         F_RUNTIMES, /* the CRI runtimes map */
         F_TIMEOUTS, /* the [timeouts] map */
+        F_REGISTRY_HOSTS, /* the CRI registry.configs map */
 };
 
 #define NOPRINT 0x1 /* accepted containerd plugin krill does not have: not in `config default` */
@@ -178,7 +180,7 @@ static const struct field config_fields[] = {
         STR(CRI ".registry", "config_path", cri.registry.config_path),
         /* Deprecated per-registry tables (config_path replaces them); accepted whole. */
         OPAQUE(CRI ".registry", "auths"),
-        OPAQUE(CRI ".registry", "configs"),
+        {CRI ".registry", "configs", F_REGISTRY_HOSTS, 0, 0, 0, NULL, 0},
         OPAQUE(CRI ".registry", "headers"),
         OPAQUE(CRI ".registry", "mirrors"),
 
@@ -257,6 +259,17 @@ static const struct field runtime_fields[] = {
         {"options", "SystemdCgroup", F_BOOL, R(systemd_cgroup), 0, 0, NULL, 0},
 };
 
+#define H(m) offsetof(struct krill_config_registry_host, m)
+static const struct field registry_host_fields[] = {
+        {"", "auth", F_TABLE, 0, 0, 0, NULL, 0},
+        {"auth", "auth", F_STR, H(auth), 0, 0, NULL, 0},
+        {"auth", "identitytoken", F_STR, H(identitytoken), 0, 0, NULL, 0},
+        {"auth", "password", F_STR, H(password), 0, 0, NULL, 0},
+        {"auth", "username", F_STR, H(username), 0, 0, NULL, 0},
+        /* TLS settings per host: hosts.toml (config_path) is how krill configures them; accepted, not printed */
+        {"", "tls", F_OPAQUE, 0, 0, 0, NULL, NOPRINT},
+};
+
 #define FIELD(base, f, type) ((type *)((char *)(base) + (f)->off))
 
 /* ---- lifecycle ---- */
@@ -306,6 +319,17 @@ static struct krill_config_runtime *runtime_add(struct krill_config *cfg, const 
         rt->name = xstrdup(name);
         fields_init_strings(rt, runtime_fields, ELEMENTSOF(runtime_fields));
         return rt;
+}
+
+static struct krill_config_registry_host *registry_host_add(struct krill_config *cfg, const char *host)
+{
+        cfg->cri.registry.hosts = xreallocarray(cfg->cri.registry.hosts, cfg->cri.registry.n_hosts + 1,
+                                                sizeof(struct krill_config_registry_host));
+        struct krill_config_registry_host *h = &cfg->cri.registry.hosts[cfg->cri.registry.n_hosts++];
+        memset(h, 0, sizeof(*h));
+        h->host = xstrdup(host);
+        fields_init_strings(h, registry_host_fields, ELEMENTSOF(registry_host_fields));
+        return h;
 }
 
 static void set_str(char **p, const char *v)
@@ -377,6 +401,11 @@ void krill_config_free(struct krill_config *cfg)
                 free(cfg->cri.containerd.runtimes[i].name);
         }
         free(cfg->cri.containerd.runtimes);
+        for (size_t i = 0; i < cfg->cri.registry.n_hosts; i++) {
+                fields_free(&cfg->cri.registry.hosts[i], registry_host_fields, ELEMENTSOF(registry_host_fields));
+                free(cfg->cri.registry.hosts[i].host);
+        }
+        free(cfg->cri.registry.hosts);
         strv_free(cfg->timeouts);
         memset(cfg, 0, sizeof(*cfg));
 }
@@ -392,6 +421,13 @@ void krill_config_copy(struct krill_config *dst, const struct krill_config *src)
                 dst->cri.containerd.runtimes[i].name = xstrdup(src->cri.containerd.runtimes[i].name);
                 fields_copy(&dst->cri.containerd.runtimes[i], &src->cri.containerd.runtimes[i], runtime_fields,
                             ELEMENTSOF(runtime_fields));
+        }
+        dst->cri.registry.hosts =
+                xcalloc(src->cri.registry.n_hosts ? src->cri.registry.n_hosts : 1, sizeof(struct krill_config_registry_host));
+        for (size_t i = 0; i < src->cri.registry.n_hosts; i++) {
+                dst->cri.registry.hosts[i].host = xstrdup(src->cri.registry.hosts[i].host);
+                fields_copy(&dst->cri.registry.hosts[i], &src->cri.registry.hosts[i], registry_host_fields,
+                            ELEMENTSOF(registry_host_fields));
         }
         dst->timeouts = strv_copy(src->timeouts);
 }
@@ -423,6 +459,7 @@ static int table_of(struct toml_value *base, const char *path, struct toml_value
 
 static int load_runtimes(struct krill_config *cfg, struct toml_value *t, struct error **err);
 static int load_timeouts(struct krill_config *cfg, struct toml_value *t, struct error **err);
+static int load_registry_hosts(struct krill_config *cfg, struct toml_value *t, struct error **err);
 
 static int load_fields(void *obj, struct toml_value *base, const struct field *fields, size_t n, struct krill_config *cfg,
                        struct error **err)
@@ -480,6 +517,7 @@ static int load_fields(void *obj, struct toml_value *base, const struct field *f
                 case F_OPAQUE:
                 case F_RUNTIMES:
                 case F_TIMEOUTS:
+                case F_REGISTRY_HOSTS:
                         r = toml_get_table(t, f->key, &sub, err);
                         if (r <= 0)
                                 break;
@@ -489,8 +527,34 @@ static int load_fields(void *obj, struct toml_value *base, const struct field *f
                                 r = load_runtimes(cfg, sub, err);
                         else if (f->type == F_TIMEOUTS)
                                 r = load_timeouts(cfg, sub, err);
+                        else if (f->type == F_REGISTRY_HOSTS)
+                                r = load_registry_hosts(cfg, sub, err);
                         break;
                 }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_registry_hosts(struct krill_config *cfg, struct toml_value *t, struct error **err)
+{
+        for (size_t i = 0; i < toml_table_size(t); i++) {
+                const char *host = toml_table_key(t, i);
+                struct toml_value *ht = toml_table_value(t, i);
+                if (toml_type(ht) != TOML_TABLE) {
+                        _cleanup_free_ char *p = toml_value_path(ht);
+                        return error_set(err, EINVAL, "toml: line %u column %u: %s: expected table, got %s",
+                                         toml_line(ht), toml_column(ht), p, toml_type_name(toml_type(ht)));
+                }
+                toml_mark_used(ht, false);
+                struct krill_config_registry_host *h = NULL;
+                for (size_t k = 0; k < cfg->cri.registry.n_hosts && !h; k++)
+                        if (strcmp(cfg->cri.registry.hosts[k].host, host) == 0)
+                                h = &cfg->cri.registry.hosts[k];
+                if (!h)
+                        h = registry_host_add(cfg, host);
+                int r = load_fields(h, ht, registry_host_fields, ELEMENTSOF(registry_host_fields), cfg, err);
                 if (r < 0)
                         return r;
         }
@@ -764,9 +828,17 @@ static void print_field(FILE *f, const void *obj, const char *table, const struc
         case F_TABLE:
         case F_OPAQUE:
         case F_RUNTIMES:
-        case F_TIMEOUTS: {
+        case F_TIMEOUTS:
+        case F_REGISTRY_HOSTS: {
                 _cleanup_free_ char *path = *table ? xasprintf("%s.%s", table, key) : xstrdup(key);
                 print_header(f, path);
+                for (size_t i = 0; fld->type == F_REGISTRY_HOSTS && i < cfg->cri.registry.n_hosts; i++) {
+                        const struct krill_config_registry_host *h = &cfg->cri.registry.hosts[i];
+                        _cleanup_free_ char *name = toml_format_key(h->host);
+                        _cleanup_free_ char *hpath = xasprintf("%s.%s", path, name);
+                        print_header(f, hpath);
+                        print_fields(f, h, hpath, registry_host_fields, ELEMENTSOF(registry_host_fields), cfg);
+                }
                 if (fld->type == F_RUNTIMES) {
                         for (size_t i = 0; i < cfg->cri.containerd.n_runtimes; i++) {
                                 const struct krill_config_runtime *rt = &cfg->cri.containerd.runtimes[i];
@@ -874,4 +946,46 @@ int64_t krill_config_timeout_ns(const struct krill_config *cfg, const char *key,
                                 return ns;
                 }
         return def_ns;
+}
+
+int krill_config_registry_creds(const struct krill_config *cfg, const char *host, char **ret_user, char **ret_secret,
+                                struct error **err)
+{
+        const struct krill_config_registry_host *h = NULL;
+        for (size_t i = 0; i < cfg->cri.registry.n_hosts && !h; i++)
+                if (strcmp(cfg->cri.registry.hosts[i].host, host) == 0)
+                        h = &cfg->cri.registry.hosts[i];
+        if (!h)
+                return 0;
+        if (h->username[0]) {
+                *ret_user = xstrdup(h->username);
+                *ret_secret = xstrdup(h->password);
+                return 1;
+        }
+        if (h->identitytoken[0]) {
+                *ret_user = xstrdup("");
+                *ret_secret = xstrdup(h->identitytoken);
+                return 1;
+        }
+        if (!h->auth[0])
+                return 0;
+        size_t n;
+        _cleanup_free_ char *dec = NULL;
+        if (base64_decode_new(h->auth, &dec, &n) < 0)
+                return error_set(err, EINVAL, "registry %s: invalid auth: not base64", host);
+        char *colon = memchr(dec, ':', n);
+        if (!colon)
+                return error_set(err, EINVAL, "registry %s: invalid decoded auth", host);
+        /* containerd trims NULs from the password (strings.Trim(passwd, "\x00")) */
+        size_t plen = n - (size_t)(colon + 1 - dec);
+        const char *pw = colon + 1;
+        while (plen > 0 && pw[0] == '\0') {
+                pw++;
+                plen--;
+        }
+        while (plen > 0 && pw[plen - 1] == '\0')
+                plen--;
+        *ret_user = xstrndup(dec, (size_t)(colon - dec));
+        *ret_secret = xstrndup(pw, plen);
+        return 1;
 }

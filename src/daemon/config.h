@@ -53,6 +53,15 @@ struct krill_config_runtime {
         int64_t io_gid;       /* IoGid */
 };
 
+/* [plugins."io.containerd.grpc.v1.cri".registry.configs."<host>".auth]: credentials for daemon-side pulls. */
+struct krill_config_registry_host {
+        char *host;
+        char *username;
+        char *password;
+        char *auth;          /* base64("user:password") */
+        char *identitytoken; /* a refresh token, used with an empty user name */
+};
+
 struct krill_config {
         int64_t version;
         char *root;
@@ -137,6 +146,8 @@ struct krill_config {
                 } containerd;
                 struct {
                         char *config_path; /* hosts.toml directory (certs.d layout) */
+                        struct krill_config_registry_host *hosts; /* configs.<host>, document order */
+                        size_t n_hosts;
                 } registry;
         } cri;
         /* [plugins."io.containerd.snapshotter.v1.overlayfs"] and ."native": "" = <root>/<plugin URI> */
@@ -215,5 +226,10 @@ int krill_config_print_default(FILE *f);
 char *krill_config_ttrpc_address(const struct krill_config *cfg);
 /* The runtime handler called name, or NULL. Borrowed from cfg. */
 const struct krill_config_runtime *krill_config_find_runtime(const struct krill_config *cfg, const char *name);
+/* The credentials the config gives for a registry host ("host[:port]"), as containerd's CRI ParseAuth reads them:
+ * username + password; else identitytoken as the secret with an empty user; else auth = base64("user:password").
+ * Returns 1 with new strings, 0 when the config has none for host, -EINVAL for an auth that does not decode. */
+int krill_config_registry_creds(const struct krill_config *cfg, const char *host, char **ret_user, char **ret_secret,
+                                struct error **err);
 /* Looks up a [timeouts] entry and parses it; returns def_ns when absent. */
 int64_t krill_config_timeout_ns(const struct krill_config *cfg, const char *key, int64_t def_ns);

@@ -206,3 +206,38 @@ char *base64_encode_new(const void *in, size_t n)
         *p = '\0';
         return b;
 }
+
+int base64_decode_new(const char *in, char **ret, size_t *ret_len)
+{
+        size_t len = strlen(in);
+        while (len > 0 && in[len - 1] == '=')
+                len--;
+        if (len % 4 == 1)
+                return -EINVAL;
+        char *out = xmalloc(len / 4 * 3 + 3), *o = out;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        for (size_t i = 0; i < len; i++) {
+                char c = in[i];
+                int v = c >= 'A' && c <= 'Z' ? c - 'A'
+                        : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                        : c >= '0' && c <= '9' ? c - '0' + 52
+                        : c == '+' ? 62
+                        : c == '/' ? 63
+                        : -1;
+                if (v < 0) {
+                        free(out);
+                        return -EINVAL;
+                }
+                acc = acc << 6 | (uint32_t)v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        *o++ = (char)(acc >> bits);
+                }
+        }
+        *o = '\0';
+        *ret = out;
+        *ret_len = (size_t)(o - out);
+        return 0;
+}

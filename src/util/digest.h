@@ -65,5 +65,8 @@ char *hex_encode_new(const void *in, size_t n);
 int hex_decode(const char *hex, size_t hexlen, void *out, size_t outlen);
 /* Standard base64 (RFC 4648, with padding) of in: a new NUL-terminated string. */
 char *base64_encode_new(const void *in, size_t n);
+/* Decodes standard base64 (padding optional, no whitespace) into a new NUL-terminated buffer (*ret_len bytes before
+ * the NUL). Returns 0 or -EINVAL. */
+int base64_decode_new(const char *in, char **ret, size_t *ret_len);
 /* true if s[0..n) is all lowercase hex */
 bool hex_is_lower(const char *s, size_t n);

@@ -280,6 +280,67 @@ static void expect_load_error(struct fixture *f, const char *text, int code, con
         krill_config_free(&cfg);
 }
 
+/* containerd's CRI registry.configs."<host>".auth: the credentials daemon-side pulls use, read as ParseAuth does. */
+static void test_config_registry_auth(void **state)
+{
+        struct fixture *f = *state;
+        /* "user:pa:ss\0\0" in base64 */
+        _cleanup_free_ char *path = write_file(f, "config.toml",
+                "version = 2\n"
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"a.example:5000\".auth]\n"
+                "  username = \"alice\"\n  password = \"s3cret\"\n"
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"b.example\".auth]\n"
+                "  auth = \"dXNlcjpwYTpzcwAA\"\n"
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"b.example\".tls]\n"
+                "  insecure_skip_verify = true\n"
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"c.example\".auth]\n"
+                "  identitytoken = \"tok\"\n"
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"d.example\".auth]\n"
+                "  auth = \"not base64!\"\n");
+        struct krill_config cfg;
+        _cleanup_strv_free_ char **unknown = NULL;
+        _cleanup_error_ struct error *e = NULL;
+        krill_config_defaults(&cfg);
+        int r = krill_config_load_file(&cfg, path, &unknown, &e);
+        if (r < 0)
+                fail_msg("%s", error_str(e));
+        assert_int_equal(strv_length(unknown), 0);
+        assert_int_equal(cfg.cri.registry.n_hosts, 4);
+        char *u = NULL, *p = NULL;
+        assert_int_equal(krill_config_registry_creds(&cfg, "a.example:5000", &u, &p, NULL), 1);
+        assert_string_equal(u, "alice");
+        assert_string_equal(p, "s3cret");
+        free(u);
+        free(p);
+        assert_int_equal(krill_config_registry_creds(&cfg, "b.example", &u, &p, NULL), 1);
+        assert_string_equal(u, "user");
+        assert_string_equal(p, "pa:ss");
+        free(u);
+        free(p);
+        assert_int_equal(krill_config_registry_creds(&cfg, "c.example", &u, &p, NULL), 1);
+        assert_string_equal(u, "");
+        assert_string_equal(p, "tok");
+        free(u);
+        free(p);
+        assert_int_equal(krill_config_registry_creds(&cfg, "d.example", &u, &p, &e), -EINVAL);
+        assert_int_equal(krill_config_registry_creds(&cfg, "nowhere", &u, &p, NULL), 0);
+        /* a copy keeps them, and `config dump` style printing writes them back */
+        struct krill_config copy;
+        krill_config_copy(&copy, &cfg);
+        assert_int_equal(copy.cri.registry.n_hosts, 4);
+        assert_string_equal(copy.cri.registry.hosts[0].username, "alice");
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        krill_config_print(m, &copy);
+        fclose(m);
+        assert_non_null(strstr(buf, "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"a.example:5000\".auth]"));
+        assert_non_null(strstr(buf, "username = \"alice\""));
+        free(buf);
+        krill_config_free(&copy);
+        krill_config_free(&cfg);
+}
+
 static void test_config_errors(void **state)
 {
         struct fixture *f = *state;
@@ -355,6 +416,7 @@ int main(void)
                 cmocka_unit_test(test_config_accepts_containerd_default),
                 cmocka_unit_test_setup_teardown(test_config_overrides_and_unknown_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_config_registry_auth, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_imports, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

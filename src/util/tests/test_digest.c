@@ -104,6 +104,21 @@ static void test_base64(void **state)
         const uint8_t bin[] = {0xfb, 0xff, 0x00};
         _cleanup_free_ char *b = base64_encode_new(bin, 3);
         assert_string_equal(b, "+/8A");
+        for (size_t i = 0; i < 7; i++) {
+                char *d = NULL;
+                size_t n = 99;
+                assert_int_equal(base64_decode_new(out[i], &d, &n), 0);
+                assert_int_equal(n, strlen(in[i]));
+                assert_memory_equal(d, in[i], n);
+                free(d);
+        }
+        char *d = NULL;
+        size_t n;
+        assert_int_equal(base64_decode_new("Zm9vYg", &d, &n), 0); /* padding optional */
+        assert_string_equal(d, "foob");
+        free(d);
+        assert_int_equal(base64_decode_new("Zm9v!", &d, &n), -EINVAL);
+        assert_int_equal(base64_decode_new("Zm9vY", &d, &n), -EINVAL);
 }
 
 static void test_digest_from_fd(void **state)
