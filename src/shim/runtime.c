@@ -1,6 +1,7 @@
 /* The OCI runtime CLI (runc, crun, or Options.BinaryName), run synchronously: each call is short, and the
  * shim is single-threaded by design (DESIGN.md section 5). Errors carry the runtime's own last error
  * message from its JSON log (STYLE.md section 11). */
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -245,6 +246,117 @@ int shim_runc_exec_fifo(const char *root, const char *id, pid_t pid, struct erro
         if (unlink(path) < 0 && errno != ENOENT)
                 return error_set(err, errno, "remove %s", path);
         return 0;
+}
+
+/* runc's RemovePath: rmdir, else the child cgroups first, then rmdir again. 0, or -errno (ENOENT is done). */
+static int remove_cgroup(const char *path, int depth)
+{
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+
+        if (rmdir(path) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EBUSY && errno != ENOTEMPTY)
+                return -errno;
+        if (depth > 32)
+                return -ELOOP;
+        d = opendir(path);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *sub = NULL;
+                int r;
+                if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                sub = xasprintf("%s/%s", path, de->d_name);
+                r = remove_cgroup(sub, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        if (rmdir(path) == 0 || errno == ENOENT)
+                return 0;
+        return -errno;
+}
+
+/* runc's state dir holds files only (state.json, exec.fifo); anything else is left to runc */
+static int remove_state_dir(const char *dir)
+{
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        return rmdir(dir) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+static bool nonempty_array_member(const struct shim_json *obj, const char *key)
+{
+        struct shim_json v, el;
+        const char *pos = NULL;
+
+        return shim_json_member(obj, key, &v) == 0 && shim_json_next(&v, &pos, &el);
+}
+
+int shim_runc_delete_stopped(const char *root, const char *id, const char *cgroup_root)
+{
+        _cleanup_free_ char *dir = xasprintf("%s/%s", root, id);
+        _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
+        _cleanup_free_ char *buf = NULL;
+        struct shim_json doc, cfg, v, el, t;
+        const char *pos = NULL;
+        size_t len = 0, rootlen = strlen(cgroup_root);
+        bool own_pidns = false;
+
+        if (shim_read_file(path, 16u << 20, &buf, &len, NULL) < 0 || shim_json_parse(buf, len, &doc) < 0 ||
+            doc.type != SHIM_JSON_OBJECT || shim_json_member(&doc, "config", &cfg) < 0 || cfg.type != SHIM_JSON_OBJECT)
+                return 1;
+        /* poststop hooks, Intel RDT and the systemd driver (a unit to stop over D-Bus) stay runc's */
+        if (shim_json_member(&cfg, "Hooks", &v) == 0 && v.type == SHIM_JSON_OBJECT &&
+            nonempty_array_member(&v, "poststop"))
+                return 1;
+        if (shim_json_member(&cfg, "intel_rdt", &v) == 0 && v.type != SHIM_JSON_NULL)
+                return 1;
+        if (shim_json_member(&doc, "intel_rdt_path", &v) == 0 && v.type == SHIM_JSON_STRING && v.len > 2)
+                return 1;
+        if (shim_json_member(&cfg, "cgroups", &v) == 0 && v.type == SHIM_JSON_OBJECT &&
+            shim_json_member(&v, "systemd", &t) == 0 && t.type == SHIM_JSON_TRUE)
+                return 1;
+        /* without a pid namespace of its own, runc first SIGKILLs whatever is left in the cgroup */
+        if (shim_json_member(&cfg, "namespaces", &v) == 0)
+                while (shim_json_next(&v, &pos, &el)) {
+                        _cleanup_free_ char *type = NULL, *nspath = NULL;
+                        if (el.type != SHIM_JSON_OBJECT || shim_json_member(&el, "type", &t) < 0)
+                                continue;
+                        type = shim_json_strdup(&t);
+                        if (!type || strcmp(type, "NEWPID") != 0)
+                                continue;
+                        if (shim_json_member(&el, "path", &t) == 0)
+                                nspath = shim_json_strdup(&t);
+                        own_pidns = !nspath || !*nspath;
+                }
+        if (!own_pidns)
+                return 1;
+        if (shim_json_member(&doc, "cgroup_paths", &v) < 0 || v.type != SHIM_JSON_OBJECT)
+                return 1;
+        /* check every path before removing any */
+        for (int pass = 0; pass < 2; pass++) {
+                pos = NULL;
+                while (shim_json_next(&v, &pos, &el)) {
+                        _cleanup_free_ char *cg = shim_json_strdup(&el);
+                        if (!cg || strncmp(cg, cgroup_root, rootlen) != 0 || cg[rootlen] != '/' || strstr(cg, "/..") ||
+                            strstr(cg, "/./"))
+                                return 1;
+                        if (pass == 1 && remove_cgroup(cg, 0) < 0)
+                                return 1;
+                }
+        }
+        return remove_state_dir(dir) < 0 ? 1 : 0;
 }
 
 __attribute__((noreturn)) static void child_exec(const char *const *argv, const int fds[3])

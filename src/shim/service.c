@@ -631,6 +631,14 @@ static void h_start(struct shim_call *call, const ProtobufCMessage *msg, void *d
         trim_heap();
 }
 
+/* A reaped init in its own pid namespace left nothing running: runc delete's destroy() is then cgroup rmdirs
+ * and the state dir, which the shim does itself; false (runc delete) for anything else. */
+static bool delete_direct(const struct shim_container *c, const struct shim_process *p)
+{
+        return p->state == SHIM_STATE_STOPPED && p->exited && c->spec.private_pidns && !c->rt.systemd_cgroup &&
+               shim_runtime_is_runc(&c->rt) && shim_runc_delete_stopped(c->rt.root, c->id, "/sys/fs/cgroup") == 0;
+}
+
 static void h_delete(struct shim_call *call, const ProtobufCMessage *msg, void *data)
 {
         const Containerd__Task__V2__DeleteRequest *req = (const void *)msg;
@@ -645,7 +653,7 @@ static void h_delete(struct shim_call *call, const ProtobufCMessage *msg, void *
         r = lookup(s, req->id, req->exec_id, &c, &p, &e);
         if (r >= 0)
                 r = shim_state_check(p->state, SHIM_OP_DELETE, &e);
-        if (r >= 0 && p->is_init) {
+        if (r >= 0 && p->is_init && !delete_direct(c, p)) {
                 const char *args[] = {"delete", p->state == SHIM_STATE_CREATED ? "--force" : c->id,
                                       p->state == SHIM_STATE_CREATED ? c->id : NULL, NULL};
                 r = shim_runtime_run(&c->rt, "OCI runtime delete failed", args, NULL, &e);

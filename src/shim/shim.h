@@ -157,6 +157,13 @@ bool shim_runtime_is_runc(const struct shim_runtime *rt);
  * dead". Returns 0, 1 if the fifo does not exist or init is gone already (the caller runs `runc start` for
  * runc's own error), or -errno with err set. */
 int shim_runc_exec_fifo(const char *root, const char *id, pid_t pid, struct error **err);
+/* `runc delete` of a stopped container without runc, for the common case only: the container had a pid
+ * namespace of its own (its processes died with init), no poststop hooks, no Intel RDT, no systemd cgroup
+ * driver, and every path of state.json's cgroup_paths lies under cgroup_root. Then it does what runc's
+ * destroy() does: removes each cgroup (children first) and <root>/<id>. Returns 0 when done, or 1 when runc
+ * must do it (anything else, a cgroup that will not go yet such as EBUSY, or an unreadable state.json); the
+ * caller then runs `runc delete`, which finds its state untouched except for cgroups already gone. */
+int shim_runc_delete_stopped(const char *root, const char *id, const char *cgroup_root);
 /* Reads a pid file ("1234", optional newline). Returns the pid or -errno. */
 int shim_read_pid_file(const char *path, struct error **err);
 void shim_runtime_clear(struct shim_runtime *rt);

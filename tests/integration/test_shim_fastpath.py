@@ -1,6 +1,6 @@
-"""The shim's runc shortcuts (docs/shim.md "Fewer runc processes"): Start reads runc's exec.fifo itself and
-Kill signals init with kill(2), unless a poststart hook, a paused container or a foreign pid namespace needs
-runc. A wrapper named `runc` logs each subcommand the shim runs, so the tests see which path was taken."""
+"""The shim's runc shortcuts (docs/shim.md "Fewer runc processes"): Start reads runc's exec.fifo itself,
+Kill signals init with kill(2) and Delete removes the cgroups and runc's state dir, unless a hook, a paused
+container or a foreign pid namespace needs runc. A wrapper named `runc` logs each subcommand the shim runs, so the tests see which path was taken."""
 
 import glob
 import json
@@ -50,6 +50,16 @@ def _create(c, cid, bundle, binary, out_fifo):
     return _parse(payload)[1][0]
 
 
+def _gone(workdir, cid):
+    """runc's traces of cid are gone: state dir and every cgroup."""
+    assert not os.path.exists(os.path.join(workdir, "runc", "ns1", cid))
+    left = glob.glob("/sys/fs/cgroup/*/krill-shim-test/" + cid) + glob.glob("/sys/fs/cgroup/krill-shim-test/" + cid)
+    assert left == [], left
+    r = subprocess.run([RUNC, "--root", os.path.join(workdir, "runc", "ns1"), "state", cid],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode != 0 and b"does not exist" in r.stderr, r.stderr
+
+
 def _cleanup(workdir, cids):
     for cid in cids:
         subprocess.run([RUNC, "--root", os.path.join(workdir, "runc", "ns1"), "delete", "--force", cid],
@@ -63,7 +73,7 @@ def _cleanup(workdir, cids):
 
 
 def test_fast_start_and_kill(shim, workdir):
-    """No hooks: neither `runc start` nor `runc kill` runs; SIGTERM reaches init (143), SIGKILL with all=true
+    """No hooks: only `runc create` runs (no start, kill or delete); SIGTERM reaches init (143), SIGKILL with all=true
     in the container's own pid namespace ends it (137), and a second Kill is containerd's not-found error."""
     require_binary(RUNC, "runc")
     binary, log = _wrapper(workdir)
@@ -108,6 +118,7 @@ def test_fast_start_and_kill(shim, workdir):
         assert code == 5 and msg == "process already finished: not found", (code, msg)
         code, msg, payload = c.call("Delete", _field(1, cids[0]))
         assert code == 0 and _parse(payload)[2] == [143], (code, msg)
+        _gone(workdir, cids[0])
 
         _create(c, cids[1], bk, binary, fifos[cids[1]])
         assert c.call("Start", _field(1, cids[1]))[0] == 0
@@ -118,10 +129,10 @@ def test_fast_start_and_kill(shim, workdir):
         code, msg, _ = c.call("Kill", _field(1, cids[1]) + _vfield(3, 15))
         assert code == 5 and msg == "process already finished: not found", (code, msg)
         assert c.call("Delete", _field(1, cids[1]))[0] == 0
+        _gone(workdir, cids[1])
 
         calls = _calls(log)
-        assert calls.count("create") == 2 and calls.count("delete") == 2, calls
-        assert "start" not in calls and "kill" not in calls, calls
+        assert calls == ["create", "create"], calls
         assert c.call("Shutdown", _field(1, cids[0]))[0] == 0
     finally:
         c.close()
@@ -132,16 +143,19 @@ def test_fast_start_and_kill(shim, workdir):
 
 
 def test_poststart_hook_and_slow_kill(shim, workdir):
-    """A poststart hook makes Start go through `runc start` (runc >= 1.2 runs the hook there) and the hook
-    runs; a SIGTERM with all=true and a Kill of a paused container also stay with runc."""
+    """A poststart hook makes Start go through `runc start` (runc >= 1.2 runs the hook there) and a poststop
+    hook makes Delete go through `runc delete`, and both hooks run; a SIGTERM with all=true and a Kill of a
+    paused container also stay with runc."""
     require_binary(RUNC, "runc")
     binary, log = _wrapper(workdir)
     cid = "hooked"
     b = make_oci_bundle(workdir, cid, ["sleep", "1000"])
     mark = os.path.join(workdir, "poststart-state.json")
+    stop_mark = os.path.join(workdir, "poststop-state.json")
     with open(os.path.join(b, "config.json")) as f:
         spec = json.load(f)
-    spec["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > " + mark]}]}
+    spec["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > " + mark]}],
+                     "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > " + stop_mark]}]}
     with open(os.path.join(b, "config.json"), "w") as f:
         json.dump(spec, f)
     ev = EventsServer(os.path.join(workdir, "d.sock.ttrpc"))
@@ -174,8 +188,13 @@ def test_poststart_hook_and_slow_kill(shim, workdir):
         assert _calls(log).count("kill") == 2, _calls(log)  # plain SIGKILL of a running init: kill(2)
         code, msg, payload = c.call("Wait", _field(1, cid))
         assert code == 0 and _parse(payload)[1] == [137], (code, msg)
+        assert not os.path.exists(stop_mark)
         code, msg, payload = c.call("Delete", _field(1, cid))
         assert code == 0 and _parse(payload)[1] == [pid], (code, msg)
+        assert _calls(log).count("delete") == 1, _calls(log)
+        with open(stop_mark) as f:
+            assert json.load(f)["id"] == cid
+        _gone(workdir, cid)
         assert c.call("Shutdown", _field(1, cid))[0] == 0
     finally:
         c.close()

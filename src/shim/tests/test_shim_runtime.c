@@ -246,6 +246,72 @@ static void test_exec_fifo(void **state)
         free(fifo);
 }
 
+static void write_state(const char *dir, const char *cgroot, const char *hooks, const char *pidns, const char *extra)
+{
+        char *path = NULL, *json = NULL;
+        assert_true(asprintf(&path, "%s/state.json", dir) > 0);
+        assert_true(asprintf(&json,
+                             "{\"id\":\"c\",\"config\":{\"namespaces\":[{\"type\":\"NEWNS\",\"path\":\"\"},%s],"
+                             "\"cgroups\":{\"path\":\"/x\"},\"Hooks\":%s,\"intel_rdt\":null},"
+                             "\"cgroup_paths\":{\"\":\"%s/unified/k/c\",\"memory\":\"%s/memory/k/c\"%s},"
+                             "\"intel_rdt_path\":\"\"}",
+                             pidns, hooks, cgroot, cgroot, extra) > 0);
+        assert_int_equal(shim_write_file(path, json, strlen(json), NULL), 0);
+        free(path);
+        free(json);
+}
+
+static void test_delete_stopped(void **state)
+{
+        struct fixture *f = *state;
+        char *root = NULL, *dir = NULL, *cg = NULL, *cmd = NULL, *p = NULL;
+        const char *nohooks = "{\"poststop\":null,\"prestart\":null}";
+        const char *own = "{\"type\":\"NEWPID\",\"path\":\"\"}";
+        struct stat st;
+
+        assert_true(asprintf(&root, "%s/runc", f->dir) > 0);
+        assert_true(asprintf(&dir, "%s/runc/c", f->dir) > 0);
+        assert_true(asprintf(&cg, "%s/cg", f->dir) > 0);
+        assert_true(asprintf(&cmd, "mkdir -p %s %s/unified/k/c/sub/subsub %s/memory/k/c", dir, cg, cg) > 0);
+        /* no state.json: runc's business */
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+
+        /* each refusal leaves everything in place */
+        write_state(dir, cg, "{\"poststop\":[{\"path\":\"/bin/true\"}]}", own, "");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+        write_state(dir, cg, nohooks, "{\"type\":\"NEWPID\",\"path\":\"/proc/1/ns/pid\"}", "");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+        write_state(dir, cg, nohooks, "{\"type\":\"NEWNET\",\"path\":\"\"}", "");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+        write_state(dir, cg, nohooks, own, ",\"pids\":\"/elsewhere/pids/k/c\"");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+        write_state(dir, cg, nohooks, own, ",\"pids\":\"/sys/../etc\"");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 1);
+        assert_int_equal(stat(dir, &st), 0);
+        free(p);
+        assert_true(asprintf(&p, "%s/memory/k/c", cg) > 0);
+        assert_int_equal(stat(p, &st), 0);
+
+        /* the common case: cgroups (children first) and the state dir go, the parents stay */
+        write_state(dir, cg, nohooks, own, "");
+        assert_int_equal(shim_runc_delete_stopped(root, "c", cg), 0);
+        assert_int_equal(stat(dir, &st), -1);
+        assert_int_equal(stat(p, &st), -1);
+        free(p);
+        assert_true(asprintf(&p, "%s/unified/k/c", cg) > 0);
+        assert_int_equal(stat(p, &st), -1);
+        free(p);
+        assert_true(asprintf(&p, "%s/unified/k", cg) > 0);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(stat(root, &st), 0);
+        free(p);
+        free(root);
+        free(dir);
+        free(cg);
+        free(cmd);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -255,6 +321,7 @@ int main(void)
             cmocka_unit_test(test_spec_info),
             cmocka_unit_test(test_is_runc),
             cmocka_unit_test_setup_teardown(test_exec_fifo, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_delete_stopped, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
