@@ -77,6 +77,18 @@ static void *job_thread(void *data)
         return NULL;
 }
 
+/* Apply and Diff each run on a thread of their own, not on libuv's 4 shared workers (see the file comment). */
+static int spawn_detached(void *(*fn)(void *), void *arg)
+{
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&t, &attr, fn, arg);
+        pthread_attr_destroy(&attr);
+        return r;
+}
+
 static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *userdata)
 {
         const Containerd__Services__Diff__V1__ApplyRequest *in = (const void *)req;
@@ -116,12 +128,7 @@ static void on_apply(struct grpc_call *call, const ProtobufCMessage *req, void *
                 job_free(j);
                 return;
         }
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        r = pthread_create(&t, &attr, job_thread, j);
-        pthread_attr_destroy(&attr);
+        r = spawn_detached(job_thread, j);
         if (r != 0) {
                 grpc_call_finish(call, GRPC_UNAVAILABLE, "cannot start the apply thread");
                 uv_close((uv_handle_t *)&j->async, job_closed);
@@ -234,12 +241,7 @@ static void on_diff(struct grpc_call *call, const ProtobufCMessage *req, void *u
                 compare_closed((uv_handle_t *)&j->async); /* not a live handle: only frees j */
                 return;
         }
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        r = pthread_create(&t, &attr, compare_thread, j);
-        pthread_attr_destroy(&attr);
+        r = spawn_detached(compare_thread, j);
         if (r != 0) {
                 grpc_call_finish(call, GRPC_UNAVAILABLE, "cannot start the diff thread");
                 uv_close((uv_handle_t *)&j->async, compare_closed);
