@@ -343,11 +343,13 @@ def test_cgroup_and_cpu(env):
                 assert f.read().split() == ["25000", "100000"]
     finally:
         env.cleanup("t-cgd")
-        for p in (path, path + "-d", os.path.dirname(path)):
-            try:
-                os.rmdir("/sys/fs/cgroup" + p)
-            except OSError:
-                pass
+        # cgroupsPath lands in every hierarchy: cgroup2 at /sys/fs/cgroup, each v1 controller on hybrid hosts
+        for base in daemons._cgroup_bases():
+            for p in (path, path + "-d", os.path.dirname(path)):
+                try:
+                    os.rmdir(base + p)
+                except OSError:
+                    pass
     spec = compare_with_ctr(env, ["--cgroup", "", "--cpu-shares", "100", "--cpu-quota", "20000",
                                   "--cpu-period", "50000", "--memory-limit", "67108864"])
     assert "cgroupsPath" not in spec["Spec"]["linux"]

@@ -5,6 +5,7 @@ present content, and the errors a user sees."""
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -18,8 +19,21 @@ def tool():
                           "krill-image-pull-tool")
 
 
+_roots = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _remove_roots():
+    """Every store the tests pulled into goes when the module is done (no mounts: the tool only extracts)."""
+    yield
+    for r in _roots:
+        shutil.rmtree(r, ignore_errors=True)
+
+
 def pull(ref, *args, root=None, expect_ok=True):
-    root = root or tempfile.mkdtemp(prefix="krill-pull-")
+    if root is None:
+        root = tempfile.mkdtemp(prefix="krill-pull-")
+        _roots.append(root)
     r = subprocess.run([tool(), "--root", root] + list(args) + [ref], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=300)
     if expect_ok:

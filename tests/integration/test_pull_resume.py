@@ -3,18 +3,28 @@ store resumes it with a Range request instead of downloading the layer again (sr
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 
+import pytest
+
 from conftest import build_dir, require_binary
 
 
-def test_pull_resume_after_kill9(registry, large_image):
+@pytest.fixture
+def store():
+    root = tempfile.mkdtemp(prefix="krill-pull-resume-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pull_resume_after_kill9(registry, large_image, store):
     tool = require_binary(os.path.join(build_dir(), "src", "image", "krill-image-pull-tool"),
                           "krill-image-pull-tool")
     ref = registry.push(large_image, "test/large:1")
-    root = tempfile.mkdtemp(prefix="krill-pull-resume-")
+    root = store
     p = subprocess.Popen([tool, "--root", root, "--plain-http", "--no-unpack", "--concurrency", "1",
                           "--verbose", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed_at = None
