@@ -86,3 +86,8 @@ struct cli_flag {
 };
 int cli_parse_flags(const struct cli_global *g, const struct cli_command *cmd, const char *path,
                     const struct cli_flag *flags, int argc, char **argv, int *ret_optind);
+/* The start of most commands: cli_parse_flags, then cli_connect. Returns CLI_GO to go on with *ret connected,
+ * else the exit status to return at once (0 after --help, 1 on a bad flag or a failed connection). */
+#define CLI_GO (-1)
+int cli_begin(const struct cli_global *g, const struct cli_command *cmd, const char *path, const struct cli_flag *flags,
+              int argc, char **argv, int *ret_optind, struct grpc_client **ret);

@@ -97,6 +97,15 @@ int cli_failf(const struct cli_global *g, const char *fmt, ...)
         return 1;
 }
 
+int cli_begin(const struct cli_global *g, const struct cli_command *cmd, const char *path, const struct cli_flag *flags,
+              int argc, char **argv, int *ret_optind, struct grpc_client **ret)
+{
+        int r = cli_parse_flags(g, cmd, path, flags, argc, argv, ret_optind);
+        if (r != 0)
+                return r < 0 ? 1 : 0;
+        return cli_connect(g, ret) < 0 ? 1 : CLI_GO;
+}
+
 int cli_connect(const struct cli_global *g, struct grpc_client **ret)
 {
         _cleanup_error_ struct error *err = NULL;

@@ -101,11 +101,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         int optind_;
         const struct cli_flag flags[] = {{"quiet", 'q', false, &quiet, NULL}, {NULL, 0, false, NULL, NULL}};
 
-        int r = cli_parse_flags(g, cmd, "krill containers list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill containers list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         r = list_containers(c, argv + optind_, (size_t)(argc - optind_), &l, &err);
         grpc_client_free(c);
         if (r < 0) {

@@ -84,11 +84,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         struct grpc_client *c = NULL;
         struct grpc_stream *s = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill content list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill content list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Content__V1__ListContentRequest req =
             CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);
@@ -165,11 +163,9 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
         struct grpc_client *c = NULL;
         _cleanup_free_ char *exit_err = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill content delete", NULL, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill content delete", NULL, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         for (int i = optind_; i < argc; i++) {
                 _cleanup_error_ struct error *err = NULL;
                 ProtobufCMessage *resp = NULL;
@@ -241,11 +237,9 @@ static int run_active(const struct cli_global *g, const struct cli_command *cmd,
         struct grpc_client *c = NULL;
         ProtobufCMessage *resp = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill content active", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill content active", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Content__V1__ListStatusesRequest req =
             CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);

@@ -249,11 +249,9 @@ static int run_events(const struct cli_global *g, const struct cli_command *cmd,
         struct grpc_stream *s = NULL;
         int optind_;
 
-        int r = cli_parse_flags(g, cmd, "krill events", NULL, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill events", NULL, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Events__V1__SubscribeRequest req = CONTAINERD__SERVICES__EVENTS__V1__SUBSCRIBE_REQUEST__INIT;
         req.filters = argv + optind_;
         req.n_filters = (size_t)(argc - optind_);

@@ -673,11 +673,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         struct grpc_client *c = NULL;
         Containerd__Services__Images__V1__ListImagesResponse *list = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill images list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill images list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         r = list_images(c, argc - optind_, argv + optind_, &list, &err);
         if (r < 0) {
                 grpc_client_free(c);
@@ -768,11 +766,9 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
         struct grpc_client *c = NULL;
         _cleanup_free_ char *exit_err = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill images delete", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill images delete", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         for (int i = optind_; i < argc; i++) {
                 _cleanup_error_ struct error *err = NULL;
                 r = delete_image(c, argv[i], sync && i == argc - 1, &err);
@@ -1180,11 +1176,9 @@ static int run_check(const struct cli_global *g, const struct cli_command *cmd, 
         struct grpc_client *c = NULL;
         Containerd__Services__Images__V1__ListImagesResponse *list = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill images check", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill images check", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         r = list_images(c, argc - optind_, argv + optind_, &list, &err);
         if (r < 0) {
                 grpc_client_free(c);

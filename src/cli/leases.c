@@ -44,11 +44,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         struct grpc_client *c = NULL;
         ProtobufCMessage *resp = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill leases list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill leases list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Leases__V1__ListRequest req = CONTAINERD__SERVICES__LEASES__V1__LIST_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);
         req.filters = argv + optind_;
@@ -141,11 +139,9 @@ static int run_delete(const struct cli_global *g, const struct cli_command *cmd,
         const struct cli_flag flags[] = {{"sync", 0, false, &sync, NULL}, {NULL, 0, false, NULL, NULL}};
         struct grpc_client *c = NULL;
         int optind_;
-        int r = cli_parse_flags(g, cmd, "krill leases delete", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill leases delete", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         for (int i = optind_; i < argc; i++) {
                 _cleanup_error_ struct error *err = NULL;
                 struct cli_lease l = {.id = xstrdup(argv[i])};

@@ -84,11 +84,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         int optind_;
         const struct cli_flag flags[] = {{"quiet", 'q', false, &quiet, NULL}, {NULL, 0, false, NULL, NULL}};
 
-        int r = cli_parse_flags(g, cmd, "krill namespaces list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill namespaces list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Namespaces__V1__ListNamespacesRequest req =
                 CONTAINERD__SERVICES__NAMESPACES__V1__LIST_NAMESPACES_REQUEST__INIT;
         r = grpc_client_unary(c, NS_PATH("List"), NULL, &req.base,
@@ -204,11 +202,9 @@ static int run_remove(const struct cli_global *g, const struct cli_command *cmd,
         int optind_;
         const struct cli_flag flags[] = {{"cgroup", 'c', false, &cgroup, NULL}, {NULL, 0, false, NULL, NULL}};
 
-        int r = cli_parse_flags(g, cmd, "krill namespaces remove", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill namespaces remove", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         for (int i = optind_; i < argc; i++) {
                 _cleanup_error_ struct error *err = NULL;
                 ProtobufCMessage *resp = NULL;

@@ -96,11 +96,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
                 {NULL, 0, false, NULL, NULL},
         };
 
-        int r = cli_parse_flags(g, cmd, "krill plugins list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill plugins list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Introspection__V1__PluginsRequest req =
                 CONTAINERD__SERVICES__INTROSPECTION__V1__PLUGINS_REQUEST__INIT;
         req.n_filters = (size_t)(argc - optind_);

@@ -126,11 +126,9 @@ static int run_list(const struct cli_global *g, const struct cli_command *cmd, i
         int optind_;
         const struct cli_flag flags[] = {{"quiet", 'q', false, &quiet, NULL}, {NULL, 0, false, NULL, NULL}};
 
-        int r = cli_parse_flags(g, cmd, "krill tasks list", flags, argc, argv, &optind_);
-        if (r != 0)
-                return r < 0 ? 1 : 0;
-        if (cli_connect(g, &c) < 0)
-                return 1;
+        int r = cli_begin(g, cmd, "krill tasks list", flags, argc, argv, &optind_, &c);
+        if (r != CLI_GO)
+                return r;
         Containerd__Services__Tasks__V1__ListTasksRequest req = CONTAINERD__SERVICES__TASKS__V1__LIST_TASKS_REQUEST__INIT;
         r = grpc_client_unary(c, TASKS("List"), NULL, &req.base,
                               &containerd__services__tasks__v1__list_tasks_response__descriptor, &resp, &err);
